@@ -1,0 +1,49 @@
+// One build step: bundles each executable with esbuild (one file each, so a CLI starts by loading a single
+// module) and compiles the C in native/. Type checking is separate (npm run typecheck) so a build stays fast.
+import { build } from 'esbuild';
+import { existsSync, mkdirSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// name in package.json "bin" -> entry module. An entry that does not exist yet is skipped.
+export const executables = {
+  'berth-runc': 'runtimes/native/cli/main.ts',
+  'berthd': 'daemon/main.ts',
+  'berth': 'ctr-cli/main.ts',
+  'containerd-shim-berth-v2': 'shim/main.ts',
+};
+
+// Native addons cannot be bundled; they load from node_modules at run time.
+const external = ['lmdb', 'ffi-rs', 'msgpackr-extract', 'node-gyp-build-optional-packages'];
+
+async function main() {
+  if (existsSync(join(root, 'native', 'Makefile'))) {
+    execFileSync('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' });
+  }
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  const jobs = [];
+  for (const [name, entry] of Object.entries(executables)) {
+    if (!existsSync(join(root, entry))) continue;
+    const outfile = join(root, 'dist', `${name}.mjs`);
+    jobs.push(build({
+      entryPoints: [join(root, entry)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      external,
+      sourcemap: 'linked',
+      logLevel: 'warning',
+      banner: {
+        js: "#!/usr/bin/env node\nimport { createRequire as __berthCreateRequire } from 'node:module';\nconst require = __berthCreateRequire(import.meta.url);",
+      },
+    }).then(() => chmodSync(outfile, 0o755)));
+  }
+  await Promise.all(jobs);
+}
+
+main().catch((err) => { console.error(err.message ?? err); process.exit(1); });

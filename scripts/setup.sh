@@ -1,0 +1,35 @@
+#!/bin/sh
+# Idempotent: installs every system package berth and its tests use, then the npm dependencies.
+# A fresh machine has only Node, gcc and make.
+set -eu
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="busybox-static runc crun containerd docker-registry runsc skopeo fuse3 libfuse3-dev
+  libseccomp-dev pkg-config iproute2 hyperfine squashfs-tools erofs-utils util-linux procps psmisc"
+
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing apt packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ ! -f /var/lib/apt/periodic/berth-updated ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+    apt-get update -qq
+    mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/berth-updated
+  fi
+  # --no-install-recommends keeps containerd/docker-registry from pulling services we do not want running.
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # Debian starts these services on install; berth's tests start their own instances on private sockets.
+  for svc in containerd docker-registry; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl stop "$svc" || true
+      systemctl disable "$svc" >/dev/null 2>&1 || true
+    fi
+  done
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies"
+  env -u NODE_EXTRA_CA_CERTS npm ci --no-audit --no-fund --loglevel=error
+fi

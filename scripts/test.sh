@@ -1,0 +1,13 @@
+#!/bin/sh
+# The whole test suite: set up (idempotent), build, type-check, run every ava test on the real kernel.
+# Ends with one plain "N passed, N failed" line.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+npm run -s build
+npm run -s typecheck
+unset NODE_EXTRA_CA_CERTS
+set +e
+npx ava --tap "$@" | node scripts/tap-summary.mjs
+status=$?
+exit $status
