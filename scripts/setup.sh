@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="busybox-static runc crun containerd docker-registry runsc skopeo fuse3 libfuse3-dev
-  libseccomp-dev pkg-config iproute2 hyperfine squashfs-tools erofs-utils util-linux procps psmisc"
+  libseccomp-dev pkg-config iproute2 hyperfine squashfs-tools erofs-utils util-linux procps psmisc zstd openssl"
 
 missing=""
 for p in $APT_PACKAGES; do
