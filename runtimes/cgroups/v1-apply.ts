@@ -1,0 +1,127 @@
+// Writes linux.resources into cgroup v1 controller directories (one directory per mounted controller).
+import { errFailedPrecondition } from '../../api/errdefs.ts';
+import { fileExists, readNumber, writeValue } from './files.ts';
+import type { LinuxBlockIO, LinuxCPU, LinuxDeviceCgroup, LinuxMemory, LinuxResources } from './types.ts';
+
+export type Dirs = ReadonlyMap<string, string>;
+
+function dirFor(dirs: Dirs, controller: string, what: string): string {
+  const dir = dirs.get(controller);
+  if (!dir) throw errFailedPrecondition(`cgroup ${what}: the ${controller} controller is not mounted on this host`);
+  return dir;
+}
+
+function applyMemory(dir: string, m: LinuxMemory): void {
+  const limit = m.limit ?? 0;
+  // -1 memory with no swap given means both unlimited, else the old memsw limit would cap the new memory limit.
+  const swap = m.swap ?? (limit === -1 ? -1 : 0);
+  const hasMemsw = fileExists(dir, 'memory.memsw.limit_in_bytes');
+  if (swap !== 0 && !hasMemsw && swap !== -1) {
+    throw errFailedPrecondition('cgroup memory.swap: swap accounting (memory.memsw.*) is not enabled in this kernel');
+  }
+  if (limit !== 0 && swap !== 0 && hasMemsw) {
+    // memsw must stay ≥ memory at every step: raise memsw first when growing, lower memory first when shrinking.
+    const current = readNumber(dir, 'memory.limit_in_bytes');
+    if (swap === -1 || current < swap) {
+      writeValue(dir, 'memory.memsw.limit_in_bytes', swap, 'memory.swap');
+      writeValue(dir, 'memory.limit_in_bytes', limit, 'memory.limit');
+    } else {
+      writeValue(dir, 'memory.limit_in_bytes', limit, 'memory.limit');
+      writeValue(dir, 'memory.memsw.limit_in_bytes', swap, 'memory.swap');
+    }
+  } else if (limit !== 0) {
+    writeValue(dir, 'memory.limit_in_bytes', limit, 'memory.limit');
+  } else if (swap !== 0 && hasMemsw) {
+    writeValue(dir, 'memory.memsw.limit_in_bytes', swap, 'memory.swap');
+  }
+  if (m.reservation) writeValue(dir, 'memory.soft_limit_in_bytes', m.reservation, 'memory.reservation');
+  // memory.kernel is deprecated in the runtime spec and a no-op on current kernels: not written.
+  if (m.kernelTCP) writeValue(dir, 'memory.kmem.tcp.limit_in_bytes', m.kernelTCP, 'memory.kernelTCP');
+  if (m.swappiness !== undefined) writeValue(dir, 'memory.swappiness', m.swappiness, 'memory.swappiness');
+  if (m.disableOOMKiller) writeValue(dir, 'memory.oom_control', 1, 'memory.disableOOMKiller');
+  if (m.useHierarchy !== undefined) writeValue(dir, 'memory.use_hierarchy', m.useHierarchy ? 1 : 0, 'memory.useHierarchy');
+}
+
+function applyCpu(dirs: Dirs, c: LinuxCPU): void {
+  if (c.shares || c.quota || c.period || c.burst !== undefined || c.realtimePeriod || c.realtimeRuntime || c.idle !== undefined) {
+    const dir = dirFor(dirs, 'cpu', 'cpu');
+    if (c.shares) writeValue(dir, 'cpu.shares', c.shares, 'cpu.shares');
+    if (c.period) writeValue(dir, 'cpu.cfs_period_us', c.period, 'cpu.period');
+    if (c.quota) writeValue(dir, 'cpu.cfs_quota_us', c.quota, 'cpu.quota');
+    if (c.burst !== undefined) writeValue(dir, 'cpu.cfs_burst_us', c.burst, 'cpu.burst');
+    // The rt period bounds the runtime: set the period first so a runtime within it is accepted.
+    if (c.realtimePeriod) writeValue(dir, 'cpu.rt_period_us', c.realtimePeriod, 'cpu.realtimePeriod');
+    if (c.realtimeRuntime) writeValue(dir, 'cpu.rt_runtime_us', c.realtimeRuntime, 'cpu.realtimeRuntime');
+    if (c.idle !== undefined) writeValue(dir, 'cpu.idle', c.idle, 'cpu.idle');
+  }
+  if (c.cpus) writeValue(dirFor(dirs, 'cpuset', 'cpu.cpus'), 'cpuset.cpus', c.cpus, 'cpu.cpus');
+  if (c.mems) writeValue(dirFor(dirs, 'cpuset', 'cpu.mems'), 'cpuset.mems', c.mems, 'cpu.mems');
+}
+
+function applyBlkio(dir: string, b: LinuxBlockIO): void {
+  // CFQ exposed blkio.weight; with BFQ (current kernels) the knob is blkio.bfq.weight.
+  const prefix = fileExists(dir, 'blkio.weight') ? 'blkio.' : fileExists(dir, 'blkio.bfq.weight') ? 'blkio.bfq.' : undefined;
+  const weighted = (what: string) => {
+    if (!prefix) throw errFailedPrecondition(`cgroup blockIO.${what}: no blkio weight file (blkio.weight or blkio.bfq.weight) on this kernel`);
+    return prefix;
+  };
+  if (b.weight) writeValue(dir, `${weighted('weight')}weight`, b.weight, 'blockIO.weight');
+  if (b.leafWeight) writeValue(dir, 'blkio.leaf_weight', b.leafWeight, 'blockIO.leafWeight');
+  for (const d of b.weightDevice ?? []) {
+    if (d.weight) writeValue(dir, `${weighted('weightDevice')}weight_device`, `${d.major}:${d.minor} ${d.weight}`, 'blockIO.weightDevice');
+    if (d.leafWeight) writeValue(dir, 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`, 'blockIO.weightDevice.leafWeight');
+  }
+  const throttles = [
+    ['throttleReadBpsDevice', 'read_bps_device'], ['throttleWriteBpsDevice', 'write_bps_device'],
+    ['throttleReadIOPSDevice', 'read_iops_device'], ['throttleWriteIOPSDevice', 'write_iops_device'],
+  ] as const;
+  for (const [key, file] of throttles) {
+    for (const d of b[key] ?? []) writeValue(dir, `blkio.throttle.${file}`, `${d.major}:${d.minor} ${d.rate}`, `blockIO.${key}`);
+  }
+}
+
+/** One devices.allow/deny line; a rule for every device of every type resets the whole list. */
+export function v1DeviceRule(d: LinuxDeviceCgroup): { file: string; line: string } {
+  const file = d.allow ? 'devices.allow' : 'devices.deny';
+  const type = d.type ?? 'a';
+  const major = d.major === undefined || d.major === -1 ? '*' : String(d.major);
+  const minor = d.minor === undefined || d.minor === -1 ? '*' : String(d.minor);
+  const access = d.access || 'rwm';
+  if (type === 'a' && major === '*' && minor === '*' && access.length === 3) return { file, line: 'a' };
+  return { file, line: `${type} ${major}:${minor} ${access}` };
+}
+
+function applyDevices(dir: string, rules: LinuxDeviceCgroup[]): void {
+  // Default-deny first, so the spec's rules (later ones overriding earlier ones) build up from nothing.
+  writeValue(dir, 'devices.deny', 'a', 'devices');
+  rules.forEach((rule, i) => {
+    const { file, line } = v1DeviceRule(rule);
+    writeValue(dir, file, line, `devices[${i}]`);
+  });
+}
+
+export function applyV1(dirs: Dirs, r: LinuxResources): void {
+  if (r.memory) applyMemory(dirFor(dirs, 'memory', 'memory'), r.memory);
+  if (r.cpu) applyCpu(dirs, r.cpu);
+  if (r.pids && r.pids.limit !== undefined) {
+    writeValue(dirFor(dirs, 'pids', 'pids'), 'pids.max', r.pids.limit > 0 ? r.pids.limit : 'max', 'pids.limit');
+  }
+  if (r.blockIO) applyBlkio(dirFor(dirs, 'blkio', 'blockIO'), r.blockIO);
+  for (const h of r.hugepageLimits ?? []) {
+    writeValue(dirFor(dirs, 'hugetlb', 'hugepageLimits'), `hugetlb.${h.pageSize}.limit_in_bytes`, h.limit, `hugepageLimits ${h.pageSize}`);
+  }
+  if (r.network?.classID !== undefined) {
+    writeValue(dirFor(dirs, 'net_cls', 'network.classID'), 'net_cls.classid', r.network.classID, 'network.classID');
+  }
+  for (const p of r.network?.priorities ?? []) {
+    writeValue(dirFor(dirs, 'net_prio', 'network.priorities'), 'net_prio.ifpriomap', `${p.name} ${p.priority}`, 'network.priorities');
+  }
+  for (const [dev, v] of Object.entries(r.rdma ?? {})) {
+    const parts = [v.hcaHandles !== undefined ? `hca_handle=${v.hcaHandles}` : '', v.hcaObjects !== undefined ? `hca_object=${v.hcaObjects}` : ''];
+    writeValue(dirFor(dirs, 'rdma', 'rdma'), 'rdma.max', `${dev} ${parts.filter(Boolean).join(' ')}`, `rdma.${dev}`);
+  }
+  if (r.devices) applyDevices(dirFor(dirs, 'devices', 'devices'), r.devices);
+  if (r.unified && Object.keys(r.unified).length > 0) {
+    throw errFailedPrecondition(`cgroup unified: ${Object.keys(r.unified).join(', ')}: this host has no cgroup v2 hierarchy`);
+  }
+}
