@@ -43,7 +43,12 @@ export function parseChallenges(header: string): Challenge[] {
         i++;
         while (i < s.length && s[i] !== '"') { if (s[i] === '\\') i++; value += s[i] ?? ''; i++; }
         i++;
-      } else value = token();
+      } else {
+        // Strictly a token, but some servers send unquoted URLs: read up to the next separator.
+        const m = /^[^\s,]*/.exec(s.slice(i))![0];
+        value = m;
+        i += m.length;
+      }
       challenge.params[key.toLowerCase()] = value;
     }
   }

@@ -2,7 +2,7 @@
 // checked while the bytes stream, so a lying registry never gets anything committed.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BerthError, ErrorCode, errFailedPrecondition, errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
+import { BerthError, ErrorCode, errFailedPrecondition, errInvalidArgument, errUnavailable, isAlreadyExists } from '../../api/errdefs.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
 import { blobKind, isIndexType, isManifestType } from '../images/mediatypes.ts';
 import { discardBody } from './http.ts';
@@ -138,6 +138,7 @@ export async function fetchToStore(store: ContentStore, repo: Repository, desc: 
     return 'fetched';
   } catch (e) {
     if (e instanceof BerthError && e.code === ErrorCode.FailedPrecondition) verifyFailed = true;
+    if (!(e instanceof BerthError)) throw errUnavailable(`fetching ${desc.digest} from ${repo.host}/${repo.path}: ${(e as Error).message}; the partial download is kept for a resume`, e);
     throw e;
   } finally {
     await writer.close().catch(() => {});

@@ -38,8 +38,12 @@ function once(req: HttpRequest, url: URL): Promise<HttpResponse> {
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
     const r = mod.request(url, { method: req.method, headers, agent: url.protocol === 'https:' ? agents.https : agents.http, signal: req.signal });
     const what = `${req.method} ${url.origin}${url.pathname}`;
+    let response: http.IncomingMessage | undefined;
     r.setTimeout(req.timeoutMs, () => {
-      r.destroy(errDeadline(`${what}: registry did not answer within ${req.timeoutMs} ms`));
+      const err = errDeadline(`${what}: registry did not answer within ${req.timeoutMs} ms`);
+      // Destroying the body with the error makes a reader mid-stream see the timeout, not a bare reset.
+      response?.destroy(err);
+      r.destroy(err);
     });
     r.on('error', (e: NodeJS.ErrnoException) => {
       if (e instanceof BerthError) return reject(e);
@@ -47,6 +51,7 @@ function once(req: HttpRequest, url: URL): Promise<HttpResponse> {
       reject(errUnavailable(`${what}: ${e.code ?? ''} ${e.message}`.replace('  ', ' '), e));
     });
     r.on('response', (res) => {
+      response = res;
       // The socket timeout keeps running while the body streams, so a body that stalls fails too.
       res.on('error', () => { /* surfaced to whoever reads the body */ });
       resolve({ status: res.statusCode ?? 0, headers: res.headers, url: url.toString(), body: res });

@@ -60,9 +60,8 @@ export async function resolve(ref: string | Reference, opts: ResolverOptions = {
     }
   } else if (head.status === 404) {
     throw errNotFound(`${name}: not found`);
-  } else if (head.status !== 405 && head.status !== 400) {
-    throw await repository.error(head, `resolving ${name}`);
   }
+  // Otherwise GET: it gives the digest HEAD left out, or an error body HEAD could not carry.
 
   const get = await repository.request({ method: 'GET', path, headers });
   if (get.status === 404) {
