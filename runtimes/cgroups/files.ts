@@ -107,24 +107,28 @@ export function procsInTree(dir: string): number[] {
 }
 
 /**
- * Removes `dir` and its child cgroups. rmdir of a cgroup fails with EBUSY while a task is still exiting, so
- * retry briefly. Returns without error when it is already gone.
+ * Removes each directory and its child cgroups. rmdir of a cgroup fails with EBUSY while a task is still
+ * exiting, so retry briefly (one deadline for all of them). Directories already gone are fine.
  */
-export async function removeCgroupDir(dir: string, timeoutMs = 2000): Promise<void> {
+export async function removeCgroupDirs(dirs: string[], timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let busy: unknown;
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-    let busy: unknown;
-    for (const d of cgroupTreeBottomUp(dir)) {
-      try { rmdirSync(d); } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') continue;
-        if (code === 'EBUSY' || code === 'ENOTEMPTY') { busy = err; continue; }
-        throw ioError(err, `remove cgroup ${d}`);
+    for (const dir of dirs) {
+      for (const d of cgroupTreeBottomUp(dir)) {
+        try { rmdirSync(d); } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') continue;
+          if (code !== 'EBUSY' && code !== 'ENOTEMPTY') throw ioError(err, `remove cgroup ${d}`);
+          busy = err;
+        }
       }
     }
-    if (!existsSync(dir)) return;
+    const left = dirs.filter((d) => existsSync(d));
+    if (left.length === 0) return;
     if (Date.now() >= deadline) {
-      throw errFailedPrecondition(`remove cgroup ${dir}: still busy after ${timeoutMs} ms (processes ${procsInTree(dir).join(',') || 'none'} remain)`, busy);
+      const pids = [...new Set(left.flatMap(procsInTree))];
+      throw errFailedPrecondition(`remove cgroup ${left.join(', ')}: still busy after ${timeoutMs} ms (processes ${pids.join(',') || 'none'} remain)`, busy);
     }
     await new Promise((r) => setTimeout(r, delay));
   }

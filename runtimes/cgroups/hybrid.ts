@@ -3,6 +3,7 @@
 // (hugetlb, rdma, `unified` keys) are written there.
 import { existsSync } from 'node:fs';
 import { removeDirs } from './common.ts';
+import { removeCgroupDirs } from './files.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
 import type { CgroupStats, LinuxResources } from './types.ts';
 import { V1Cgroup } from './v1.ts';
@@ -89,10 +90,7 @@ export class HybridCgroup extends V1Cgroup {
   }
 
   override async destroy(): Promise<void> {
-    let first: unknown;
-    try { await super.destroy(); } catch (err) { first = err; }
-    try { await this.unified.destroy(); } catch (err) { first ??= err; }
-    if (first) throw first;
+    await removeCgroupDirs([...this.uniqueDirs(), this.unified.dir]);
   }
 
   override exists(): boolean {

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { errFailedPrecondition, errUnavailable } from '../../api/errdefs.ts';
 import { joinProcess, makeDirs, removeDirs, signalEach, signalNumber } from './common.ts';
 import {
-  procsInTree, readKeyed, readNumber, readOptional, readOptionalNumber, readText, removeCgroupDir, writeValue, UNLIMITED,
+  procsInTree, readKeyed, readNumber, readOptional, readOptionalNumber, readText, removeCgroupDirs, writeValue, UNLIMITED,
 } from './files.ts';
 import { v1Dir } from './layout.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
@@ -152,11 +152,7 @@ export class V1Cgroup implements CgroupManager {
   }
 
   async destroy(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const dir of this.uniqueDirs()) {
-      try { await removeCgroupDir(dir); } catch (err) { errors.push(err); }
-    }
-    if (errors.length > 0) throw errors[0];
+    await removeCgroupDirs(this.uniqueDirs());
   }
 
   exists(): boolean {

@@ -5,7 +5,7 @@ import { dirname, relative } from 'node:path';
 import { errFailedPrecondition, errUnavailable } from '../../api/errdefs.ts';
 import { joinProcess, makeDirs, removeDirs, signalEach, signalNumber } from './common.ts';
 import {
-  fileExists, procsInTree, readKeyed, readNumber, readOptional, readOptionalNumber, removeCgroupDir, writeValue, UNLIMITED,
+  fileExists, procsInTree, readKeyed, readNumber, readOptional, readOptionalNumber, removeCgroupDirs, writeValue, UNLIMITED,
 } from './files.ts';
 import { unifiedDir } from './layout.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
@@ -167,7 +167,7 @@ export class V2Cgroup implements CgroupManager {
   }
 
   async destroy(): Promise<void> {
-    await removeCgroupDir(this.dir);
+    await removeCgroupDirs([this.dir]);
   }
 
   exists(): boolean {

@@ -112,7 +112,7 @@ export function validateResources(r: LinuxResources): void {
     int(`rdma.${dev}.hcaObjects`, v.hcaObjects, 0, 0x7fffffff);
   }
   for (const [key, value] of Object.entries(r.unified ?? {})) {
-    if (!/^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/.test(key)) bad(`unified`, key, 'a cgroup v2 file name like "memory.high"');
+    if (!/^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$/.test(key)) bad(`unified`, key, 'a cgroup v2 file name like "memory.high"');
     if (key === 'cgroup.procs' || key === 'cgroup.threads' || key === 'cgroup.kill' || key === 'cgroup.freeze') {
       bad('unified', key, 'membership, kill and freeze files are managed by the runtime');
     }
