@@ -2,6 +2,7 @@
 // manifests → config + layers). Also the labels containerd puts on that tree so GC keeps it together, and
 // the chain IDs that key unpacked snapshots.
 import { createHash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Digest } from '../../api/digest.ts';
 import { errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
 import type { ContentStore, Descriptor, Platform } from '../../content/types.ts';
@@ -58,6 +59,18 @@ export async function readBlob(store: ContentStore, desc: Descriptor): Promise<B
   } finally {
     await reader.close();
   }
+}
+
+/** A stream of a whole blob, opened lazily; the reader is closed when the stream ends or fails. */
+export function blobStream(store: ContentStore, digest: Digest, offset?: number, length?: number): Readable {
+  const out = new PassThrough();
+  store.reader(digest).then((r) => {
+    const s = r.stream(offset, length);
+    s.on('end', () => { void r.close(); });
+    s.on('error', (e) => { void r.close(); out.destroy(e); });
+    s.pipe(out);
+  }, (e) => out.destroy(e));
+  return out;
 }
 
 /** The direct children of a manifest or index document (all of them, before any platform filter). */

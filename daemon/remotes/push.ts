@@ -1,10 +1,9 @@
 // Pushing an image from a content store: blobs first (in parallel, mounted from another repository of the
 // same registry when the store knows the blob came from there), then manifests, then the index, then the tag.
-import { PassThrough } from 'node:stream';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import { formatReference, parseNormalizedReference } from '../../api/reference.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
-import { distributionSourceKey, distributionSourceLabel, distributionSources, readBlob, walkImage } from '../images/image.ts';
+import { blobStream, distributionSourceKey, distributionSourceLabel, distributionSources, readBlob, walkImage } from '../images/image.ts';
 import { isIndexType, isManifestType } from '../images/mediatypes.ts';
 import { type PlatformMatcher, allPlatforms } from '../images/platforms.ts';
 import { mapLimit } from './pull.ts';
@@ -30,19 +29,7 @@ export interface PushResult {
 }
 
 function storeSource(store: ContentStore, desc: Descriptor): BlobSource {
-  return {
-    open(offset, length) {
-      // A lazy stream: the reader is opened when the upload starts consuming.
-      const out = new PassThrough();
-      store.reader(desc.digest).then((r) => {
-        const s = r.stream(offset, length);
-        s.on('end', () => { void r.close(); });
-        s.on('error', (e) => { void r.close(); out.destroy(e); });
-        s.pipe(out);
-      }, (e) => out.destroy(e));
-      return out;
-    },
-  };
+  return { open: (offset, length) => blobStream(store, desc.digest, offset, length) };
 }
 
 export async function pushImage(ref: string, opts: PushOptions): Promise<PushResult> {
