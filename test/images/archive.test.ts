@@ -110,7 +110,6 @@ test('interop with skopeo: its oci-archive pushed to the registry pulls with ber
 });
 
 test('bad archives are refused naming the problem, and leave nothing in the store', async (t) => {
-  const dir = tempDir(t);
   const layer = await tarEntries([{ name: 'f', data: 'f' }]);
   const tarOf = async (files: Record<string, string | Buffer>) => tarEntries(Object.entries(files).map(([name, data]) => ({ name, data })));
   const config = JSON.stringify({ os: 'linux', architecture: 'amd64', rootfs: { type: 'layers', diff_ids: ['sha256:' + '0'.repeat(64)] } });
