@@ -3,7 +3,7 @@
 // relative below the caller's own cgroup).
 import { readFileSync } from 'node:fs';
 import { join, dirname, posix } from 'node:path';
-import { errInvalidArgument, errNotImplemented, errUnavailable } from '../../api/errdefs.ts';
+import { errInvalidArgument, errNotFound, errNotImplemented, errUnavailable } from '../../api/errdefs.ts';
 import type { CgroupMode } from './types.ts';
 
 export interface HostLayout {
@@ -65,7 +65,11 @@ export function detectCgroupMode(): CgroupMode {
  */
 export function readProcessCgroups(pid: number | 'self' = 'self'): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/cgroup`, 'utf8'); } catch (err) {
+    throw errNotFound(`cgroups of process ${pid}: cannot read /proc/${pid}/cgroup (${(err as NodeJS.ErrnoException).code})`, err);
+  }
+  for (const line of text.split('\n')) {
     const first = line.indexOf(':');
     const second = line.indexOf(':', first + 1);
     if (first < 0 || second < 0) continue;

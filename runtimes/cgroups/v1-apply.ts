@@ -117,6 +117,7 @@ export function applyV1(dirs: Dirs, r: LinuxResources): void {
     writeValue(dirFor(dirs, 'net_prio', 'network.priorities'), 'net_prio.ifpriomap', `${p.name} ${p.priority}`, 'network.priorities');
   }
   for (const [dev, v] of Object.entries(r.rdma ?? {})) {
+    if (v.hcaHandles === undefined && v.hcaObjects === undefined) continue;
     const parts = [v.hcaHandles !== undefined ? `hca_handle=${v.hcaHandles}` : '', v.hcaObjects !== undefined ? `hca_object=${v.hcaObjects}` : ''];
     writeValue(dirFor(dirs, 'rdma', 'rdma'), 'rdma.max', `${dev} ${parts.filter(Boolean).join(' ')}`, `rdma.${dev}`);
   }

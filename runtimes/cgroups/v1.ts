@@ -136,7 +136,9 @@ export class V1Cgroup implements CgroupManager {
 
   killAll(signal: number | string): void {
     const sig = signalNumber(signal);
-    const freezer = this.dirs.get('freezer');
+    if (!this.exists()) return;
+    const freezerDir = this.dirs.get('freezer');
+    const freezer = freezerDir && existsSync(freezerDir) ? freezerDir : undefined;
     const wasFrozen = this.isFrozen();
     // Freeze around a kill so nothing forks between listing the pids and signalling them (runc does the same).
     if (freezer && !wasFrozen) {

@@ -1,6 +1,6 @@
 // Limits as a process inside the cgroup feels them, freeze/thaw, stats, listing, killing and removal.
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCgroup, removeLeftoverCgroups, readProcessCgroups } from '../../runtimes/cgroups/index.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -59,10 +59,11 @@ test('freeze stops a running process and thaw resumes it', async (t) => {
   cg.create();
   const dir = tempDir(t);
   const counter = join(dir, 'n');
-  const child = await heldChild(t, `i=0; while :; do i=$((i+1)); echo $i > ${counter}; done`);
+  // Appending (not rewriting) so a read never sees a truncated file: progress is the file's size.
+  const child = await heldChild(t, `while :; do echo x >> ${counter}; done`);
   cg.addProcess(child.pid);
   child.go();
-  const read = () => Number(readFileSync(counter, 'utf8') || 0);
+  const read = () => (existsSync(counter) ? statSync(counter).size : 0);
   await sleep(100);
   await cg.freeze();
   t.true(cg.isFrozen());

@@ -1,7 +1,7 @@
 // Each resource kind written on create and on update, checked by reading the kernel's files back.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { sharesToWeight, blkioWeightToIoWeight, swapToV2 } from '../../runtimes/cgroups/index.ts';
+import { sharesToWeight, blkioWeightToIoWeight, swapToV2, hostLayout } from '../../runtimes/cgroups/index.ts';
 import { readCg, testCgroup } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -102,15 +102,18 @@ test('devices (v1): default deny, then the rules in order', (t) => {
   t.is(readCg(cg.paths.devices, 'devices.list'), 'a *:* rwm');
 });
 
-test('hybrid: hugepage limits and unified keys go to the cgroup2 hierarchy', (t) => {
+test('hybrid: unified keys go to the cgroup2 hierarchy, hugepage limits to wherever hugetlb is mounted', (t) => {
   const cg = testCgroup(t);
-  cg.create({ hugepageLimits: [{ pageSize: '2MB', limit: 4 * 2 * MiB }], unified: { 'hugetlb.1GB.max': '0' } });
-  const dir = cg.paths['']!;
-  t.is(readCg(dir, 'hugetlb.2MB.max'), String(8 * MiB));
-  t.is(readCg(dir, 'hugetlb.1GB.max'), '0');
-  cg.update({ unified: { 'hugetlb.2MB.max': 'max' } });
-  t.is(readCg(dir, 'hugetlb.2MB.max'), 'max');
-  t.is(cg.stats().hugetlb?.['2MB']?.usage, 0);
+  cg.create({ hugepageLimits: [{ pageSize: '2MB', limit: 4 * 2 * MiB }], unified: { 'cgroup.max.descendants': '5' } });
+  t.is(readCg(cg.paths[''], 'cgroup.max.descendants'), '5');
+  // crun needs hugetlb as a v1 hierarchy, so a host may have it either way.
+  const inV1 = hostLayout().v1.has('hugetlb');
+  const hugetlb = inV1 ? { dir: cg.paths.hugetlb, file: 'hugetlb.2MB.limit_in_bytes' } : { dir: cg.paths[''], file: 'hugetlb.2MB.max' };
+  t.is(readCg(hugetlb.dir, hugetlb.file), String(8 * MiB));
+  cg.update({ unified: { 'cgroup.max.descendants': 'max' }, hugepageLimits: [{ pageSize: '2MB', limit: 0 }] });
+  t.is(readCg(cg.paths[''], 'cgroup.max.descendants'), 'max');
+  t.is(readCg(hugetlb.dir, hugetlb.file), '0');
+  if (!inV1) t.is(cg.stats().hugetlb?.['2MB']?.usage, 0);
 });
 
 test('conversions to cgroup v2 units match runc', (t) => {
