@@ -44,7 +44,10 @@ export function parseFilters(inputs: readonly string[] = []): Filter {
   };
 }
 
-/** An adaptor over plain string fields plus a `labels` map (`labels.<key>`, the key may itself hold dots). */
+/**
+ * An adaptor over string fields named by their dotted path (`name`, `target.digest`) plus a `labels` map
+ * (`labels.<key>`, the key may itself hold dots).
+ */
 export function fieldsAdaptor(fields: Record<string, string | undefined>, labels?: Record<string, string>): Adaptor {
   return (path) => {
     if (path.length === 0) return undefined;
@@ -52,7 +55,7 @@ export function fieldsAdaptor(fields: Record<string, string | undefined>, labels
       if (!labels || path.length < 2) return undefined;
       return labels[path.slice(1).join('.')];
     }
-    return path.length === 1 ? fields[path[0]!] : undefined;
+    return Object.hasOwn(fields, path.join('.')) ? fields[path.join('.')] : undefined;
   };
 }
 

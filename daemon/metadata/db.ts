@@ -1,0 +1,118 @@
+// berthd's metadata database: namespaces, images, containers, leases, and per-namespace views of the shared
+// content store and snapshotters, in one lmdb environment. The garbage collector runs on demand (gc()), a
+// short while after deletes (debounced), and when the next lease expires.
+import { mkdirSync } from 'node:fs';
+import { errNotFound } from '../../api/errdefs.ts';
+import type { ContentStore } from '../../content/types.ts';
+import type { Snapshotter } from '../../snapshotters/types.ts';
+import { ContainerStore } from './containers.ts';
+import { NamespacedContentStore } from './content.ts';
+import { collectGarbage, type GCResult } from './gc.ts';
+import { ImageStore } from './images.ts';
+import { LeaseManager, leaseExpiry } from './leases.ts';
+import { NamespaceStore } from './namespaces.ts';
+import { NamespacedSnapshotter } from './snapshot.ts';
+import { Tables } from './tables.ts';
+
+export interface MetadataOptions {
+  /** Directory holding the database files (created if missing). */
+  path: string;
+  /** The shared content store the namespaced views sit on. */
+  content: ContentStore;
+  /** Snapshotters by name ("overlayfs", "native", ...). */
+  snapshotters?: Record<string, Snapshotter>;
+  /** Delay between a delete and the GC it triggers (ms), so a burst of deletes costs one run. Default 100. */
+  gcDelayMs?: number;
+  /** Called after every GC run (events, logs). */
+  onGC?: (result: GCResult) => void;
+  /** Called when a GC run triggered in the background fails. */
+  onGCError?: (err: unknown) => void;
+}
+
+export class MetadataDB {
+  readonly namespaces: NamespaceStore;
+  readonly images: ImageStore;
+  readonly containers: ContainerStore;
+  readonly leases: LeaseManager;
+  private readonly snapshotters: Map<string, Snapshotter>;
+  private gcTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private running: Promise<GCResult> | undefined;
+  private closed = false;
+
+  private constructor(private readonly t: Tables, private readonly opts: MetadataOptions) {
+    const dirty = () => this.scheduleGC();
+    this.snapshotters = new Map(Object.entries(opts.snapshotters ?? {}));
+    this.namespaces = new NamespaceStore(t);
+    this.images = new ImageStore(t, dirty);
+    this.containers = new ContainerStore(t, dirty);
+    this.leases = new LeaseManager(t, { dirty, collect: () => this.gc(), created: () => this.armExpiryTimer() });
+  }
+
+  static async open(opts: MetadataOptions): Promise<MetadataDB> {
+    mkdirSync(opts.path, { recursive: true });
+    const db = new MetadataDB(Tables.open(`${opts.path}/meta.lmdb`), opts);
+    db.armExpiryTimer();
+    return db;
+  }
+
+  /** The content store as namespace `ns` sees it; with a lease, what is written is attached to it. */
+  content(ns: string, opts: { lease?: string } = {}): ContentStore {
+    return new NamespacedContentStore(this.t, this.opts.content, ns, opts.lease, () => this.scheduleGC());
+  }
+
+  /** Snapshotter `name` as namespace `ns` sees it; with a lease, created snapshots are attached to it. */
+  snapshotter(ns: string, name: string, opts: { lease?: string } = {}): Snapshotter {
+    const backend = this.snapshotters.get(name);
+    if (!backend) throw errNotFound(`snapshotter ${JSON.stringify(name)}: not found (have ${[...this.snapshotters.keys()].join(', ') || 'none'})`);
+    return new NamespacedSnapshotter(this.t, backend, ns, name, opts.lease, () => this.scheduleGC());
+  }
+
+  snapshotterNames(): string[] {
+    return [...this.snapshotters.keys()];
+  }
+
+  /** Runs the garbage collector now; a run already under way is waited for first, so recent deletes count. */
+  async gc(): Promise<GCResult> {
+    while (this.running) await this.running.catch(() => undefined);
+    clearTimeout(this.gcTimer);
+    this.gcTimer = undefined;
+    this.running = collectGarbage(this.t, this.opts.content, this.snapshotters).finally(() => { this.running = undefined; });
+    const result = await this.running;
+    this.opts.onGC?.(result);
+    this.armExpiryTimer();
+    return result;
+  }
+
+  /** Schedules a GC run after the debounce delay (deletes call this). */
+  scheduleGC(): void {
+    if (this.closed || this.gcTimer) return;
+    this.gcTimer = setTimeout(() => {
+      this.gcTimer = undefined;
+      this.gc().catch((err) => this.opts.onGCError?.(err));
+    }, this.opts.gcDelayMs ?? 100);
+    this.gcTimer.unref();
+  }
+
+  /** Wakes the GC when the soonest lease expires. */
+  private armExpiryTimer(): void {
+    clearTimeout(this.expiryTimer);
+    if (this.closed) return;
+    let soonest = Infinity;
+    for (const { value } of this.t.leases.getRange()) {
+      try { soonest = Math.min(soonest, leaseExpiry(value.labels)?.getTime() ?? Infinity); } catch { /* validated on create */ }
+    }
+    if (soonest === Infinity) return;
+    // setTimeout caps at 2^31-1 ms; a later expiry re-arms after the next run.
+    this.expiryTimer = setTimeout(() => this.scheduleGC(), Math.min(Math.max(0, soonest - Date.now()) + 10, 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.gcTimer);
+    clearTimeout(this.expiryTimer);
+    await this.running?.catch(() => undefined);
+    await this.t.close();
+  }
+}

@@ -1,0 +1,158 @@
+// One namespace's view of a snapshotter, as containerd's metadata/snapshot.go: keys are per namespace and
+// map to backend keys `<ns>/<seq>/<key>`, so namespaces never see or collide with each other's snapshots.
+// Kind, parent and labels live in the metadata DB; labels are also handed to the backend on create (lazy
+// snapshotters read them). With a lease, created snapshots are attached to it.
+import type { Mount } from '../../api/mount.ts';
+import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
+import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
+import { updateLabels, validateLabels } from '../../content/labels.ts';
+import type { SnapshotInfo, SnapshotOptions, Snapshotter, SnapshotUsage } from '../../snapshotters/types.ts';
+import { key, range, validateName, validateNamespace, type SnapshotRecord, type Tables } from './tables.ts';
+
+const toInfo = (name: string, r: SnapshotRecord): SnapshotInfo => ({
+  kind: r.kind, name, ...(r.parent ? { parent: r.parent } : {}), labels: r.labels,
+  created: new Date(r.createdAt), updated: new Date(r.updatedAt),
+});
+
+/** Keys being created right now (ns, snapshotter, key), so two concurrent creates of one key cannot both win. */
+const creating = new Set<string>();
+
+export class NamespacedSnapshotter implements Snapshotter {
+  constructor(private readonly t: Tables, private readonly backend: Snapshotter, readonly namespace: string,
+    readonly snapshotter: string, private readonly lease: string | undefined, private readonly dirty: () => void) {
+    validateNamespace(namespace);
+    if (lease !== undefined) validateName('lease id', lease);
+  }
+
+  private k(name: string): string {
+    validateName('snapshot key', name);
+    return key(this.namespace, this.snapshotter, name);
+  }
+
+  private record(name: string): SnapshotRecord {
+    const rec = this.t.snapshots.get(this.k(name));
+    if (!rec) throw errNotFound(`snapshot ${JSON.stringify(name)} (${this.snapshotter}) in namespace ${this.namespace}: not found`);
+    return rec;
+  }
+
+  async stat(name: string): Promise<SnapshotInfo> {
+    return toInfo(name, this.record(name));
+  }
+
+  async update(info: { name: string; labels: Record<string, string> }, fieldpaths?: string[]): Promise<SnapshotInfo> {
+    return this.t.write(() => {
+      const rec = this.record(info.name);
+      const next = { ...rec, labels: updateLabels(rec.labels, info.labels ?? {}, fieldpaths), updatedAt: Date.now() };
+      this.t.snapshots.putSync(this.k(info.name), next);
+      return toInfo(info.name, next);
+    });
+  }
+
+  async usage(name: string): Promise<SnapshotUsage> {
+    return this.backend.usage(this.record(name).backendKey);
+  }
+
+  async mounts(name: string): Promise<Mount[]> {
+    const rec = this.record(name);
+    if (rec.kind === 'committed') throw errFailedPrecondition(`snapshot ${JSON.stringify(name)} is committed: it has no mounts`);
+    return this.backend.mounts(rec.backendKey);
+  }
+
+  prepare(name: string, parent?: string, opts?: SnapshotOptions): Promise<Mount[]> {
+    return this.create('active', name, parent, opts);
+  }
+
+  view(name: string, parent?: string, opts?: SnapshotOptions): Promise<Mount[]> {
+    return this.create('view', name, parent, opts);
+  }
+
+  /** Claims `name` for the duration of fn (already-exists when it exists or is being created). */
+  private async claim<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const k = this.k(name);
+    if (creating.has(k) || this.t.snapshots.get(k)) {
+      throw errAlreadyExists(`snapshot ${JSON.stringify(name)} (${this.snapshotter}) in namespace ${this.namespace}: already exists`);
+    }
+    creating.add(k);
+    try { return await fn(); } finally { creating.delete(k); }
+  }
+
+  private backendKey(name: string): string {
+    return `${this.namespace}/${this.t.write(() => this.t.next('snapshot'))}/${name}`;
+  }
+
+  /** Records a new snapshot and attaches it to the lease; call inside write(). */
+  private put(name: string, rec: SnapshotRecord): void {
+    this.t.ensureNamespace(this.namespace);
+    if (this.lease) {
+      this.t.requireLease(this.namespace, this.lease);
+      this.t.addLeaseResource(this.namespace, this.lease, `snapshots/${this.snapshotter}`, name);
+    }
+    this.t.snapshots.putSync(this.k(name), rec);
+  }
+
+  private async create(kind: 'active' | 'view', name: string, parent: string | undefined, opts?: SnapshotOptions): Promise<Mount[]> {
+    const labels = { ...opts?.labels };
+    validateLabels(labels);
+    if (this.lease) this.t.requireLease(this.namespace, this.lease);
+    return this.claim(name, () => this.t.gcLock.shared(async () => {
+      let parentKey: string | undefined;
+      if (parent !== undefined && parent !== '') {
+        const p = this.record(parent);
+        if (p.kind !== 'committed') throw errInvalidArgument(`parent ${JSON.stringify(parent)} is not a committed snapshot`);
+        parentKey = p.backendKey;
+      }
+      const backendKey = this.backendKey(name);
+      const mounts = kind === 'active'
+        ? await this.backend.prepare(backendKey, parentKey, { labels })
+        : await this.backend.view(backendKey, parentKey, { labels });
+      const now = Date.now();
+      this.t.write(() => this.put(name, {
+        backendKey, kind, ...(parentKey ? { parent } : {}), labels, createdAt: now, updatedAt: now,
+      }));
+      return mounts;
+    }));
+  }
+
+  async commit(name: string, activeKey: string, opts?: SnapshotOptions): Promise<void> {
+    const active = this.record(activeKey);
+    if (active.kind !== 'active') throw errFailedPrecondition(`snapshot ${JSON.stringify(activeKey)} is ${active.kind}, not active: it cannot be committed`);
+    const labels = { ...(opts?.labels ?? active.labels) };
+    validateLabels(labels);
+    await this.claim(name, () => this.t.gcLock.shared(async () => {
+      const backendKey = this.backendKey(name);
+      await this.backend.commit(backendKey, active.backendKey, { labels });
+      const now = Date.now();
+      this.t.write(() => {
+        this.t.snapshots.removeSync(this.k(activeKey));
+        this.put(name, { backendKey, kind: 'committed', ...(active.parent ? { parent: active.parent } : {}), labels, createdAt: now, updatedAt: now });
+      });
+    }));
+  }
+
+  async remove(name: string): Promise<void> {
+    const rec = this.record(name);
+    for (const { value } of this.t.snapshots.getRange(range(this.namespace, this.snapshotter))) {
+      if (value.parent === name) throw errFailedPrecondition(`snapshot ${JSON.stringify(name)} has children: remove them first`);
+    }
+    await this.backend.remove(rec.backendKey);
+    this.t.write(() => this.t.snapshots.removeSync(this.k(name)));
+    this.dirty();
+  }
+
+  async walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters?: string[]): Promise<void> {
+    const filter = parseFilters(filters);
+    const prefix = key(this.namespace, this.snapshotter).length + 1;
+    for (const { key: k, value } of this.t.snapshots.getRange(range(this.namespace, this.snapshotter))) {
+      const info = toInfo(k.slice(prefix), value);
+      if (filter.match(fieldsAdaptor({ name: info.name, parent: info.parent, kind: info.kind }, info.labels))) await fn(info);
+    }
+  }
+
+  /** Backend leftovers are the garbage collector's job (it knows every namespace); this runs the backend's own cleanup. */
+  async cleanup(): Promise<void> {
+    await this.backend.cleanup();
+  }
+
+  /** The backend belongs to the metadata database, which closes it. */
+  async close(): Promise<void> {}
+}
