@@ -140,3 +140,26 @@ export async function startRegistry(t: ExecutionContext, opts: RegistryOptions =
     }
   }
 }
+
+/**
+ * A pass-through HTTP proxy in front of `registry` that records each request ("PATCH /v2/a/b/blobs/uploads/..",
+ * with Range and Content-Range headers), so tests can see which protocol paths a client took. Returns its host.
+ */
+export async function recordingProxy(t: ExecutionContext, registry: TestRegistry, log: string[]): Promise<string> {
+  const server = http.createServer((req, res) => {
+    const extra = ['range', 'content-range'].filter((h) => req.headers[h]).map((h) => ` ${h}=${req.headers[h]}`).join('');
+    log.push(`${req.method} ${req.url}${extra}`);
+    const upstream = http.request(`${registry.url}${req.url}`, { method: req.method, headers: { ...req.headers, host: registry.host } }, (up) => {
+      const headers = { ...up.headers };
+      // Upload locations are absolute URLs of the registry: point them back through the proxy.
+      if (typeof headers.location === 'string') headers.location = headers.location.replace(registry.url, `http://${req.headers.host}`);
+      res.writeHead(up.statusCode ?? 502, headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}

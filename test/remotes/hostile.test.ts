@@ -9,7 +9,7 @@ import type { ContentStore } from '../../content/types.ts';
 import { pullImage } from '../../daemon/remotes/pull.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
 import { blobOf, buildImage, busyboxImage, tarEntries, writeImageToStore, type TestImage } from '../helpers/image.ts';
-import { startRegistry } from '../helpers/registry.ts';
+import { recordingProxy, startRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 type Route = (req: http.IncomingMessage, res: http.ServerResponse, blob?: Buffer) => boolean | void;
@@ -157,8 +157,10 @@ test('a blob that stalls halfway times out, keeps the partial ingest, and the ne
   t.is(status?.offset, half);
 
   const resumed: number[] = [];
-  await pullImage(`${reg.host}/x/y:latest`, { store, onProgress: (p) => { if (p.status === 'resumed') resumed.push(p.offset); } });
+  const log: string[] = [];
+  await pullImage(`${await recordingProxy(t, reg, log)}/x/y:latest`, { store, onProgress: (p) => { if (p.status === 'resumed') resumed.push(p.offset); } });
   t.deepEqual(resumed, [half]);
+  t.true(log.includes(`GET /v2/x/y/blobs/${big.descriptor.digest} range=bytes=${half}-`));
   const reader = await store.reader(big.descriptor.digest);
   t.deepEqual(await reader.read(0, reader.size), big.data);
   await reader.close();

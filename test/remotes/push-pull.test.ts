@@ -9,7 +9,7 @@ import { pullImage } from '../../daemon/remotes/pull.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
 import { resolve } from '../../daemon/remotes/resolver.ts';
 import { buildImage, buildIndex, busyboxImage, tarEntries, writeImageToStore, type TestImage } from '../helpers/image.ts';
-import { startRegistry } from '../helpers/registry.ts';
+import { recordingProxy, startRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const store = (t: Parameters<typeof tempDir>[0]) => LocalContentStore.open(join(tempDir(t), 'content'));
@@ -95,17 +95,26 @@ test('multi-platform OCI index: --platform, arm64 falling back to arm/v7, all pl
 
 test('chunked upload and cross-repository mount', async (t) => {
   const reg = await startRegistry(t);
+  const log: string[] = [];
+  const host = await recordingProxy(t, reg, log);
   const image = await busyboxImage({ tag: 'chunks' });
-  const ref = `${reg.host}/berth/chunked:1`;
+  const ref = `${host}/berth/chunked:1`;
   const { src } = await pushBuilt(t, image, ref, { chunkSize: 256 << 10 });
+  const big = image.manifests[0]!.layers[0]!.descriptor;
+  t.true(big.size > 512 << 10);
+  t.is(log.filter((l) => l.startsWith('PATCH ')).length, Math.ceil(big.size / (256 << 10)), 'busybox layer in 256 KiB chunks; blobs under one chunk go in one PUT');
+  t.true(log.some((l) => l.startsWith('PATCH ') && l.includes(`content-range=${256 << 10}-${(512 << 10) - 1}`)));
+  log.length = 0;
   const dst = await store(t);
   const pulled = await pullImage(ref, { store: dst });
   t.is(pulled.image.target.digest, image.target.digest);
   for (const [digest, data] of image.blobs) t.deepEqual(await readBlob(dst, { digest, size: data.length, mediaType: '' }), data);
 
   // The source store now knows the blobs live in berth/chunked, so another repository mounts them.
-  const mounted = await pushImage(`${reg.host}/other/copy:2`, { store: src, target: image.target });
+  const mounted = await pushImage(`${host}/other/copy:2`, { store: src, target: image.target });
   for (const l of image.manifests[0]!.layers) t.is(mounted.outcomes.get(l.descriptor.digest), 'mounted');
+  t.true(log.some((l) => l === `POST /v2/other/copy/blobs/uploads/?mount=${encodeURIComponent(big.digest)}&from=berth%2Fchunked`));
+  t.false(log.some((l) => l.startsWith('PATCH ') || (l.startsWith('PUT ') && l.includes('/blobs/'))));
   const copy = await pullImage(`${reg.host}/other/copy:2`, { store: await store(t) });
   t.is(copy.image.target.digest, image.target.digest);
 });
