@@ -65,7 +65,7 @@ export class Authorizer {
   private readonly hosts = new Map<string, HostAuth>();
   private readonly tokens = new Map<string, { token: string; expires: number }>();
 
-  constructor(private readonly credentials: CredentialsFunc | undefined, private readonly timeoutMs: number) {}
+  constructor(private readonly credentials: CredentialsFunc | undefined, private readonly timeoutMs: number, private readonly ca?: string | Buffer) {}
 
   /** The Authorization header for a request to `host` needing `scopes`, if the host has challenged before. */
   async header(host: string, scopes: string[]): Promise<string | undefined> {
@@ -109,7 +109,7 @@ export class Authorizer {
     const headers: Record<string, string> = { accept: 'application/json' };
     const c = await this.credentials?.(host);
     if (c) headers.authorization = 'Basic ' + Buffer.from(`${c.username}:${c.password}`).toString('base64');
-    const res = await httpRequest({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs });
+    const res = await httpRequest({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, ca: this.ca });
     const body = await readBody(res, 1 << 20);
     if (res.status === 401 || res.status === 403) {
       throw new BerthError(ErrorCode.PermissionDenied, `token server ${url.origin}${url.pathname} refused ${c ? `user ${c.username}` : 'anonymous access'} (status ${res.status})`);

@@ -3,6 +3,7 @@
 // request failed and how.
 import http from 'node:http';
 import https from 'node:https';
+import { rootCertificates as tlsRootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { BerthError, ErrorCode, errUnavailable } from '../../api/errdefs.ts';
 
@@ -14,6 +15,8 @@ export interface HttpRequest {
   /** Milliseconds without any progress (connect, answer, or body bytes) before giving up. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Extra CA certificates (PEM) trusted for HTTPS, besides Node's bundled ones. */
+  ca?: string | Buffer;
 }
 
 export interface HttpResponse {
@@ -36,7 +39,9 @@ function once(req: HttpRequest, url: URL): Promise<HttpResponse> {
     const mod = url.protocol === 'https:' ? https : http;
     const headers = { ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
-    const r = mod.request(url, { method: req.method, headers, agent: url.protocol === 'https:' ? agents.https : agents.http, signal: req.signal });
+    const tls = url.protocol === 'https:';
+    const ca = tls && req.ca ? [...tlsRootCertificates, req.ca.toString()] : undefined;
+    const r = mod.request(url, { method: req.method, headers, agent: tls ? agents.https : agents.http, signal: req.signal, ...(ca ? { ca } : {}) });
     const what = `${req.method} ${url.origin}${url.pathname}`;
     let response: http.IncomingMessage | undefined;
     r.setTimeout(req.timeoutMs, () => {
@@ -48,7 +53,8 @@ function once(req: HttpRequest, url: URL): Promise<HttpResponse> {
     r.on('error', (e: NodeJS.ErrnoException) => {
       if (e instanceof BerthError) return reject(e);
       if (e.name === 'AbortError') return reject(new BerthError(ErrorCode.Canceled, `${what}: canceled`, { cause: e }));
-      reject(errUnavailable(`${what}: ${e.code ?? ''} ${e.message}`.replace('  ', ' '), e));
+      const hint = tls && /certificate|self.signed|SSL|TLS/i.test(`${e.code} ${e.message}`) ? ' (TLS: pass the registry CA, or mark the host insecure for plain HTTP)' : '';
+      reject(errUnavailable(`${what}: ${e.code ?? ''} ${e.message}${hint}`.replace('  ', ' '), e));
     });
     r.on('response', (res) => {
       response = res;

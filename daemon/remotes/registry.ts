@@ -10,8 +10,10 @@ export interface ResolverOptions {
   credentials?: CredentialsFunc;
   /** Hosts ("host:port") spoken to over plain HTTP. Loopback hosts always are. */
   insecureHosts?: string[];
-  /** Plain HTTP for every host. */
+  /** true: plain HTTP for every host; false: HTTPS even for loopback; default: plain for loopback and insecureHosts. */
   plainHttp?: boolean;
+  /** Extra CA certificates (PEM) trusted for registries spoken to over HTTPS. */
+  ca?: string | Buffer;
   /** Idle timeout per request (no answer or no body bytes for this long), default 30 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -45,22 +47,19 @@ export class Repository {
   readonly timeoutMs: number;
   readonly authorizer: Authorizer;
   private readonly signal?: AbortSignal;
+  private readonly ca?: string | Buffer;
 
   constructor(readonly reference: Reference, opts: ResolverOptions = {}) {
     this.host = reference.domain;
     this.path = reference.path;
     // docker.io names the Hub; its API lives on registry-1.docker.io, as containerd's default host config.
     const apiHost = this.host === 'docker.io' ? 'registry-1.docker.io' : this.host;
-    const plain = opts.plainHttp || isLoopbackHost(this.host) || (opts.insecureHosts ?? []).includes(this.host);
+    const plain = opts.plainHttp ?? (isLoopbackHost(this.host) || (opts.insecureHosts ?? []).includes(this.host));
     this.baseUrl = `${plain ? 'http' : 'https'}://${apiHost}/v2/${this.path}/`;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.authorizer = opts.authorizer ?? new Authorizer(opts.credentials, this.timeoutMs);
+    this.authorizer = opts.authorizer ?? new Authorizer(opts.credentials, this.timeoutMs, opts.ca);
     this.signal = opts.signal;
-  }
-
-  /** The same registry, another repository, sharing authentication. */
-  sibling(path: string): Repository {
-    return new Repository({ domain: this.host, path }, { authorizer: this.authorizer, timeoutMs: this.timeoutMs, signal: this.signal, plainHttp: this.baseUrl.startsWith('http:') });
+    this.ca = opts.ca;
   }
 
   url(path: string): string {
@@ -78,7 +77,7 @@ export class Repository {
       const headers = { ...req.headers };
       const authorization = await this.authorizer.header(this.host, scopes);
       if (authorization) headers.authorization = authorization;
-      const res = await httpRequest({ method: req.method, url: this.url(req.path), headers, body: req.body, timeoutMs: this.timeoutMs, signal: this.signal });
+      const res = await httpRequest({ method: req.method, url: this.url(req.path), headers, body: req.body, timeoutMs: this.timeoutMs, signal: this.signal, ca: this.ca });
       if (res.status !== 401 || attempt > 0 || !replayable) return res;
       if (!(await this.authorizer.challenged(this.host, res.headers['www-authenticate'] as string | undefined))) return res;
       res.body.resume();

@@ -5,6 +5,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createSign, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -22,10 +23,14 @@ export interface TestRegistry {
   password?: string;
   /** Token requests the token server answered (token auth only), with their scopes. */
   tokenRequests: { scopes: string[]; user?: string }[];
+  /** With `tls`: the PEM of the registry's self-signed certificate (for 127.0.0.1), to trust as a CA. */
+  ca?: string;
 }
 
 export interface RegistryOptions {
   auth?: 'none' | 'basic' | 'token';
+  /** Serve HTTPS with a throwaway certificate for 127.0.0.1 (clients need `plainHttp: false` and `ca`). */
+  tls?: boolean;
   username?: string;
   password?: string;
 }
@@ -88,12 +93,12 @@ function authConfig(kind: string, dir: string, realm: string | undefined, user: 
   return '';
 }
 
-async function waitForV2(url: string, child: ChildProcess, logs: () => string): Promise<void> {
+async function waitForV2(url: string, ca: string | undefined, child: ChildProcess, logs: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${logs()}`);
     const status = await new Promise<number>((resolve) => {
-      http.get(`${url}/v2/`, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0));
+      (ca ? https : http).get(`${url}/v2/`, { ...(ca ? { ca } : {}) }, (res) => { res.resume(); resolve(res.statusCode ?? 0); }).on('error', () => resolve(0));
     });
     if (status === 200 || status === 401) return;
     await new Promise((r) => setTimeout(r, 50));
@@ -110,12 +115,19 @@ export async function startRegistry(t: ExecutionContext, opts: RegistryOptions =
   const reg: TestRegistry = { host: '', url: '', pid: 0, storage: join(dir, 'storage'), tokenRequests: [] };
   if (kind !== 'none') Object.assign(reg, { username, password });
   const realm = kind === 'token' ? await startTokenServer(t, dir, reg, username, password) : undefined;
+  let tlsConfig = '';
+  if (opts.tls) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.crt')], { stdio: 'ignore' });
+    reg.ca = readFileSync(join(dir, 'tls.crt'), 'utf8');
+    tlsConfig = `  tls:\n    certificate: ${join(dir, 'tls.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
+  }
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const config = join(dir, 'config.yml');
     writeFileSync(config, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n`
       + `storage:\n  filesystem:\n    rootdirectory: ${reg.storage}\n  delete:\n    enabled: true\n`
-      + `http:\n  addr: 127.0.0.1:${port}\n` + authConfig(kind, dir, realm, username, password));
+      + `http:\n  addr: 127.0.0.1:${port}\n` + tlsConfig + authConfig(kind, dir, realm, username, password));
     const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     let stderr = '';
     child.stderr!.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
@@ -129,10 +141,10 @@ export async function startRegistry(t: ExecutionContext, opts: RegistryOptions =
       }
     });
     reg.host = `127.0.0.1:${port}`;
-    reg.url = `http://${reg.host}`;
+    reg.url = `${opts.tls ? 'https' : 'http'}://${reg.host}`;
     reg.pid = child.pid!;
     try {
-      await waitForV2(reg.url, child, () => stderr);
+      await waitForV2(reg.url, reg.ca, child, () => stderr);
       return reg;
     } catch (e) {
       // Another process may have taken the port between probe and bind: try a new one.
