@@ -124,12 +124,14 @@ export class NamespacedContentStore implements ContentStore {
         // The backend verified the data before finding the blob present: another namespace wrote it.
         if (!isAlreadyExists(err)) throw err;
       }
-      this.t.write(() => {
+      const added = this.t.write(() => {
         this.t.ingests.removeSync(key(this.namespace, ref));
         if (this.lease) this.t.leaseResources.removeSync(key(this.namespace, this.lease, 'ingests', ref));
-        if (this.t.content.get(key(this.namespace, digest))) throw errAlreadyExists(`content ${digest} in namespace ${this.namespace}: already exists`);
+        if (this.t.content.get(key(this.namespace, digest))) return false;
         this.addRecord(digest, offset, labels);
+        return true;
       });
+      if (!added) throw errAlreadyExists(`content ${digest} in namespace ${this.namespace}: already exists`);
     });
   }
 
