@@ -8,8 +8,6 @@ export type Adaptor = (fieldpath: string[]) => string | undefined;
 
 export interface Filter {
   match(adaptor: Adaptor): boolean;
-  /** Whether any selector tests `field` as its first path element (lets stores pre-select by e.g. name). */
-  readonly fields: ReadonlySet<string>;
 }
 
 type Operator = 'present' | '==' | '!=' | '~=';
@@ -21,16 +19,13 @@ interface Selector {
   regex?: RegExp;
 }
 
-export const always: Filter = { match: () => true, fields: new Set() };
+export const always: Filter = { match: () => true };
 
 /** Parses one filter string (selectors joined by commas, all must match). The empty string matches all. */
 export function parseFilter(input: string): Filter {
   if (input === '') return always;
   const selectors = new Parser(input).selectors();
-  return {
-    match: (adaptor) => selectors.every((s) => matchSelector(s, adaptor)),
-    fields: new Set(selectors.map((s) => s.fieldpath[0]!)),
-  };
+  return { match: (adaptor) => selectors.every((s) => matchSelector(s, adaptor)) };
 }
 
 /** Parses several filter strings; the result matches when any of them does (none given = match all). */
@@ -38,10 +33,7 @@ export function parseFilters(inputs: readonly string[] = []): Filter {
   if (inputs.length === 0) return always;
   const filters = inputs.map(parseFilter);
   if (filters.includes(always)) return always;
-  return {
-    match: (adaptor) => filters.some((f) => f.match(adaptor)),
-    fields: new Set(filters.flatMap((f) => [...f.fields])),
-  };
+  return { match: (adaptor) => filters.some((f) => f.match(adaptor)) };
 }
 
 /**

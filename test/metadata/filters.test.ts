@@ -37,8 +37,10 @@ test('comma is AND, several strings are OR, empty matches all', (t) => {
   t.true(matches(' name == docker.io/library/busybox:latest , labels.env '));
 });
 
-test('fields lists the first path elements used', (t) => {
-  t.deepEqual([...parseFilters(['name==a', 'labels.x,kind==b']).fields].sort(), ['kind', 'labels', 'name']);
+test('dotted field paths reach nested fields', (t) => {
+  const adaptor = fieldsAdaptor({ 'target.digest': 'sha256:x', 'runtime.name': 'io.containerd.runc.v2' });
+  t.true(parseFilter('target.digest==sha256:x,runtime.name~=runc').match(adaptor));
+  t.false(parseFilter('target==sha256:x').match(adaptor));
 });
 
 for (const bad of ['name=x', 'name===x', '==x', 'name==', 'labels."unterminated==x', 'name~=(', 'name==x,', 'a..b', 'name==x y', 'labels."\\q"==x']) {
