@@ -1,9 +1,11 @@
 // Fetching blobs and manifests by descriptor: ranged GETs to resume partial downloads, and size and digest
 // checked while the bytes stream, so a lying registry never gets anything committed.
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
 import { BerthError, ErrorCode, errFailedPrecondition, errInvalidArgument, errUnavailable, isAlreadyExists } from '../../api/errdefs.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
+import { blobStream } from '../images/image.ts';
 import { blobKind, isIndexType, isManifestType } from '../images/mediatypes.ts';
 import { discardBody } from './http.ts';
 import type { Repository } from './registry.ts';
@@ -93,21 +95,64 @@ export async function writeBlob(store: ContentStore, desc: Descriptor, data: Buf
 }
 
 /**
+ * Receives a blob's bytes. The stream ends only once size and digest are verified and the blob committed; it
+ * is destroyed with the error otherwise, so a consumer (streaming unpack) commits nothing unverified.
+ */
+export type BlobSink = (data: Readable) => Promise<void>;
+
+export interface FetchOptions {
+  onProgress?: ProgressFunc;
+  /** Given the bytes live while they download from offset 0, else the stored blob once committed. */
+  sink?: BlobSink;
+}
+
+/** Feeds chunks to a sink with backpressure; a failing sink fails the download. */
+class Tee {
+  readonly stream = new PassThrough({ highWaterMark: 4 << 20 });
+  readonly done: Promise<void>;
+  failed?: unknown;
+
+  constructor(sink: BlobSink) {
+    this.done = sink(this.stream).catch((e) => { this.failed = e; throw e; });
+    this.done.catch(() => {});
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (!this.stream.write(chunk)) await Promise.race([once(this.stream, 'drain'), this.done]);
+  }
+
+  async end(): Promise<void> {
+    this.stream.end();
+    await this.done;
+  }
+
+  async fail(err: unknown): Promise<void> {
+    this.stream.destroy(err as Error);
+    await this.done.catch(() => {});
+  }
+}
+
+/**
  * Streams `desc` from the registry into the store, resuming the ingest `ingestRef(desc)` at its offset.
  * A network failure keeps the partial ingest for a later resume; a size or digest mismatch aborts it.
  * Returns whether the blob was already present.
  */
-export async function fetchToStore(store: ContentStore, repo: Repository, desc: Descriptor, onProgress?: ProgressFunc): Promise<'fetched' | 'exists'> {
+export async function fetchToStore(store: ContentStore, repo: Repository, desc: Descriptor, opts: FetchOptions = {}): Promise<'fetched' | 'exists'> {
   const ref = ingestRef(desc);
-  const progress = (offset: number, status: FetchProgress['status']) => onProgress?.({ digest: desc.digest, mediaType: desc.mediaType, offset, total: desc.size, status });
+  const progress = (offset: number, status: FetchProgress['status']) => opts.onProgress?.({ digest: desc.digest, mediaType: desc.mediaType, offset, total: desc.size, status });
+  const sinkStored = async () => { if (opts.sink) await opts.sink(blobStream(store, desc.digest)); };
   let writer;
   try {
     writer = await store.writer({ ref, expected: { digest: desc.digest, size: desc.size } });
   } catch (e) {
-    if (isAlreadyExists(e)) { progress(desc.size, 'exists'); return 'exists'; }
-    throw e;
+    if (!isAlreadyExists(e)) throw e;
+    progress(desc.size, 'exists');
+    await sinkStored();
+    return 'exists';
   }
   let verifyFailed = false;
+  let tee: Tee | undefined;
   try {
     let { offset } = await writer.status();
     if (offset > desc.size) { await writer.truncate(0); offset = 0; }
@@ -115,6 +160,7 @@ export async function fetchToStore(store: ContentStore, repo: Repository, desc: 
     if (offset < desc.size || desc.size === 0) {
       const opened = await openBlob(repo, desc, offset);
       if (opened.offset !== offset) { await writer.truncate(0); offset = 0; }
+      if (opts.sink && offset === 0) tee = new Tee(opts.sink);
       for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
         if (offset + chunk.length > desc.size) {
           opened.stream.destroy();
@@ -122,6 +168,7 @@ export async function fetchToStore(store: ContentStore, repo: Repository, desc: 
           throw errMismatch(desc, 'size', desc.size, `more than ${desc.size} bytes`);
         }
         await writer.write(chunk);
+        await tee?.write(chunk);
         offset += chunk.length;
         progress(offset, 'downloading');
       }
@@ -135,8 +182,9 @@ export async function fetchToStore(store: ContentStore, repo: Repository, desc: 
       if (!isAlreadyExists(e)) throw e;
     }
     progress(desc.size, 'done');
-    return 'fetched';
   } catch (e) {
+    if (tee && tee.failed === e) throw e; // the consumer's own error, not the download's
+    await tee?.fail(e);
     if (e instanceof BerthError && e.code === ErrorCode.FailedPrecondition) verifyFailed = true;
     if (!(e instanceof BerthError)) throw errUnavailable(`fetching ${desc.digest} from ${repo.host}/${repo.path}: ${(e as Error).message}; the partial download is kept for a resume`, e);
     throw e;
@@ -144,4 +192,7 @@ export async function fetchToStore(store: ContentStore, repo: Repository, desc: 
     await writer.close().catch(() => {});
     if (verifyFailed) await store.abort(ref).catch(() => {});
   }
+  if (tee) await tee.end();
+  else await sinkStored();
+  return 'fetched';
 }

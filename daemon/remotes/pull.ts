@@ -1,11 +1,12 @@
 // Pulling an image into a content store: resolve, read and validate the whole manifest tree first (nothing is
 // written if any document is bad), then fetch layers in parallel, then store configs, manifests and the index
 // with the labels containerd sets (GC references to children, distribution source).
+import type { Readable } from 'node:stream';
 import type { Digest } from '../../api/digest.ts';
 import { errNotFound } from '../../api/errdefs.ts';
 import type { ContentStore, Descriptor, Platform } from '../../content/types.ts';
 import {
-  type ImageRecord, type LayerInfo, type ResolvedManifest, chainIds, childGcLabels, childrenOf, distributionSourceKey, distributionSourceLabel,
+  type ImageRecord, type LayerInfo, type ResolvedManifest, blobStream, chainIds, childGcLabels, childrenOf, distributionSourceKey, distributionSourceLabel,
 } from '../images/image.ts';
 import { checkLayersMatchConfig, configPlatform, parseConfig, parseIndex, parseManifest } from '../images/manifest.ts';
 import { isIndexType, isManifestType } from '../images/mediatypes.ts';
@@ -21,8 +22,15 @@ export interface PullOptions extends ResolverOptions {
   /** Layers fetched at once; default 4. */
   concurrency?: number;
   onProgress?: ProgressFunc;
-  /** Called once per manifest layer as soon as its blob is committed: the hook for streaming unpack. */
+  /** Called once per manifest layer as soon as its blob is committed (and onLayerData, if any, is done). */
   onLayer?: (layer: PulledLayer) => void | Promise<void>;
+  /**
+   * Streaming unpack hook, once per manifest layer: the compressed bytes, live while they download when this
+   * is the layer's first download, else from the store. The stream ends only after the blob is verified and
+   * committed and is destroyed with the error otherwise; a rejection fails the pull. Layers arrive in
+   * parallel: a consumer applying layer i waits for its parent itself.
+   */
+  onLayerData?: (layer: PulledLayer, data: Readable) => Promise<void>;
 }
 
 export interface PulledLayer extends LayerInfo {
@@ -111,18 +119,20 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PullRes
 
   // 2. Layers, in parallel, each fetched once however many manifests share it.
   const jobs = new Map<Digest, Promise<void>>();
-  const fetchLayer = (desc: Descriptor) => {
-    let job = jobs.get(desc.digest);
-    if (!job) {
-      job = fetchToStore(store, repo, desc, opts.onProgress).then(() => labelSource(desc.digest));
-      jobs.set(desc.digest, job);
-    }
-    return job;
-  };
   const work = manifests.flatMap((m) => m.layers.map((layer, index) => ({ m, layer, index })));
   await mapLimit(work, opts.concurrency ?? 4, async ({ m, layer, index }) => {
-    await fetchLayer(layer.descriptor);
-    await opts.onLayer?.({ ...layer, index, manifest: m.descriptor, platform: m.platform });
+    const pulled: PulledLayer = { ...layer, index, manifest: m.descriptor, platform: m.platform };
+    const digest = layer.descriptor.digest;
+    let job = jobs.get(digest);
+    const live = !job;
+    if (!job) {
+      const sink = opts.onLayerData && ((data: Readable) => opts.onLayerData!(pulled, data));
+      job = fetchToStore(store, repo, layer.descriptor, { onProgress: opts.onProgress, sink }).then(() => labelSource(digest));
+      jobs.set(digest, job);
+    }
+    await job;
+    if (!live && opts.onLayerData) await opts.onLayerData(pulled, blobStream(store, digest));
+    await opts.onLayer?.(pulled);
   });
 
   // 3. Configs, manifests, then indexes: a parent is stored only once its children are.

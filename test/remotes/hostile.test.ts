@@ -57,7 +57,13 @@ test('a blob whose digest does not match is refused, naming expected and actual,
     return true;
   });
   const store = await emptyStore(t);
-  await t.throwsAsync(pullImage(ref, { store }), { message: new RegExp(`blob ${layer.descriptor.digest}: digest mismatch: expected ${layer.descriptor.digest}, got sha256:`) });
+  const consumer: string[] = [];
+  const onLayerData = async (_l: unknown, data: import('node:stream').Readable) => {
+    data.on('data', () => {});
+    await new Promise<void>((resolve) => { data.on('end', () => { consumer.push('end'); resolve(); }); data.on('error', (e) => { consumer.push(`error: ${e.message}`); resolve(); }); });
+  };
+  await t.throwsAsync(pullImage(ref, { store, onLayerData }), { message: new RegExp(`blob ${layer.descriptor.digest}: digest mismatch: expected ${layer.descriptor.digest}, got sha256:`) });
+  t.deepEqual(consumer.map((c) => c.replace(/:.*/, '')), ['error'], 'a streaming consumer sees the failure, never a clean end');
   await assertEmpty(t, store);
 });
 

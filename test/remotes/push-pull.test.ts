@@ -1,9 +1,11 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { LocalContentStore } from '../../content/local.ts';
 import { readBlob } from '../../daemon/images/image.ts';
-import { MediaType } from '../../daemon/images/mediatypes.ts';
+import { decompressStream } from '../../daemon/images/compression.ts';
+import { MediaType, layerCompressionOf } from '../../daemon/images/mediatypes.ts';
 import { onlyPlatform } from '../../daemon/images/platforms.ts';
 import { pullImage } from '../../daemon/remotes/pull.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
@@ -130,4 +132,28 @@ test('pull by digest, and skopeo reads what berth pushed', async (t) => {
   t.is(inspect.Digest, image.target.digest);
   t.deepEqual(inspect.Layers, image.manifests[0]!.layers.map((l) => l.descriptor.digest));
   await t.throwsAsync(pullImage(`${reg.host}/berth/peer:missing`, { store: await store(t) }), { message: /berth\/peer:missing: not found/ });
+});
+
+test('streaming hook: each layer\'s bytes reach onLayerData while downloading, and from the store when present', async (t) => {
+  const reg = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'stream', compression: 'zstd' });
+  const ref = `${reg.host}/berth/stream:1`;
+  await pushBuilt(t, image, ref);
+  const dst = await store(t);
+  const diffIdsSeen = async () => {
+    const seen: string[] = [];
+    await pullImage(ref, {
+      store: dst,
+      onLayerData: async (layer, data) => {
+        const hash = createHash('sha256');
+        for await (const chunk of decompressStream(data, layerCompressionOf(layer.descriptor.mediaType))) hash.update(chunk);
+        seen[layer.index] = 'sha256:' + hash.digest('hex');
+      },
+    });
+    return seen;
+  };
+  const want = image.manifests[0]!.layers.map((l) => l.diffId);
+  t.deepEqual(await diffIdsSeen(), want);
+  t.deepEqual(await diffIdsSeen(), want, 'second pull: layers already stored');
+  await t.throwsAsync(pullImage(ref, { store: await store(t), onLayerData: async () => { throw new Error('unpack failed: disk full'); } }), { message: 'unpack failed: disk full' });
 });
