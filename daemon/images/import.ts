@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { isDigest } from '../../api/digest.ts';
-import { errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
+import { BerthError, errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
 import { formatReference, parseNormalizedReference } from '../../api/reference.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
 import { sniffCompression } from './compression.ts';
@@ -72,6 +72,7 @@ async function readArchive(store: ContentStore, input: Readable, added: Set<stri
       }
     }
   } catch (e) {
+    if (e instanceof BerthError) throw e;
     throw errInvalidArgument(`import: not a readable tar archive (${(e as Error).message})`, e);
   }
   return { metadata, blobs };
@@ -131,7 +132,9 @@ async function importDocker(store: ContentStore, metadata: Map<string, Buffer>, 
   for (const [i, entry] of entries.entries()) {
     const configBlob = entry.Config ? blobs.get(entry.Config) : undefined;
     if (!configBlob) throw errInvalidArgument(`import: manifest.json entry ${i}: config ${JSON.stringify(entry.Config)} is not in the archive`);
-    const config = parseConfig(metadata.get(entry.Config!)!);
+    const configData = metadata.get(entry.Config!);
+    if (!configData) throw errInvalidArgument(`import: manifest.json entry ${i}: config ${entry.Config} is larger than ${MAX_METADATA} bytes`);
+    const config = parseConfig(configData);
     const layers = (entry.Layers ?? []).map((path) => {
       const b = blobs.get(path);
       if (!b) throw errInvalidArgument(`import: manifest.json entry ${i}: layer ${JSON.stringify(path)} is not in the archive`);

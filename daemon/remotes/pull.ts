@@ -50,12 +50,23 @@ interface Document { desc: Descriptor; data: Buffer; children: Descriptor[] }
 
 const isAttestation = (d: Descriptor) => d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
 
-/** Runs `fn` over `items` with at most `limit` running at once; fails fast on the first error. */
+/**
+ * Runs `fn` over `items` with at most `limit` running at once. After the first failure nothing new starts;
+ * the ones running are waited for (so nothing still writes after the call returns), then the error is thrown.
+ */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
-  const worker = async () => { while (next < items.length) { const i = next++; results[i] = await fn(items[i]!); } };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  let failed = false;
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      const i = next++;
+      try { results[i] = await fn(items[i]!); } catch (e) { failed = true; throw e; }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return results;
 }
 
