@@ -219,13 +219,8 @@ export class LocalContentStore implements ContentStore {
   }
 }
 
-/** Small writes are gathered up to this size before they hit the file (one syscall per MiB, not per chunk). */
-const coalesceBytes = 1 << 20;
-
 class LocalWriter implements ContentWriter {
   private closed = false;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
   constructor(private readonly store: LocalContentStore, readonly ref: string, private readonly dir: string,
     private readonly marker: string, private readonly fh: FileHandle, private hash: Hash,
     private readonly algorithm: string, private offset: number) {}
@@ -236,32 +231,13 @@ class LocalWriter implements ContentWriter {
 
   async write(data: Uint8Array): Promise<void> {
     this.check();
-    this.hash.update(data);
-    this.offset += data.length;
-    if (data.length >= coalesceBytes && this.pendingBytes === 0) {
-      await this.writeAt(data, this.offset - data.length);
-      return;
-    }
-    this.pending.push(Buffer.from(data)); // a copy: callers may reuse their buffer
-    this.pendingBytes += data.length;
-    if (this.pendingBytes >= coalesceBytes) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    const at = this.offset - this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.writeAt(data, at);
-  }
-
-  private async writeAt(data: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, position + done);
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.offset + done);
       done += bytesWritten;
     }
+    this.hash.update(data);
+    this.offset += data.length;
   }
 
   digest(): Digest {
@@ -269,15 +245,12 @@ class LocalWriter implements ContentWriter {
   }
 
   async status(): Promise<IngestStatus> {
-    if (!this.closed) await this.flush();
     return this.store.status(this.ref);
   }
 
   async truncate(size: number): Promise<void> {
     this.check();
     if (size !== 0) throw errInvalidArgument(`truncate to ${size}: only 0 is supported`);
-    this.pending = [];
-    this.pendingBytes = 0;
     await this.fh.truncate(0);
     this.hash = createHash(this.algorithm);
     this.offset = 0;
@@ -289,7 +262,6 @@ class LocalWriter implements ContentWriter {
     if (size > 0 && size !== this.offset) {
       throw errFailedPrecondition(`commit of ingest ${JSON.stringify(this.ref)}: unexpected size ${this.offset}, expected ${size}`);
     }
-    await this.flush();
     const digest = expected && parseDigest(expected).algorithm !== this.algorithm
       ? await this.rehash(parseDigest(expected).algorithm)
       : this.digest();
@@ -316,12 +288,7 @@ class LocalWriter implements ContentWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    try {
-      await this.flush();
-      await this.fh.close();
-    } finally {
-      unlock(this.marker);
-    }
+    try { await this.fh.close(); } finally { unlock(this.marker); }
   }
 }
 
