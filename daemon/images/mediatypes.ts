@@ -35,7 +35,6 @@ export const isIndexType = (mt: string) => mt === MediaType.OciIndex || mt === M
 export const isManifestType = (mt: string) => mt === MediaType.OciManifest || mt === MediaType.DockerManifest;
 export const isConfigType = (mt: string) => mt === MediaType.OciConfig || mt === MediaType.DockerConfig;
 export const isLayerType = (mt: string) => layerCompression.has(mt);
-export const isDockerType = (mt: string) => mt.startsWith('application/vnd.docker.');
 
 /** The compression of a layer media type; not-implemented naming the type when it is no known layer. */
 export function layerCompressionOf(mt: string): Compression {
