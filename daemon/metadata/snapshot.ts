@@ -1,9 +1,11 @@
 // One namespace's view of a snapshotter, as containerd's metadata/snapshot.go: keys are per namespace and
 // map to backend keys `<ns>/<seq>/<key>`, so namespaces never see or collide with each other's snapshots.
 // Kind, parent and labels live in the metadata DB; labels are also handed to the backend on create (lazy
-// snapshotters read them). With a lease, created snapshots are attached to it.
+// snapshotters read them). With a lease, created snapshots are attached to it. A prepare labelled
+// containerd.io/snapshot.ref=<target> that the backend answers with already-exists (a remote snapshot it can
+// serve lazily) records <target> as committed and answers already-exists, so the client skips the layer.
 import type { Mount } from '../../api/mount.ts';
-import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
+import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound, isAlreadyExists } from '../../api/errdefs.ts';
 import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
 import { updateLabels, validateLabels } from '../../content/labels.ts';
 import type { SnapshotInfo, SnapshotOptions, Snapshotter, SnapshotUsage } from '../../snapshotters/types.ts';
@@ -13,6 +15,9 @@ const toInfo = (name: string, r: SnapshotRecord): SnapshotInfo => ({
   kind: r.kind, name, ...(r.parent ? { parent: r.parent } : {}), labels: r.labels,
   created: new Date(r.createdAt), updated: new Date(r.updatedAt),
 });
+
+/** Names the target of a remote snapshot on prepare (containerd's snapshot.ref label). */
+const snapshotRefLabel = 'containerd.io/snapshot.ref';
 
 /** Keys being created right now (ns, snapshotter, key), so two concurrent creates of one key cannot both win. */
 const creating = new Set<string>();
@@ -94,6 +99,10 @@ export class NamespacedSnapshotter implements Snapshotter {
     const labels = { ...opts?.labels };
     validateLabels(labels);
     if (this.lease) this.t.requireLease(this.namespace, this.lease);
+    const target = kind === 'active' ? labels[snapshotRefLabel] : undefined;
+    if (target !== undefined && this.t.snapshots.get(this.k(target))) {
+      throw errAlreadyExists(`target snapshot ${JSON.stringify(target)} (${this.snapshotter}) in namespace ${this.namespace}: already exists`);
+    }
     return this.claim(name, () => this.t.gcLock.shared(async () => {
       let parentKey: string | undefined;
       if (parent !== undefined && parent !== '') {
@@ -102,9 +111,25 @@ export class NamespacedSnapshotter implements Snapshotter {
         parentKey = p.backendKey;
       }
       const backendKey = this.backendKey(name);
-      const mounts = kind === 'active'
-        ? await this.backend.prepare(backendKey, parentKey, { labels })
-        : await this.backend.view(backendKey, parentKey, { labels });
+      // A remote (lazy) snapshotter is told the backend name of the target; if it can provide that committed
+      // snapshot itself it answers already-exists, and the target is recorded in the namespace instead.
+      const targetKey = target !== undefined ? this.backendKey(target) : undefined;
+      const backendLabels = targetKey ? { ...labels, [snapshotRefLabel]: targetKey } : labels;
+      let mounts: Mount[];
+      try {
+        mounts = kind === 'active'
+          ? await this.backend.prepare(backendKey, parentKey, { labels: backendLabels })
+          : await this.backend.view(backendKey, parentKey, { labels: backendLabels });
+      } catch (err) {
+        if (target === undefined || targetKey === undefined || !isAlreadyExists(err)) throw err;
+        await this.backend.stat(targetKey);
+        const now = Date.now();
+        this.t.write(() => {
+          if (this.t.snapshots.get(this.k(target))) return;
+          this.put(target, { backendKey: targetKey, kind: 'committed', ...(parentKey ? { parent } : {}), labels, createdAt: now, updatedAt: now });
+        });
+        throw errAlreadyExists(`target snapshot ${JSON.stringify(target)} (${this.snapshotter}) in namespace ${this.namespace}: already exists`, err);
+      }
       const now = Date.now();
       this.t.write(() => this.put(name, {
         backendKey, kind, ...(parentKey ? { parent } : {}), labels, createdAt: now, updatedAt: now,

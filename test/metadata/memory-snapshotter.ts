@@ -1,6 +1,7 @@
 // A tiny in-memory Snapshotter for testing the metadata views until the real snapshotters land: it keeps the
 // tree rules (committed parents, no removal under children, commit of active only) and returns bind mounts
-// of made-up paths. It never touches the filesystem.
+// of made-up paths. It never touches the filesystem. Like a lazy snapshotter, a prepare labelled
+// test.remote=1 and containerd.io/snapshot.ref=<target> creates committed <target> and answers already-exists.
 import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
 import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
 import type { Mount } from '../../api/mount.ts';
@@ -30,6 +31,11 @@ export class MemorySnapshotter implements Snapshotter {
     if (this.snapshots.has(key)) throw errAlreadyExists(`snapshot ${key}: already exists`);
     if (parent && this.get(parent).kind !== 'committed') throw errInvalidArgument(`parent ${parent} not committed`);
     const now = new Date();
+    const target = opts?.labels?.['containerd.io/snapshot.ref'];
+    if (kind === 'active' && target && opts?.labels?.['test.remote'] === '1') {
+      this.snapshots.set(target, { kind: 'committed', name: target, ...(parent ? { parent } : {}), labels: { ...opts.labels }, created: now, updated: now });
+      throw errAlreadyExists(`remote snapshot ${target}: already exists`);
+    }
     this.snapshots.set(key, { kind, name: key, ...(parent ? { parent } : {}), labels: { ...opts?.labels }, created: now, updated: now });
     return this.mounts(key);
   }

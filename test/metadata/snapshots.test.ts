@@ -94,3 +94,23 @@ test('namespaced snapshots persist across a restart', async (t) => {
   await again.prepare('second', 'base');
   t.deepEqual(await names(again), ['base', 'second', 'top']);
 });
+
+test('a remote snapshot the backend provides is recorded as committed and the prepare answers already-exists', async (t) => {
+  const { db, snapshotter: backend } = await openTestDB(t);
+  await db.leases.create('default', { id: 'pull' });
+  const s = db.snapshotter('default', 'mem', { lease: 'pull' });
+  await s.prepare('base-extract');
+  await s.commit('sha256:base', 'base-extract');
+  const labels = { 'containerd.io/snapshot.ref': 'sha256:top', 'test.remote': '1' };
+  const err = await t.throwsAsync(s.prepare('extract-top', 'sha256:base', { labels }));
+  code(t, err, ErrorCode.AlreadyExists);
+  t.regex(err!.message, /target snapshot "sha256:top"/);
+  t.like(await s.stat('sha256:top'), { kind: 'committed', parent: 'sha256:base' });
+  code(t, await t.throwsAsync(s.stat('extract-top')), ErrorCode.NotFound);
+  const backendTop = (await backendKeys(backend)).find((k) => k.endsWith('/sha256:top'));
+  t.truthy(backendTop, 'the backend was given the namespaced target key');
+  t.true((await db.leases.listResources('default', 'pull')).some((r) => r.id === 'sha256:top'), 'the target joins the lease');
+  code(t, await t.throwsAsync(s.prepare('again', 'sha256:base', { labels })), ErrorCode.AlreadyExists);
+  await s.prepare('ctr', 'sha256:top');
+  t.like(await s.stat('ctr'), { parent: 'sha256:top' });
+});
