@@ -3,10 +3,9 @@
 // resume after a restart. Labels live in a small JSON sidecar per blob (<root>/labels/<alg>/<hex>): the
 // daemon keeps its per-namespace labels in the metadata DB, so these only serve direct users of the store.
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { parseDigest, type Digest } from '../api/digest.ts';
 import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound, errUnavailable } from '../api/errdefs.ts';
 import { fieldsAdaptor, parseFilters } from '../api/filters.ts';
@@ -315,7 +314,7 @@ class FileReader implements ContentReader {
       throw errInvalidArgument(`invalid read range offset=${offset} length=${length}`);
     }
     const end = length === undefined ? this.size - 1 : Math.min(this.size, offset + length) - 1;
-    if (end < offset) return createReadStream('/dev/null');
+    if (end < offset) return Readable.from([]);
     return this.fh.createReadStream({ start: offset, end, autoClose: false, highWaterMark: 1 << 20 });
   }
 
