@@ -125,11 +125,14 @@ export class LocalContentStore implements ContentStore {
       const path = this.blobPath(expected);
       if (await stat(path).then(() => true, () => false)) throw errAlreadyExists(`content ${expected}: already exists`);
     }
-    await mkdir(dir, { recursive: true });
+    const fresh = await mkdir(dir).then(() => true, (err) => {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    });
     const marker = join(dir, 'lock');
     lock(marker, `ingest ${JSON.stringify(opts.ref)}`);
     try {
-      const status = await this.readStatus(dir);
+      const status = fresh ? undefined : await this.readStatus(dir);
       if (status) {
         if (status.ref !== opts.ref) throw errFailedPrecondition(`ingest ${JSON.stringify(opts.ref)} collides with ${JSON.stringify(status.ref)}`);
         if (total > 0 && status.total > 0 && total !== status.total) {
@@ -138,21 +141,22 @@ export class LocalContentStore implements ContentStore {
         if (expected && status.expected && expected !== status.expected) {
           throw errFailedPrecondition(`ingest ${JSON.stringify(opts.ref)}: expected digest ${expected} differs from the resumed ingest's ${status.expected}`);
         }
-      } else {
-        const now = new Date().toISOString();
-        await writeFile(join(dir, 'ref'), opts.ref);
-        await writeFile(join(dir, 'startedat'), now);
       }
-      if (total > 0) await writeFile(join(dir, 'total'), String(total));
-      if (expected) await writeFile(join(dir, 'expected'), expected);
+      const files: [string, string][] = [];
+      if (!status) files.push(['ref', opts.ref], ['startedat', new Date().toISOString()]);
+      if (total > 0 && total !== status?.total) files.push(['total', String(total)]);
+      if (expected && expected !== status?.expected) files.push(['expected', expected]);
+      await Promise.all(files.map(([name, text]) => writeFile(join(dir, name), text)));
       const algorithm = expected ? parseDigest(expected).algorithm : status?.expected ? parseDigest(status.expected).algorithm : 'sha256';
       const fh = await open(join(dir, 'data'), 'a+');
       // Resuming: the running hash cannot be persisted, so recompute it from the data already on disk.
       const hash = createHash(algorithm);
       let offset = 0;
-      for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 })) {
-        hash.update(chunk as Buffer);
-        offset += (chunk as Buffer).length;
+      if ((await fh.stat()).size > 0) {
+        for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, highWaterMark: 1 << 20 })) {
+          hash.update(chunk as Buffer);
+          offset += (chunk as Buffer).length;
+        }
       }
       return new LocalWriter(this, opts.ref, dir, marker, fh, hash, algorithm, offset);
     } catch (err) {
