@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { sha256Digest } from '../../api/digest.ts';
@@ -93,4 +93,18 @@ test('local: killing the writing process does not block the ref forever', async 
   const w = await store.writer({ ref: 'killed' });
   t.is((await w.status()).offset, 5);
   await w.close();
+});
+
+test('local: an ingest left half-created by a crash is usable', async (t) => {
+  const root = tempDir(t);
+  const store = await LocalContentStore.open(root);
+  // Crash after mkdir and some data, before the ref file: the data still counts towards the digest.
+  mkdirSync(ingestDir(root, 'half'));
+  writeFileSync(join(ingestDir(root, 'half'), 'data'), 'hel');
+  t.deepEqual(await store.listStatuses(), [], 'without a ref file it is not a listed ingest');
+  const w = await store.writer({ ref: 'half' });
+  t.is((await w.status()).offset, 3);
+  await w.write(Buffer.from('lo'));
+  await w.commit(5, sha256Digest('hello'));
+  t.deepEqual(readdirSync(join(root, 'ingest')), []);
 });
