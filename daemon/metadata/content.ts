@@ -83,20 +83,25 @@ export class NamespacedContentStore implements ContentStore {
     this.t.content.putSync(key(this.namespace, digest), { size, labels, createdAt: now, updatedAt: now });
   }
 
+  /** Hands the namespace content another namespace already wrote (true), when its size matches. */
+  private share(expected: Digest, size: number | undefined): Promise<boolean> {
+    return this.t.gcLock.shared(async () => {
+      const info = await this.backend.info(expected).catch(() => undefined);
+      if (!info || (size && size !== info.size)) return false;
+      this.t.write(() => this.addRecord(expected, info.size, {}));
+      return true;
+    });
+  }
+
   async writer(opts: WriterOptions): Promise<ContentWriter> {
     const ref = this.backendRef(opts.ref);
     const expected = opts.expected?.digest;
+    const exists = () => errAlreadyExists(`content ${expected} in namespace ${this.namespace}: already exists`);
     if (expected) {
       parseDigest(expected);
-      if (this.t.content.get(key(this.namespace, expected))) throw errAlreadyExists(`content ${expected} in namespace ${this.namespace}: already exists`);
-      // Deduplicate: content another namespace already wrote is handed over without writing it again.
-      const shared = await this.t.gcLock.shared(async () => {
-        const info = await this.backend.info(expected).catch(() => undefined);
-        if (!info || (opts.expected?.size && opts.expected.size !== info.size)) return false;
-        this.t.write(() => this.addRecord(expected, info.size, {}));
-        return true;
-      });
-      if (shared) throw errAlreadyExists(`content ${expected} in namespace ${this.namespace}: already exists`);
+      if (this.t.content.get(key(this.namespace, expected))) throw exists();
+      // Deduplicate: content already on disk is handed over without writing it again.
+      if (await this.share(expected, opts.expected?.size)) throw exists();
     }
     this.t.write(() => {
       this.t.ensureNamespace(this.namespace);
@@ -108,8 +113,13 @@ export class NamespacedContentStore implements ContentStore {
       const rec = this.t.ingests.get(k);
       if (!rec || rec.lease !== this.lease) this.t.ingests.putSync(k, { ...(this.lease ? { lease: this.lease } : {}), createdAt: rec?.createdAt ?? Date.now() });
     });
-    const w = await this.backend.writer({ ...opts, ref });
-    return new NamespacedWriter(this, w, opts.ref);
+    try {
+      return new NamespacedWriter(this, await this.backend.writer({ ...opts, ref }), opts.ref);
+    } catch (err) {
+      // Committed by someone else since the check above: share it now rather than report content we lack.
+      if (expected && isAlreadyExists(err)) await this.share(expected, opts.expected?.size);
+      throw err;
+    }
   }
 
   /** Commits the backend ingest and records the content in the namespace, atomically with respect to the GC. */
