@@ -1,6 +1,8 @@
 // berthd's metadata database: namespaces, images, containers, leases, and per-namespace views of the shared
 // content store and snapshotters, in one lmdb environment. The garbage collector runs on demand (gc()), a
-// short while after deletes (debounced), and when the next lease expires.
+// short while after opening and after deletes (debounced), and when the next lease expires. Everything in
+// the content store and the snapshotters it is given belongs to it: blobs and snapshots that no namespace
+// references are deleted, so other parts must go through content() and snapshotter(), never the backends.
 import { mkdirSync } from 'node:fs';
 import { errNotFound } from '../../api/errdefs.ts';
 import type { ContentStore } from '../../content/types.ts';
@@ -53,6 +55,8 @@ export class MetadataDB {
     mkdirSync(opts.path, { recursive: true });
     const db = new MetadataDB(Tables.open(`${opts.path}/meta.lmdb`), opts);
     db.armExpiryTimer();
+    // Sweep what a crash may have left between a backend write and its database record.
+    db.scheduleGC();
     return db;
   }
 

@@ -194,3 +194,13 @@ test('references survive a restart and the GC still honours them', async (t) => 
   t.deepEqual(await digests(tdb.backend), img.all);
   t.deepEqual(await snapshotNames(db.snapshotter('default', 'mem')), img.snapshots);
 });
+
+test('reopening sweeps a blob and a snapshot a crash left without database records', async (t) => {
+  const tdb = await openTestDB(t);
+  const w = await tdb.backend.writer({ ref: 'crashed-before-record' });
+  await w.write(Buffer.from('orphan'));
+  await w.commit(6);
+  await tdb.snapshotter.prepare('default/999/orphan');
+  await tdb.reopen();
+  t.true(await waitFor(async () => (await digests(tdb.backend)).length === 0 && (await snapshotNames(tdb.snapshotter)).length === 0));
+});
