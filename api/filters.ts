@@ -57,7 +57,7 @@ function matchSelector(s: Selector, adaptor: Adaptor): boolean {
     case 'present': return value !== undefined;
     case '==': return value !== undefined && value === s.value;
     case '!=': return value !== s.value;
-    case '~=': return value !== undefined && s.regex!.test(value);
+    case '~=': return s.regex!.test(value ?? ''); // an absent field matches as the empty string, as containerd
   }
 }
 

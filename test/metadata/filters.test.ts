@@ -18,6 +18,8 @@ test('equality, inequality, presence and regex', (t) => {
   t.true(matches('name~=^docker\\.io/.*busybox'));
   t.true(matches('name~=/busy(box|cat)/'));
   t.false(matches('name~=alpine'));
+  t.true(matches('labels.missing~=^$'), 'an absent field is matched as empty, as containerd');
+  t.false(matches('labels.missing~=.'));
 });
 
 test('quoted field paths with dots and quoted values', (t) => {
