@@ -2,15 +2,15 @@
 // <root>/ingest/<sha256 of ref>/{data,ref,startedat,total,expected,lock} holds unfinished writes so they can
 // resume after a restart. Labels live in a small JSON sidecar per blob (<root>/labels/<alg>/<hex>): the
 // daemon keeps its per-namespace labels in the metadata DB, so these only serve direct users of the store.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { parseDigest, type Digest } from '../api/digest.ts';
 import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound, errUnavailable } from '../api/errdefs.ts';
 import { fieldsAdaptor, parseFilters } from '../api/filters.ts';
 import { isLocked, lock, unlock } from './ingest-lock.ts';
-import { updateLabels, validateLabels } from './labels.ts';
+import { updateLabels } from './labels.ts';
+import { FileReader, LocalWriter, type IngestOwner } from './local-io.ts';
 import type { ContentInfo, ContentReader, ContentStore, ContentWriter, IngestStatus, WriterOptions } from './types.ts';
 
 const isENOENT = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
@@ -24,7 +24,7 @@ async function fsyncDir(dir: string): Promise<void> {
   try { await fh.sync(); } finally { await fh.close(); }
 }
 
-export class LocalContentStore implements ContentStore {
+export class LocalContentStore implements ContentStore, IngestOwner {
   private constructor(readonly root: string) {}
 
   static async open(root: string): Promise<LocalContentStore> {
@@ -219,110 +219,5 @@ export class LocalContentStore implements ContentStore {
     await rename(join(dir, 'data'), target);
     await fsyncDir(blobDir);
     await rm(dir, { recursive: true, force: true });
-  }
-}
-
-class LocalWriter implements ContentWriter {
-  private closed = false;
-  constructor(private readonly store: LocalContentStore, readonly ref: string, private readonly dir: string,
-    private readonly marker: string, private readonly fh: FileHandle, private hash: Hash,
-    private readonly algorithm: string, private offset: number) {}
-
-  private check(): void {
-    if (this.closed) throw errFailedPrecondition(`writer for ingest ${JSON.stringify(this.ref)} is closed`);
-  }
-
-  async write(data: Uint8Array): Promise<void> {
-    this.check();
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.offset + done);
-      done += bytesWritten;
-    }
-    this.hash.update(data);
-    this.offset += data.length;
-  }
-
-  digest(): Digest {
-    return `${this.algorithm}:${this.hash.copy().digest('hex')}`;
-  }
-
-  async status(): Promise<IngestStatus> {
-    return this.store.status(this.ref);
-  }
-
-  async truncate(size: number): Promise<void> {
-    this.check();
-    if (size !== 0) throw errInvalidArgument(`truncate to ${size}: only 0 is supported`);
-    await this.fh.truncate(0);
-    this.hash = createHash(this.algorithm);
-    this.offset = 0;
-  }
-
-  async commit(size: number, expected?: Digest, opts?: { labels?: Record<string, string> }): Promise<void> {
-    this.check();
-    if (opts?.labels) validateLabels(opts.labels);
-    if (size > 0 && size !== this.offset) {
-      throw errFailedPrecondition(`commit of ingest ${JSON.stringify(this.ref)}: unexpected size ${this.offset}, expected ${size}`);
-    }
-    const digest = expected && parseDigest(expected).algorithm !== this.algorithm
-      ? await this.rehash(parseDigest(expected).algorithm)
-      : this.digest();
-    if (expected && expected !== digest) {
-      throw errFailedPrecondition(`commit of ingest ${JSON.stringify(this.ref)}: unexpected digest ${digest}, expected ${expected}`);
-    }
-    await this.fh.sync();
-    await this.fh.close();
-    this.closed = true;
-    try {
-      await this.store.commitIngest(this.dir, digest, opts?.labels);
-    } finally {
-      unlock(this.marker);
-    }
-  }
-
-  /** Digest with another algorithm than the running one (expected given only at commit). */
-  private async rehash(algorithm: string): Promise<Digest> {
-    const hash = createHash(algorithm);
-    for await (const chunk of this.fh.createReadStream({ start: 0, autoClose: false })) hash.update(chunk as Buffer);
-    return `${algorithm}:${hash.digest('hex')}`;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    try { await this.fh.close(); } finally { unlock(this.marker); }
-  }
-}
-
-class FileReader implements ContentReader {
-  constructor(private readonly fh: FileHandle, readonly size: number) {}
-
-  async read(offset: number, length: number): Promise<Buffer> {
-    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 0) {
-      throw errInvalidArgument(`invalid read range offset=${offset} length=${length}`);
-    }
-    const n = Math.max(0, Math.min(length, this.size - offset));
-    const buf = Buffer.allocUnsafe(n);
-    let done = 0;
-    while (done < n) {
-      const { bytesRead } = await this.fh.read(buf, done, n - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return buf.subarray(0, done);
-  }
-
-  stream(offset = 0, length?: number): Readable {
-    if (!Number.isInteger(offset) || offset < 0 || (length !== undefined && (!Number.isInteger(length) || length < 0))) {
-      throw errInvalidArgument(`invalid read range offset=${offset} length=${length}`);
-    }
-    const end = length === undefined ? this.size - 1 : Math.min(this.size, offset + length) - 1;
-    if (end < offset) return Readable.from([]);
-    return this.fh.createReadStream({ start: offset, end, autoClose: false, highWaterMark: 1 << 20 });
-  }
-
-  async close(): Promise<void> {
-    await this.fh.close();
   }
 }
