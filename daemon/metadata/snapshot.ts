@@ -143,6 +143,7 @@ export class NamespacedSnapshotter implements Snapshotter {
     if (active.kind !== 'active') throw errFailedPrecondition(`snapshot ${JSON.stringify(activeKey)} is ${active.kind}, not active: it cannot be committed`);
     const labels = { ...(opts?.labels ?? active.labels) };
     validateLabels(labels);
+    if (this.lease) this.t.requireLease(this.namespace, this.lease);
     await this.claim(name, () => this.t.gcLock.shared(async () => {
       const backendKey = this.backendKey(name);
       await this.backend.commit(backendKey, active.backendKey, { labels });
