@@ -46,7 +46,7 @@ export class MetadataDB {
     const dirty = () => this.scheduleGC();
     this.snapshotters = new Map(Object.entries(opts.snapshotters ?? {}));
     this.namespaces = new NamespaceStore(t);
-    this.images = new ImageStore(t, dirty);
+    this.images = new ImageStore(t, { dirty, collect: () => this.gc() });
     this.containers = new ContainerStore(t, dirty);
     this.leases = new LeaseManager(t, { dirty, collect: () => this.gc(), created: () => this.armExpiryTimer() });
   }

@@ -27,7 +27,7 @@ const toImage = (name: string, r: ImageRecord): Image => ({
 });
 
 export class ImageStore {
-  constructor(private readonly t: Tables, private readonly dirty: () => void) {}
+  constructor(private readonly t: Tables, private readonly hooks: { dirty(): void; collect(): Promise<unknown> }) {}
 
   async get(ns: string, name: string): Promise<Image> {
     validateNamespace(ns);
@@ -82,11 +82,12 @@ export class ImageStore {
       this.t.images.putSync(k, next);
       return { image: toImage(image.name, next), retargeted: next.target.digest !== rec.target.digest };
     });
-    if (result.retargeted) this.dirty();
+    if (result.retargeted) this.hooks.dirty();
     return result.image;
   }
 
-  async delete(ns: string, name: string): Promise<void> {
+  /** Deletes the image; with sync the garbage collector runs before returning (DeleteImageRequest.sync). */
+  async delete(ns: string, name: string, opts: { sync?: boolean } = {}): Promise<void> {
     validateNamespace(ns);
     validateName('image name', name);
     this.t.write(() => {
@@ -94,6 +95,7 @@ export class ImageStore {
       if (this.t.images.get(k) === undefined) throw errNotFound(`image ${JSON.stringify(name)} in namespace ${ns}: not found`);
       this.t.images.removeSync(k);
     });
-    this.dirty();
+    if (opts.sync) await this.hooks.collect();
+    else this.hooks.dirty();
   }
 }
