@@ -1,0 +1,53 @@
+// `berth-runc spec` and `berth-runc features` output.
+import { CAPABILITIES, MOUNT_FLAG_OPTIONS, NAMESPACE_FLAGS, PROPAGATION_OPTIONS } from '../../oci/linux-constants.ts';
+
+/** A starting config.json, like `runc spec`: busybox-friendly `sh`, the default mounts and masks. */
+export function defaultSpec(): Record<string, unknown> {
+  const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false, user: { uid: 0, gid: 0 }, args: ['sh'],
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'],
+      cwd: '/', capabilities: { bounding: caps, effective: caps, permitted: caps },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }], noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: true },
+    hostname: 'berth',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+        '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+}
+
+/** What this runtime supports, in the runtime-spec features.md shape. */
+export function features(): Record<string, unknown> {
+  return {
+    ociVersionMin: '1.0.0',
+    ociVersionMax: '1.1.0',
+    hooks: ['prestart', 'createRuntime', 'poststart', 'poststop'],
+    mountOptions: [...Object.keys(MOUNT_FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS)].sort(),
+    linux: {
+      namespaces: Object.keys(NAMESPACE_FLAGS).filter((ns) => ns !== 'time'),
+      capabilities: [...CAPABILITIES],
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
+      seccomp: { enabled: false },
+      apparmor: { enabled: false },
+      selinux: { enabled: false },
+    },
+    annotations: { 'org.opencontainers.runc.version': 'berth-runc 0.1.0' },
+  };
+}

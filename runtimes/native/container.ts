@@ -1,0 +1,212 @@
+// The container lifecycle of berth's own OCI runtime: create, start, state, kill, delete, run. Planning is in
+// runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants } from 'node:os';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { BerthError, errFailedPrecondition, errInternal, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
+import { openCgroup } from '../cgroups/index.ts';
+import type { CgroupManager } from '../cgroups/types.ts';
+import { buildPlan } from '../oci/plan.ts';
+import type { State } from '../oci/spec.ts';
+import { loadBundle } from '../oci/validate.ts';
+import { runHooks } from './hooks.ts';
+import { type ContainerRecord, StateStore, isAlive, processStartTime, toState } from './state.ts';
+
+export interface CreateOptions {
+  bundle: string;
+  preserveFds?: number;
+  noPivot?: boolean;
+  pidFile?: string;
+}
+
+/** Locates berth-init: $BERTH_INIT, or native/build/ relative to this module (sources) or to dist/ (bundle). */
+export function initBinary(): string {
+  if (process.env.BERTH_INIT) return process.env.BERTH_INIT;
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const rel of ['../native/build/berth-init', '../../native/build/berth-init']) {
+    const path = join(here, rel);
+    if (existsSync(path)) return path;
+  }
+  throw errNotFound('berth-init not found: run `npm run build` (it compiles native/)');
+}
+
+export class Runtime {
+  readonly store: StateStore;
+  constructor(root?: string) { this.store = new StateStore(root); }
+
+  status(record: ContainerRecord): State['status'] {
+    if (!isAlive(record)) return 'stopped';
+    if (existsSync(this.store.execFifo(record.id))) return 'created';
+    return this.cgroup(record).isFrozen() ? 'paused' : 'running';
+  }
+
+  state(id: string): State & Record<string, unknown> {
+    const record = this.store.read(id);
+    return toState(record, this.status(record));
+  }
+
+  cgroup(record: Pick<ContainerRecord, 'id' | 'cgroupsPath'>): CgroupManager {
+    return openCgroup(record.cgroupsPath, { containerId: record.id });
+  }
+
+  /**
+   * Creates the container: its init is set up and left waiting for `start` (mode create), or runs straight
+   * away (mode run: the returned `exited` resolves with its exit status, 128+signal on death by signal).
+   */
+  async create(id: string, opts: CreateOptions, mode: 'create' | 'run' = 'create'): Promise<{ pid: number; exited?: Promise<number> }> {
+    const { spec, bundle, rootfs } = loadBundle(opts.bundle);
+    const dir = this.store.claim(id);
+    const cgroupsPath = spec.linux?.cgroupsPath ?? '';
+    let cgroup: CgroupManager | undefined;
+    let pid = 0;
+    try {
+      cgroup = openCgroup(cgroupsPath, { containerId: id });
+      cgroup.create(spec.linux?.resources);
+      const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
+      if (execFifo) execFileSync('mkfifo', ['-m', '0600', execFifo]);
+      const planPath = join(dir, 'plan');
+      writeFileSync(planPath, buildPlan({ spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot }));
+
+      const syncFd = 3 + (opts.preserveFds ?? 0);
+      const stdio: ('inherit' | 'pipe' | number)[] = ['inherit', 'inherit', 'inherit'];
+      for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
+      stdio.push('pipe');
+      const env = { ...process.env };
+      delete env.NODE_EXTRA_CA_CERTS;
+      const init = spawn(initBinary(), [planPath, String(syncFd)], { stdio, env });
+      const exited = new Promise<number>((resolve) => init.on('exit', (code, signal) => resolve(code ?? 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0))));
+      const sync = init.stdio[syncFd] as Readable & Writable;
+      const lines = createInterface({ input: sync })[Symbol.asyncIterator]();
+      const next = async () => {
+        const line = await lines.next();
+        if (line.done) throw errInternal(`berth-init exited without reporting (status ${await exited})`);
+        if (line.value.startsWith('error ')) throw new BerthError('failed precondition', `container ${id}: ${line.value.slice(6)}`);
+        return line.value;
+      };
+      const first = await next();
+      pid = Number(first.replace(/^pid /, ''));
+      const record: ContainerRecord = {
+        id, bundle, rootfs, pid, pidStartTime: processStartTime(pid) ?? '', cgroupsPath, created: new Date().toISOString(),
+        annotations: spec.annotations, ociVersion: spec.ociVersion,
+      };
+      cgroup.addProcess(pid);
+      this.store.write(record);
+      const creating = toState(record, 'creating');
+      await runHooks('prestart', spec.hooks?.prestart, creating);
+      await runHooks('createRuntime', spec.hooks?.createRuntime, creating);
+      sync.write('g');
+      const ready = await next();
+      if (ready !== 'ready') throw errInternal(`berth-init: unexpected report ${JSON.stringify(ready)}`);
+      if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
+      if (mode === 'run') await runHooks('poststart', spec.hooks?.poststart, toState(record, 'running')).catch(warn);
+      else sync.destroy();
+      return { pid, exited: mode === 'run' ? exited : undefined };
+    } catch (err) {
+      if (pid > 0) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
+      if (cgroup) await destroyCgroup(cgroup);
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    const record = this.store.read(id);
+    const status = this.status(record);
+    if (status !== 'created') throw errFailedPrecondition(`cannot start container ${id}: it is ${status}, not created`);
+    const fifo = this.store.execFifo(id);
+    const fd = openSync(fifo, 'r');
+    try {
+      if (readSync(fd, Buffer.alloc(1)) !== 1) throw errFailedPrecondition(`cannot start container ${id}: its init exited`);
+    } finally {
+      closeSync(fd);
+      unlinkSync(fifo);
+    }
+    const { spec } = loadBundle(record.bundle);
+    await runHooks('poststart', spec.hooks?.poststart, toState(record, 'running')).catch(warn);
+  }
+
+  kill(id: string, signal: string | number, all = false): void {
+    const record = this.store.read(id);
+    const status = this.status(record);
+    if (status === 'stopped') throw errFailedPrecondition(`cannot kill container ${id}: it is not running`);
+    const sig = parseSignal(signal);
+    if (all) this.cgroup(record).killAll(sig);
+    else process.kill(record.pid, sig);
+  }
+
+  async delete(id: string, force = false): Promise<void> {
+    const record = this.store.read(id);
+    const status = this.status(record);
+    if ((status === 'running' || status === 'paused') && !force) {
+      throw errFailedPrecondition(`cannot delete container ${id}: it is ${status} (stop it first, or use --force)`);
+    }
+    const cgroup = this.cgroup(record);
+    if (status !== 'stopped') {
+      if (status === 'paused') await cgroup.thaw();
+      try { process.kill(record.pid, 'SIGKILL'); } catch { /* raced with its exit */ }
+      await waitUntil(() => !isAlive(record), 5000);
+    }
+    await destroyCgroup(cgroup);
+    rmSync(this.store.dir(id), { recursive: true, force: true });
+    try {
+      const { spec } = loadBundle(record.bundle);
+      await runHooks('poststop', spec.hooks?.poststop, toState(record, 'stopped'));
+    } catch (err) { warn(err); }
+  }
+
+  async pause(id: string): Promise<void> {
+    const record = this.store.read(id);
+    const status = this.status(record);
+    if (status !== 'running') throw errFailedPrecondition(`cannot pause container ${id}: it is ${status}`);
+    await this.cgroup(record).freeze();
+  }
+
+  async resume(id: string): Promise<void> {
+    const record = this.store.read(id);
+    const status = this.status(record);
+    if (status !== 'paused') throw errFailedPrecondition(`cannot resume container ${id}: it is ${status}, not paused`);
+    await this.cgroup(record).thaw();
+  }
+}
+
+export function parseSignal(signal: string | number): number {
+  if (typeof signal === 'number' || /^\d+$/.test(signal)) {
+    const n = Number(signal);
+    if (n > 0 && n < 65) return n;
+  } else {
+    const name = (signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`) as keyof typeof constants.signals;
+    const n = constants.signals[name];
+    if (n) return n;
+  }
+  throw errInvalidArgument(`unknown signal ${JSON.stringify(signal)}`);
+}
+
+async function destroyCgroup(cgroup: CgroupManager): Promise<void> {
+  if (!cgroup.exists()) return;
+  if (cgroup.pids().length) {
+    cgroup.killAll(9);
+    await waitUntil(() => cgroup.pids().length === 0, 5000);
+  }
+  await cgroup.destroy();
+}
+
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 1; !done(); delay = Math.min(delay * 2, 50)) {
+    if (Date.now() > deadline) throw errInternal(`timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+function writeAtomically(path: string, content: string): void {
+  writeFileSync(path + '.tmp', content);
+  renameSync(path + '.tmp', path);
+}
+
+function warn(err: unknown): void {
+  process.stderr.write(`berth-runc: warning: ${(err as Error).message}\n`);
+}

@@ -1,0 +1,164 @@
+// Turns a validated spec into the plan native/berth-init executes. All policy is decided here; the C side
+// only performs the records in order.
+//
+// Plan format v1: a sequence of records, each `tag NUL argc NUL arg1 NUL ... argN NUL`. Records:
+//   version 1 · mode create|run · clone <CLONE_NEW* flags> · join <flag> <ns path> · uidmap <text> · gidmap <text>
+//   propagation <MS_* flags for /> · rootfs <host path> · pivot 1|0 · rootro
+//   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file>
+//   mkdev <dest> <c|b|p> <major> <minor> <octal mode> <uid> <gid> · symlink <target> <dest>
+//   execfifo <host path> · masked <path> · readonly <path> · hostname <h> · domainname <d>
+//   sysctl <key> <value> · rlimit <resource> <soft> <hard> · oomscoreadj <n> · preservefds <n>
+//   user <uid> <gid> · groups <gid>... · umask <octal> · nnp · caps <bnd> <eff> <perm> <inh> <amb> (decimal masks)
+//   seccomp <flags> <hex filter> · cwd <path> · env <NAME=value>... · args <arg>...
+// Container paths are absolute inside the rootfs; C resolves them without leaving it.
+import { statSync } from 'node:fs';
+import { posix, resolve } from 'node:path';
+import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
+import type { CgroupManager } from '../cgroups/types.ts';
+import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RLIMITS } from './linux-constants.ts';
+import type { Mount, Spec } from './spec.ts';
+
+export const PLAN_VERSION = 1;
+
+export interface PlanInput {
+  spec: Spec;
+  rootfs: string;
+  /** create: the process waits on execFifo for `start`; run: it execs as soon as it is set up. */
+  mode: 'create' | 'run';
+  execFifo?: string;
+  cgroup: CgroupManager;
+  preserveFds?: number;
+  noPivot?: boolean;
+}
+
+class PlanWriter {
+  private parts: string[] = [];
+  add(tag: string, ...args: (string | number)[]): void {
+    const strings = args.map(String);
+    for (const s of [tag, ...strings]) if (s.includes('\0')) throw errInvalidArgument(`plan: ${tag} argument contains a NUL byte`);
+    this.parts.push(tag, String(strings.length), ...strings);
+  }
+  encode(): Buffer { return Buffer.from(this.parts.join('\0') + '\0'); }
+}
+
+export function parseMountOptions(options: string[] = []): { flags: number; propagation: number; data: string } {
+  let flags = 0, propagation = 0;
+  const data: string[] = [];
+  for (const opt of options) {
+    const known = MOUNT_FLAG_OPTIONS[opt];
+    if (known) flags = (flags | known[0]) & ~known[1];
+    else if (opt in PROPAGATION_OPTIONS) propagation |= PROPAGATION_OPTIONS[opt]!;
+    else data.push(opt);
+  }
+  return { flags, propagation, data: data.join(',') };
+}
+
+const capMask = (names: string[] = []) => names.reduce((m, n) => m | (1n << BigInt(CAPABILITIES.indexOf(n as never))), 0n);
+
+export function buildPlan(input: PlanInput): Buffer {
+  const { spec, rootfs, mode } = input;
+  const process = spec.process;
+  if (!process) throw errInvalidArgument('config.json: process: required to create a container');
+  if (process.terminal) throw errNotImplemented('config.json: process.terminal: terminals (--console-socket) are not supported by berth-runc yet');
+  const linux = spec.linux ?? {};
+  const plan = new PlanWriter();
+  plan.add('version', PLAN_VERSION);
+  plan.add('mode', mode);
+
+  let cloneFlags = 0;
+  const namespaces = linux.namespaces ?? [];
+  for (const ns of namespaces) {
+    const flag = NAMESPACE_FLAGS[ns.type]!;
+    if (ns.path) plan.add('join', flag, ns.path);
+    else cloneFlags |= flag;
+  }
+  plan.add('clone', cloneFlags);
+  const idMap = (maps: { containerID: number; hostID: number; size: number }[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+  if (linux.uidMappings) plan.add('uidmap', idMap(linux.uidMappings));
+  if (linux.gidMappings) plan.add('gidmap', idMap(linux.gidMappings));
+
+  const hasMountNs = namespaces.some((ns) => ns.type === 'mount');
+  if (!hasMountNs) throw errNotImplemented('config.json: linux.namespaces: containers without a mount namespace are not supported');
+  plan.add('propagation', linux.rootfsPropagation ? PROPAGATION_OPTIONS[linux.rootfsPropagation]! : MS.SLAVE | MS.REC);
+  plan.add('rootfs', rootfs);
+  plan.add('pivot', input.noPivot ? 0 : 1);
+
+  const userns = namespaces.some((ns) => ns.type === 'user' && !ns.path);
+  for (const m of spec.mounts ?? []) addMount(plan, m, input.cgroup, userns);
+  if ((spec.mounts ?? []).some((m) => posix.normalize(m.destination) === '/dev')) addDefaultDevices(plan);
+  for (const d of linux.devices ?? []) {
+    plan.add('mkdev', d.path, d.type === 'u' ? 'c' : d.type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666).toString(8), d.uid ?? 0, d.gid ?? 0);
+  }
+  if (input.execFifo) plan.add('execfifo', input.execFifo);
+  for (const p of linux.readonlyPaths ?? []) plan.add('readonly', p);
+  for (const p of linux.maskedPaths ?? []) plan.add('masked', p);
+  if (spec.root?.readonly) plan.add('rootro');
+
+  if (spec.hostname) plan.add('hostname', spec.hostname);
+  if (spec.domainname) plan.add('domainname', spec.domainname);
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, value);
+  for (const r of process.rlimits ?? []) plan.add('rlimit', RLIMITS[r.type]!, r.soft, r.hard);
+  if (process.oomScoreAdj !== undefined) plan.add('oomscoreadj', process.oomScoreAdj);
+  if (input.preserveFds) plan.add('preservefds', input.preserveFds);
+
+  plan.add('user', process.user.uid, process.user.gid);
+  plan.add('groups', ...(process.user.additionalGids ?? []));
+  if (process.user.umask !== undefined) plan.add('umask', process.user.umask.toString(8));
+  if (process.noNewPrivileges) plan.add('nnp');
+  const caps = process.capabilities ?? {};
+  plan.add('caps', ...[caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient].map((s) => capMask(s).toString()));
+  plan.add('cwd', process.cwd);
+  plan.add('env', ...(process.env ?? []));
+  plan.add('args', ...process.args!);
+  return plan.encode();
+}
+
+function addMount(plan: PlanWriter, m: Mount, cgroup: CgroupManager, userns: boolean): void {
+  const dest = posix.normalize(m.destination);
+  const { flags, propagation, data } = parseMountOptions(m.options);
+  const type = m.type ?? (flags & MS.BIND ? 'bind' : 'none');
+  if (type === 'cgroup' || type === 'cgroup2') return addCgroupMount(plan, dest, flags, cgroup);
+  if (flags & MS.BIND || type === 'bind') {
+    const source = resolve(m.source ?? '');
+    let isFile = false;
+    try { isFile = !statSync(source).isDirectory(); } catch {
+      throw errInvalidArgument(`config.json: mounts ${dest}: bind source ${source} does not exist`);
+    }
+    plan.add('mount', source, dest, 'bind', flags | MS.BIND, '', propagation, isFile ? 'f' : 'd');
+    return;
+  }
+  // sysfs cannot be mounted in a user namespace without its own network namespace: bind the host's, as runc.
+  if (type === 'sysfs' && userns) {
+    plan.add('mount', '/sys', dest, 'bind', flags | MS.BIND | MS.REC, '', propagation, 'd');
+    return;
+  }
+  plan.add('mount', m.source ?? type, dest, type, flags, data, propagation, 'd');
+}
+
+/** A container sees only its own cgroup: a tmpfs with a read-only bind of its directory per hierarchy. */
+function addCgroupMount(plan: PlanWriter, dest: string, flags: number, cgroup: CgroupManager): void {
+  const hierarchies = Object.entries(cgroup.paths);
+  if (hierarchies.length === 1 && hierarchies[0]![0] === '') {
+    plan.add('mount', hierarchies[0]![1], dest, 'bind', flags | MS.BIND, '', 0, 'd');
+    return;
+  }
+  const bindFlags = MS.BIND | MS.NOSUID | MS.NODEV | MS.NOEXEC | (flags & MS.RDONLY);
+  plan.add('mount', 'tmpfs', dest, 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=755', 0, 'd');
+  for (const [controller, dir] of hierarchies) {
+    plan.add('mount', dir, posix.join(dest, controller === '' ? 'unified' : controller), 'bind', bindFlags, '', 0, 'd');
+  }
+  if (flags & MS.RDONLY) plan.add('mount', 'tmpfs', dest, 'tmpfs', MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=755', 0, 'd');
+}
+
+/** The devices every container gets on a fresh /dev (runtime-spec "Default Devices"), plus the usual links. */
+function addDefaultDevices(plan: PlanWriter): void {
+  const devices: [string, number, number][] = [
+    ['/dev/null', 1, 3], ['/dev/zero', 1, 5], ['/dev/full', 1, 7], ['/dev/random', 1, 8], ['/dev/urandom', 1, 9], ['/dev/tty', 5, 0],
+  ];
+  for (const [path, major, minor] of devices) plan.add('mkdev', path, 'c', major, minor, '666', 0, 0);
+  const links: [string, string][] = [
+    ['/proc/self/fd', '/dev/fd'], ['/proc/self/fd/0', '/dev/stdin'], ['/proc/self/fd/1', '/dev/stdout'],
+    ['/proc/self/fd/2', '/dev/stderr'], ['pts/ptmx', '/dev/ptmx'],
+  ];
+  for (const [target, path] of links) plan.add('symlink', target, path);
+}
