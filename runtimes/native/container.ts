@@ -1,6 +1,6 @@
 // The container lifecycle of berth's own OCI runtime: create, start, state, kill, delete, run. Planning is in
 // runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
-import { spawn, execFileSync } from 'node:child_process';
+import { type ChildProcess, spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,12 +9,12 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { BerthError, errFailedPrecondition, errInternal, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
 import { openCgroup } from '../cgroups/index.ts';
-import type { CgroupManager } from '../cgroups/types.ts';
+import type { CgroupManager, LinuxResources } from '../cgroups/types.ts';
 import { buildPlan } from '../oci/plan.ts';
-import type { State } from '../oci/spec.ts';
+import type { Device, State } from '../oci/spec.ts';
 import { loadBundle } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
-import { type ContainerRecord, StateStore, isAlive, processStartTime, toState } from './state.ts';
+import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
 
 export interface CreateOptions {
   bundle: string;
@@ -58,14 +58,16 @@ export class Runtime {
    * away (mode run: the returned `exited` resolves with its exit status, 128+signal on death by signal).
    */
   async create(id: string, opts: CreateOptions, mode: 'create' | 'run' = 'create'): Promise<{ pid: number; exited?: Promise<number> }> {
+    checkId(id);
     const { spec, bundle, rootfs } = loadBundle(opts.bundle);
     const dir = this.store.claim(id);
     const cgroupsPath = spec.linux?.cgroupsPath ?? '';
     let cgroup: CgroupManager | undefined;
     let pid = 0;
+    let init: ChildProcess | undefined;
     try {
       cgroup = openCgroup(cgroupsPath, { containerId: id });
-      cgroup.create(spec.linux?.resources);
+      cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
       if (execFifo) execFileSync('mkfifo', ['-m', '0600', execFifo]);
       const planPath = join(dir, 'plan');
@@ -77,8 +79,8 @@ export class Runtime {
       stdio.push('pipe');
       const env = { ...process.env };
       delete env.NODE_EXTRA_CA_CERTS;
-      const init = spawn(initBinary(), [planPath, String(syncFd)], { stdio, env });
-      const exited = new Promise<number>((resolve) => init.on('exit', (code, signal) => resolve(code ?? 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0))));
+      init = spawn(initBinary(), [planPath, String(syncFd)], { stdio, env });
+      const exited = new Promise<number>((resolve) => init!.on('exit', (code, signal) => resolve(code ?? 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0))));
       const sync = init.stdio[syncFd] as Readable & Writable;
       const lines = createInterface({ input: sync })[Symbol.asyncIterator]();
       const next = async () => {
@@ -106,6 +108,8 @@ export class Runtime {
       else sync.destroy();
       return { pid, exited: mode === 'run' ? exited : undefined };
     } catch (err) {
+      init?.kill('SIGKILL');
+      (init?.stdio[3 + (opts.preserveFds ?? 0)] as Readable | undefined)?.destroy();
       if (pid > 0) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
       if (cgroup) await destroyCgroup(cgroup);
       rmSync(dir, { recursive: true, force: true });
@@ -171,6 +175,19 @@ export class Runtime {
     if (status !== 'paused') throw errFailedPrecondition(`cannot resume container ${id}: it is ${status}, not paused`);
     await this.cgroup(record).thaw();
   }
+}
+
+/** The device rules every container gets after the spec's own, as runc: mknod of anything, and use of the
+ * default devices, ptys and tun. Devices listed in linux.devices are allowed too. */
+const DEFAULT_DEVICE_RULES = [
+  { allow: true, type: 'c', access: 'm' }, { allow: true, type: 'b', access: 'm' },
+  ...[[1, 3], [1, 8], [1, 7], [5, 0], [1, 5], [1, 9], [5, 2], [10, 200]].map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
+];
+
+function withDefaultDevices(resources: LinuxResources | undefined, devices: Device[] = []): LinuxResources {
+  const own = devices.map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
+  return { ...resources, devices: [...(resources?.devices ?? []), ...DEFAULT_DEVICE_RULES, ...own] } as LinuxResources;
 }
 
 export function parseSignal(signal: string | number): number {
