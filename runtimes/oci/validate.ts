@@ -122,6 +122,9 @@ function validateHooks(hooks: unknown): void {
   for (const [kind, list] of Object.entries(hooks)) {
     if (!['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'].includes(kind)) throw invalid(`hooks.${kind}`, 'is not a hook kind');
     if (!Array.isArray(list)) throw invalid(`hooks.${kind}`, 'must be an array');
+    if ((kind === 'createContainer' || kind === 'startContainer') && list.length) {
+      throw errNotImplemented(`config.json: hooks.${kind}: hooks that run inside the container are not supported by berth-runc yet`);
+    }
     list.forEach((h, i) => {
       if (!isObject(h) || typeof h.path !== 'string' || !h.path.startsWith('/')) throw invalid(`hooks.${kind}[${i}].path`, 'must be an absolute path');
       if (h.timeout !== undefined && !(Number.isInteger(h.timeout) && (h.timeout as number) > 0)) throw invalid(`hooks.${kind}[${i}].timeout`, 'must be a positive integer');
