@@ -32,5 +32,7 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  env -u NODE_EXTRA_CA_CERTS npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` follows the committed lock; `npm ci` (npm 11) wrongly reports the lock out of sync because
+  # lmdb's msgpackr-extract lists prebuilt packages for other platforms that npm leaves out of the lock.
+  env -u NODE_EXTRA_CA_CERTS npm install --no-audit --no-fund --loglevel=error
 fi
