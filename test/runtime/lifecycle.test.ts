@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, readFileSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, chmodSync, rmSync, readlinkSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { tempDir, mountsUnder } from '../helpers/tmp.ts';
@@ -158,4 +158,16 @@ test('spec writes a runnable config.json; features describes the runtime', (t) =
   t.regex(berthRunc(root, ['spec', '--bundle', bundle.dir]).stderr, /already exists/);
   const features = JSON.parse(berthRunc(root, ['features']).stdout);
   t.true(features.linux.namespaces.includes('pid'));
+});
+
+test('a created container waits in a sealed memfd copy of berth-init, never the file on disk (CVE-2019-5736)', (t) => {
+  const root = runtimeRoot(t);
+  const bundle = makeBundle(join(tempDir(t), 'b'), { args: ['/bin/true'] });
+  const id = uniqueId();
+  t.is(berthRunc(root, ['create', '--bundle', bundle.dir, id]).status, 0);
+  const pid = JSON.parse(berthRunc(root, ['state', id]).stdout).pid;
+  t.regex(readlinkSync(`/proc/${pid}/exe`), /^\/memfd:berth-init \(deleted\)$/);
+  const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } });
+  t.false(fds.some((target) => target.endsWith('/plan') || target.startsWith('socket:')), `no runtime fd reaches the container: ${fds.join(', ')}`);
+  t.is(berthRunc(root, ['delete', id]).status, 0);
 });
