@@ -203,7 +203,7 @@ int prepare_rootfs(struct plan *plan)
 			rootro = 1;
 	}
 	if (!rootfs)
-		fail("plan has no rootfs");
+		return -1; /* exec into a running container: its mount namespace, already joined, is the root */
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, propagation, NULL) < 0)
 		fail("making / %#lx: %s", propagation, strerror(errno));

@@ -1,18 +1,18 @@
 // The container lifecycle of berth's own OCI runtime: create, start, state, kill, delete, run. Planning is in
 // runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
-import { type ChildProcess, spawn, execFileSync } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { BerthError, errFailedPrecondition, errInternal, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
+import { errFailedPrecondition, errInternal, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
 import { openCgroup } from '../cgroups/index.ts';
 import type { CgroupManager, LinuxResources } from '../cgroups/types.ts';
-import { buildPlan } from '../oci/plan.ts';
-import type { Device, State } from '../oci/spec.ts';
-import { loadBundle } from '../oci/validate.ts';
+import { buildExecPlan, buildPlan } from '../oci/plan.ts';
+import type { Device, Process, State } from '../oci/spec.ts';
+import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
 
@@ -64,7 +64,7 @@ export class Runtime {
     const cgroupsPath = spec.linux?.cgroupsPath ?? '';
     let cgroup: CgroupManager | undefined;
     let pid = 0;
-    let init: ChildProcess | undefined;
+    let init: LaunchedInit | undefined;
     try {
       cgroup = openCgroup(cgroupsPath, { containerId: id });
       cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
@@ -73,22 +73,8 @@ export class Runtime {
       const planPath = join(dir, 'plan');
       writeFileSync(planPath, buildPlan({ spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot }));
 
-      const syncFd = 3 + (opts.preserveFds ?? 0);
-      const stdio: ('inherit' | 'pipe' | number)[] = ['inherit', 'inherit', 'inherit'];
-      for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
-      stdio.push('pipe');
-      const env = { ...process.env };
-      delete env.NODE_EXTRA_CA_CERTS;
-      init = spawn(initBinary(), [planPath, String(syncFd)], { stdio, env });
-      const exited = new Promise<number>((resolve) => init!.on('exit', (code, signal) => resolve(code ?? 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0))));
-      const sync = init.stdio[syncFd] as Readable & Writable;
-      const lines = createInterface({ input: sync })[Symbol.asyncIterator]();
-      const next = async () => {
-        const line = await lines.next();
-        if (line.done) throw errInternal(`berth-init exited without reporting (status ${await exited})`);
-        if (line.value.startsWith('error ')) throw new BerthError('failed precondition', `container ${id}: ${line.value.slice(6)}`);
-        return line.value;
-      };
+      init = spawnInit(planPath, opts.preserveFds ?? 0);
+      const { sync, next, exited } = init;
       const first = await next();
       pid = Number(first.replace(/^pid /, ''));
       const record: ContainerRecord = {
@@ -108,12 +94,43 @@ export class Runtime {
       else sync.destroy();
       return { pid, exited: mode === 'run' ? exited : undefined };
     } catch (err) {
-      init?.kill('SIGKILL');
-      (init?.stdio[3 + (opts.preserveFds ?? 0)] as Readable | undefined)?.destroy();
+      init?.abort();
       if (pid > 0) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
       if (cgroup) await destroyCgroup(cgroup);
       rmSync(dir, { recursive: true, force: true });
       throw err;
+    }
+  }
+
+  /**
+   * Runs one more process in a running container, in its namespaces and cgroup. Resolves with its exit status
+   * (detach: once it runs, with undefined).
+   */
+  async exec(id: string, proc: Process, opts: { detach?: boolean; pidFile?: string; preserveFds?: number } = {}): Promise<number | undefined> {
+    const record = this.store.read(id);
+    const status = this.status(record);
+    if (status !== 'running') throw errFailedPrecondition(`cannot exec in container ${id}: it is ${status}, not running`);
+    validateProcess(proc);
+    const { spec } = loadBundle(record.bundle);
+    const planPath = join(this.store.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
+    writeFileSync(planPath, buildExecPlan({
+      process: proc, containerPid: record.pid, namespaces: (spec.linux?.namespaces ?? []).map((ns) => ns.type),
+      mode: opts.detach ? 'create' : 'run', preserveFds: opts.preserveFds,
+    }));
+    const init = spawnInit(planPath, opts.preserveFds ?? 0);
+    try {
+      const pid = Number((await init.next()).replace(/^pid /, ''));
+      this.cgroup(record).addProcess(pid);
+      init.sync.write('g');
+      if ((await init.next()) !== 'ready') throw errInternal('berth-init: unexpected report during exec');
+      if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
+      if (opts.detach) { init.sync.destroy(); return undefined; }
+      return await init.exited;
+    } catch (err) {
+      init.abort();
+      throw err;
+    } finally {
+      rmSync(planPath, { force: true });
     }
   }
 
@@ -175,6 +192,39 @@ export class Runtime {
     if (status !== 'paused') throw errFailedPrecondition(`cannot resume container ${id}: it is ${status}, not paused`);
     await this.cgroup(record).thaw();
   }
+}
+
+interface LaunchedInit {
+  sync: Readable & Writable;
+  /** The next report line; an "error ..." report is thrown as failed-precondition naming the problem. */
+  next(): Promise<string>;
+  exited: Promise<number>;
+  abort(): void;
+}
+
+/** Starts berth-init on a plan with the sync socket as the fd after stdio and the preserved fds. */
+function spawnInit(planPath: string, preserveFds: number): LaunchedInit {
+  const syncFd = 3 + preserveFds;
+  const stdio: ('inherit' | 'pipe' | number)[] = ['inherit', 'inherit', 'inherit'];
+  for (let fd = 3; fd < syncFd; fd++) stdio.push(fd);
+  stdio.push('pipe');
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn(initBinary(), [planPath, String(syncFd)], { stdio, env });
+  const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0))));
+  const sync = child.stdio[syncFd] as Readable & Writable;
+  const lines = createInterface({ input: sync })[Symbol.asyncIterator]();
+  return {
+    sync,
+    exited,
+    async next() {
+      const line = await lines.next();
+      if (line.done) throw errInternal(`berth-init exited without reporting (status ${await exited})`);
+      if (line.value.startsWith('error ')) throw errFailedPrecondition(line.value.slice(6));
+      return line.value;
+    },
+    abort() { child.kill('SIGKILL'); sync.destroy(); },
+  };
 }
 
 /** The device rules every container gets after the spec's own, as runc: mknod of anything, and use of the

@@ -15,8 +15,8 @@ import { statSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
 import type { CgroupManager } from '../cgroups/types.ts';
-import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RLIMITS } from './linux-constants.ts';
-import type { Mount, Spec } from './spec.ts';
+import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FILES, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RLIMITS } from './linux-constants.ts';
+import type { Mount, Process, Spec } from './spec.ts';
 
 export const PLAN_VERSION = 1;
 
@@ -97,10 +97,41 @@ export function buildPlan(input: PlanInput): Buffer {
   if (spec.hostname) plan.add('hostname', spec.hostname);
   if (spec.domainname) plan.add('domainname', spec.domainname);
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, value);
+  addProcess(plan, process, input.preserveFds);
+  return plan.encode();
+}
+
+export interface ExecPlanInput {
+  process: Process;
+  /** The container's init pid: the new process joins its namespaces. */
+  containerPid: number;
+  /** Namespace types the container has (from its spec). */
+  namespaces: string[];
+  /** run: wait and report the exit status; create: detach once it runs. */
+  mode: 'create' | 'run';
+  preserveFds?: number;
+}
+
+/** A plan that runs one more process inside a running container (`exec`): join, no new root. */
+export function buildExecPlan(input: ExecPlanInput): Buffer {
+  if (input.process.terminal) throw errNotImplemented('process.terminal: terminals (--console-socket) are not supported by berth-runc yet');
+  const plan = new PlanWriter();
+  plan.add('version', PLAN_VERSION);
+  plan.add('mode', input.mode);
+  // The user namespace first: joining it grants the rights the other joins need.
+  const order = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'mount'];
+  for (const type of order.filter((t) => input.namespaces.includes(t))) {
+    plan.add('join', NAMESPACE_FLAGS[type]!, `/proc/${input.containerPid}/ns/${NAMESPACE_FILES[type]}`);
+  }
+  plan.add('clone', 0);
+  addProcess(plan, input.process, input.preserveFds);
+  return plan.encode();
+}
+
+function addProcess(plan: PlanWriter, process: Process, preserveFds?: number): void {
   for (const r of process.rlimits ?? []) plan.add('rlimit', RLIMITS[r.type]!, r.soft, r.hard);
   if (process.oomScoreAdj !== undefined) plan.add('oomscoreadj', process.oomScoreAdj);
-  if (input.preserveFds) plan.add('preservefds', input.preserveFds);
-
+  if (preserveFds) plan.add('preservefds', preserveFds);
   plan.add('user', process.user.uid, process.user.gid);
   plan.add('groups', ...(process.user.additionalGids ?? []));
   if (process.user.umask !== undefined) plan.add('umask', process.user.umask.toString(8));
@@ -110,7 +141,6 @@ export function buildPlan(input: PlanInput): Buffer {
   plan.add('cwd', process.cwd);
   plan.add('env', ...(process.env ?? []));
   plan.add('args', ...process.args!);
-  return plan.encode();
 }
 
 function addMount(plan: PlanWriter, m: Mount, cgroup: CgroupManager, userns: boolean): void {

@@ -49,7 +49,7 @@ export function validateSpec(raw: unknown): Spec {
   return raw as unknown as Spec;
 }
 
-function validateProcess(p: unknown): void {
+export function validateProcess(p: unknown): void {
   if (p === undefined) return;
   if (!isObject(p)) throw invalid('process', 'must be an object');
   if (!Array.isArray(p.args) || p.args.length === 0 || p.args.some((a) => typeof a !== 'string')) {

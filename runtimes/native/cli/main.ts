@@ -5,6 +5,8 @@ import { codeOf } from '../../../api/errdefs.ts';
 import { errInvalidArgument, errNotImplemented } from '../../../api/errdefs.ts';
 import { Runtime } from '../container.ts';
 import { toState } from '../state.ts';
+import { loadBundle } from '../../oci/validate.ts';
+import type { Process } from '../../oci/spec.ts';
 import { parseArgs } from './args.ts';
 import { defaultSpec, features } from './spec-default.ts';
 
@@ -103,15 +105,49 @@ async function main(argv: string[]): Promise<number> {
     case 'features':
       process.stdout.write(JSON.stringify(features(), null, 2) + '\n');
       return 0;
-    case 'exec':
-      throw errNotImplemented('exec: joining a running container is not supported by berth-runc yet');
+    case 'exec': {
+      const record = runtime.store.read(need(id));
+      const proc = execProcess(flags, positional.slice(1), record.bundle);
+      const status = await runtime.exec(id!, proc, {
+        detach: !!(flags.detach ?? flags.d), pidFile: flags['pid-file'] as string | undefined,
+        preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0,
+      });
+      return status ?? 0;
+    }
     default:
       throw errInvalidArgument(verb ? `unknown command ${JSON.stringify(verb)}` : USAGE);
   }
 }
 
 const USAGE = 'usage: berth-runc [--root DIR] [--log FILE] [--log-format text|json] COMMAND [FLAGS] ID\n' +
-  'commands: create start run state kill delete pause resume list ps events update spec features';
+  'commands: create start run exec state kill delete pause resume list ps events update spec features';
+
+/** The exec'd process: --process JSON, or the container's own process with the command and flags applied. */
+function execProcess(flags: Record<string, unknown>, command: string[], bundle: string): Process {
+  const file = (flags.process ?? flags.p) as string | undefined;
+  if (file) return JSON.parse(readFileSync(file, 'utf8')) as Process;
+  if (command.length === 0) throw errInvalidArgument('exec: a command (or --process FILE) is required');
+  if (flags.tty || flags.t) throw errNotImplemented('exec --tty: terminals are not supported by berth-runc yet');
+  const base = loadBundle(bundle).spec.process!;
+  const proc: Process = { ...base, args: command, terminal: false, user: { ...base.user } };
+  const user = (flags.user ?? flags.u) as string | undefined;
+  if (user) {
+    const [uid, gid] = user.split(':');
+    proc.user = { uid: Number(uid), gid: Number(gid ?? 0) };
+  }
+  const gids = (flags['additional-gids'] ?? flags.g) as string[] | undefined;
+  if (gids) proc.user.additionalGids = gids.map(Number);
+  if (flags.cwd) proc.cwd = flags.cwd as string;
+  const env = [...((flags.env as string[]) ?? []), ...((flags.e as string[]) ?? [])];
+  if (env.length) proc.env = [...(base.env ?? []), ...env];
+  const caps = flags.cap as string[] | undefined;
+  if (caps) {
+    const add = (set?: string[]) => [...new Set([...(set ?? []), ...caps])];
+    proc.capabilities = { ...base.capabilities, bounding: add(base.capabilities?.bounding), effective: add(base.capabilities?.effective), permitted: add(base.capabilities?.permitted) };
+  }
+  if (flags['no-new-privs']) proc.noNewPrivileges = true;
+  return proc;
+}
 
 function need(id: string | undefined): string {
   if (!id) throw errInvalidArgument('a container id is required');
@@ -124,11 +160,11 @@ function parseDuration(s: string): number {
   return Number(m[1]) * ({ ms: 1, s: 1000, m: 60000 }[m[2] ?? 's'] ?? 1000);
 }
 
-function resourcesFromFlags(flags: Record<string, string | boolean>): Record<string, unknown> {
+function resourcesFromFlags(flags: Record<string, unknown>): Record<string, unknown> {
   const num = (k: string) => (flags[k] === undefined ? undefined : Number(flags[k]));
   return {
     memory: { limit: num('memory'), swap: num('memory-swap'), reservation: num('memory-reservation') },
-    cpu: { shares: num('cpu-shares'), quota: num('cpu-quota'), period: num('cpu-period'), cpus: flags['cpuset-cpus'], mems: flags['cpuset-mems'] },
+    cpu: { shares: num('cpu-shares'), quota: num('cpu-quota'), period: num('cpu-period'), cpus: flags['cpuset-cpus'] as string | undefined, mems: flags['cpuset-mems'] as string | undefined },
     pids: flags['pids-limit'] === undefined ? undefined : { limit: num('pids-limit') },
   };
 }
