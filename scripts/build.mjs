@@ -1,7 +1,7 @@
 // One build step: bundles each executable with esbuild (one file each, so a CLI starts by loading a single
 // module) and compiles the C in native/. Type checking is separate (npm run typecheck) so a build stays fast.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, chmodSync, cpSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -24,6 +24,9 @@ async function main() {
     execFileSync('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' });
   }
   mkdirSync(join(root, 'dist'), { recursive: true });
+  // api/proto.ts finds the .proto files beside the module that loads it: dist/proto for the bundles.
+  rmSync(join(root, 'dist', 'proto'), { recursive: true, force: true });
+  cpSync(join(root, 'api', 'proto'), join(root, 'dist', 'proto'), { recursive: true });
   const jobs = [];
   for (const [name, entry] of Object.entries(executables)) {
     if (!existsSync(join(root, entry))) continue;
