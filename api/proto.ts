@@ -37,6 +37,14 @@ export function protos(): protobuf.Root {
     return target.startsWith('/') ? target : join(PROTO_DIR, target);
   };
   r.loadSync(protoFiles(PROTO_DIR).map((f) => relative(PROTO_DIR, f)), { keepCase: false });
+  // protobufjs defines the well-known Any from JSON with its snake_case name; rename it so every message,
+  // Any included, uses camelCase (same field number, so the wire is unchanged).
+  const any = r.lookupType('google.protobuf.Any');
+  const typeUrl = any.fields['type_url'];
+  if (typeUrl) {
+    any.remove(typeUrl);
+    any.add(new protobuf.Field('typeUrl', 1, 'string'));
+  }
   r.resolveAll();
   root = r;
   return r;

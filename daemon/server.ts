@@ -1,0 +1,105 @@
+// berthd: opens the stores under its root, mounts every registered gRPC service on a unix socket (mode 0600:
+// root only, as containerd's), and shuts down cleanly. One Berthd per root; a second daemon on a live socket
+// is refused instead of stealing it.
+import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { errFailedPrecondition } from '../api/errdefs.ts';
+import { serviceDefinition } from '../api/grpc.ts';
+import { LocalContentStore } from '../content/local.ts';
+import type { Snapshotter } from '../snapshotters/types.ts';
+import type { DaemonConfig } from './config.ts';
+import { EventExchange } from './events/exchange.ts';
+import { MetadataDB } from './metadata/db.ts';
+import { registeredServices, type DaemonContext, type PluginInfo } from './services/service.ts';
+import { openSnapshotters } from './snapshotters.ts';
+import './services/index.ts';
+
+function socketAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function serverUuid(root: string): string {
+  const path = join(root, 'uuid');
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    const id = randomUUID();
+    writeFileSync(path, id + '\n', { mode: 0o600 });
+    return id;
+  }
+}
+
+export class Berthd {
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly log: Logger,
+    readonly ctx: DaemonContext,
+    private readonly server: grpc.Server,
+    private readonly snapshotters: Record<string, Snapshotter>,
+  ) {}
+
+  static async start(config: DaemonConfig, log: Logger = pino({ level: config.logLevel }, pino.destination(2))): Promise<Berthd> {
+    mkdirSync(config.root, { recursive: true, mode: 0o711 });
+    mkdirSync(config.state, { recursive: true, mode: 0o711 });
+    mkdirSync(dirname(config.address), { recursive: true, mode: 0o711 });
+    if (await socketAlive(config.address)) {
+      throw errFailedPrecondition(`another daemon is serving ${config.address}: stop it first or choose another --address`);
+    }
+    rmSync(config.address, { force: true });
+
+    const plugins: PluginInfo[] = [];
+    const content = await LocalContentStore.open(join(config.root, 'io.containerd.content.v1.content'));
+    plugins.push({ type: 'io.containerd.content.v1', id: 'content' });
+    const snapshotters = await openSnapshotters(config, log, plugins);
+    const events = new EventExchange();
+    const db = await MetadataDB.open({
+      path: join(config.root, 'io.containerd.metadata.v1.lmdb'), content, snapshotters, gcDelayMs: config.gcDelayMs,
+      onGC: (r) => log.debug({ gc: r }, 'garbage collected'),
+      onGCError: (err) => log.error({ err }, 'garbage collection failed'),
+    });
+    plugins.push({ type: 'io.containerd.metadata.v1', id: 'lmdb', requires: ['io.containerd.content.v1', 'io.containerd.snapshotter.v1'] });
+    plugins.push({ type: 'io.containerd.gc.v1', id: 'scheduler', requires: ['io.containerd.metadata.v1'] });
+
+    const ctx: DaemonContext = {
+      db, events, log, plugins, uuid: serverUuid(config.root), root: config.root, state: config.state,
+      publish(ns, topic, typeName, event) {
+        try {
+          events.publish(ns, topic, typeName, event);
+        } catch (err) {
+          log.warn({ err, topic }, 'event not published');
+        }
+      },
+    };
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20, 'grpc.max_send_message_length': 16 << 20 });
+    for (const s of registeredServices()) {
+      server.addService(serviceDefinition(s.name), s.create(ctx));
+      plugins.push({ type: s.plugin.type, id: s.plugin.id, requires: ['io.containerd.metadata.v1'] });
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.bindAsync(`unix://${config.address}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    });
+    chmodSync(config.address, 0o600);
+    log.info({ address: config.address, root: config.root, state: config.state }, 'berthd serving');
+    return new Berthd(config, log, ctx, server, snapshotters);
+  }
+
+  /** Stops accepting calls, ends open streams, closes the stores. */
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
+      this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+    });
+    await this.ctx.db.close();
+    for (const s of Object.values(this.snapshotters)) await s.close();
+    rmSync(this.config.address, { force: true });
+    this.log.info('berthd stopped');
+  }
+}

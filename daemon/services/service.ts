@@ -1,0 +1,56 @@
+// What every berthd gRPC service gets, and how services register: each service file calls
+// registerService() when imported, and daemon/services/index.ts imports them all. The server mounts whatever
+// is registered, so adding a service is adding a file.
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { MetadataDB } from '../metadata/db.ts';
+import type { EventExchange } from '../events/exchange.ts';
+import { LEASE_HEADER } from '../../api/grpc.ts';
+
+/** A plugin as Introspection.Plugins reports it (containerd's plugin types and ids). */
+export interface PluginInfo {
+  type: string;
+  id: string;
+  requires?: string[];
+  exports?: Record<string, string>;
+  capabilities?: string[];
+  initError?: string;
+}
+
+export interface DaemonContext {
+  db: MetadataDB;
+  events: EventExchange;
+  log: Logger;
+  /** Server identity, stable across restarts. */
+  uuid: string;
+  root: string;
+  state: string;
+  plugins: PluginInfo[];
+  /** Publishes an event; an event that fails to encode is logged, never fails the call that caused it. */
+  publish(ns: string, topic: string, typeName: string, event: object): void;
+}
+
+export interface GrpcService {
+  /** Full service name, e.g. "containerd.services.version.v1.Version". */
+  name: string;
+  /** containerd's plugin registration for Introspection ("io.containerd.grpc.v1", "version"). */
+  plugin: { type: string; id: string };
+  create(ctx: DaemonContext): grpc.UntypedServiceImplementation;
+}
+
+const services: GrpcService[] = [];
+
+export function registerService(s: GrpcService): void {
+  if (services.some((x) => x.name === s.name)) throw new Error(`service ${s.name} registered twice`);
+  services.push(s);
+}
+
+export function registeredServices(): readonly GrpcService[] {
+  return services;
+}
+
+/** The lease a call runs under (containerd clients send it in the containerd-lease header). */
+export function leaseOf(call: { metadata: grpc.Metadata }): string | undefined {
+  const v = call.metadata.get(LEASE_HEADER)[0];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
