@@ -1,0 +1,65 @@
+// containerd's own ctr (Debian's 1.6.20) driving berthd: what an operator with containerd's tools sees.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { LocalContentStore } from '../../content/local.ts';
+import { pushImage } from '../../daemon/remotes/push.ts';
+import { busyboxImage, writeImageToStore } from '../helpers/image.ts';
+import { startRegistry } from '../helpers/registry.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startDaemonProcess } from './helpers.ts';
+
+const run = promisify(execFile);
+
+function ctr(address: string) {
+  return async (...args: string[]) => (await run('ctr', ['-a', address, ...args], { encoding: 'utf8' })).stdout;
+}
+
+test('ctr version, namespaces and plugins against berthd', async (t) => {
+  const d = await startDaemonProcess(t);
+  const c = ctr(d.address);
+  const version = await c('version');
+  t.regex(version, /Server:\s+Version:\s+v0\.\d+\.\d+/);
+  await c('namespaces', 'create', 'team-a', 'owner=ops');
+  t.regex(await c('namespaces', 'ls'), /team-a\s+owner=ops/);
+  t.regex(await c('plugins', 'ls'), /io\.containerd\.grpc\.v1\s+content\s+-\s+ok/);
+});
+
+test('ctr content ingest, ls, get, label and rm against berthd', async (t) => {
+  const d = await startDaemonProcess(t);
+  const c = ctr(d.address);
+  const data = 'hello from ctr\n';
+  const { createHash } = await import('node:crypto');
+  const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
+  const child = execFile('ctr', ['-a', d.address, 'content', 'ingest', '--expected-size', String(data.length), '--expected-digest', digest, 'ingest-1']);
+  child.stdin!.end(data);
+  await new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(code) : reject(new Error(`ctr content ingest exited ${code}`)))));
+  t.regex(await c('content', 'ls'), new RegExp(digest));
+  t.is(await c('content', 'get', digest), data);
+  await c('content', 'label', digest, 'containerd.io/gc.root=yes');
+  t.regex(await c('content', 'ls'), /containerd\.io\/gc\.root=yes/);
+  await c('content', 'rm', digest);
+  t.notRegex(await c('content', 'ls'), new RegExp(digest));
+  const bad = await t.throwsAsync(run('ctr', ['-a', d.address, 'content', 'get', 'sha256:' + '0'.repeat(64)]));
+  t.regex((bad as any).stderr, /not found/);
+});
+
+test('ctr content fetch from a registry into berthd, then ls and rm', async (t) => {
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'ctr' });
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/test/busybox:ctr`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const d = await startDaemonProcess(t);
+  const c = ctr(d.address);
+  await c('content', 'fetch', '--plain-http', ref);
+  const images = await c('images', 'ls');
+  t.regex(images, new RegExp(`${ref.replace(/[.]/g, '\\.')}\\s+application/vnd\\.oci\\.image\\.manifest\\.v1\\+json\\s+${image.target.digest}`));
+  const content = await c('content', 'ls', '-q');
+  for (const digest of image.blobs.keys()) t.true(content.includes(digest), `blob ${digest} fetched`);
+  await c('images', 'rm', '--sync', ref);
+  t.is((await c('images', 'ls', '-q')).trim(), '');
+  t.is((await c('content', 'ls', '-q')).trim(), '', 'garbage collection removed the unreferenced blobs');
+});
