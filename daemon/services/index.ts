@@ -8,3 +8,4 @@ import './content.ts';
 import './images.ts';
 import './snapshots.ts';
 import './containers.ts';
+import './pull.ts';

@@ -2,6 +2,7 @@
 // scratch root, state and socket, stopped when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import pino from 'pino';
@@ -9,6 +10,15 @@ import { ApiClient } from '../../api/grpc.ts';
 import { DEFAULT_CONFIG, finishConfig, type DaemonConfig } from '../../daemon/config.ts';
 import { Berthd } from '../../daemon/server.ts';
 import { tempDir } from '../helpers/tmp.ts';
+
+function accepts(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
 
 export const REPO = join(import.meta.dirname, '..', '..');
 
@@ -54,10 +64,11 @@ export async function startDaemonProcess(t: ExecutionContext, overrides: Partial
       await new Promise((resolve) => child.once('exit', resolve));
     }
   });
-  for (let i = 0; i < 200 && !existsSync(config.address); i++) {
+  // A socket left by a killed daemon exists before the new one listens: wait until it accepts.
+  for (let i = 0; !(await accepts(config.address)); i++) {
     if (child.exitCode !== null) throw new Error(`berthd exited ${child.exitCode}: ${stderr}`);
+    if (i > 400) throw new Error(`berthd did not listen on ${config.address}: ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  if (!existsSync(config.address)) throw new Error(`berthd did not create ${config.address}: ${stderr}`);
   return { child, config, address: config.address, client: clients(t, config.address), stderr: () => stderr };
 }

@@ -1,0 +1,87 @@
+// berth.services.pull.v1.Pull: the daemon pulls (resolve, fetch with verification, then the image record),
+// streaming progress to the client. Everything written is held by a lease that expires on its own, so a
+// pull that is cancelled or dies with the daemon leaves resumable ingests and nothing else behind.
+import { randomBytes } from 'node:crypto';
+import { namespaceOf, serverStream } from '../../api/grpc.ts';
+import { errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
+import type { Platform } from '../../content/types.ts';
+import { pullImage } from '../remotes/pull.ts';
+import type { FetchProgress } from '../remotes/fetcher.ts';
+import type { Image } from '../metadata/types.ts';
+import { descriptorToProto, toTimestamp } from './convert.ts';
+import { registerService, type DaemonContext } from './service.ts';
+
+const LEASE_TTL_MS = 60 * 60 * 1000;
+const PROGRESS_INTERVAL_MS = 100;
+
+const imageToProto = (i: Image) => ({
+  name: i.name, labels: i.labels, target: descriptorToProto(i.target),
+  createdAt: toTimestamp(i.createdAt), updatedAt: toTimestamp(i.updatedAt),
+});
+
+function platformsOf(req: Record<string, any>): 'all' | Platform[] | undefined {
+  if (req.allPlatforms) return 'all';
+  const list = (req.platforms ?? []) as { os: string; architecture: string; variant: string }[];
+  if (list.length === 0) return undefined;
+  return list.map((p) => {
+    if (!p.os || !p.architecture) throw errInvalidArgument(`platform ${JSON.stringify(p)}: os and architecture are required`);
+    return { os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) };
+  });
+}
+
+/** Creates the image record, or points the existing one at the new target (a re-pull of a moved tag). */
+async function recordImage(ctx: DaemonContext, ns: string, name: string, target: Image['target'], labels: Record<string, string>): Promise<Image> {
+  try {
+    const image = await ctx.db.images.create(ns, { name, target, labels });
+    ctx.publish(ns, '/images/create', 'containerd.events.ImageCreate', { name, labels: image.labels });
+    return image;
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    const paths = ['target', ...Object.keys(labels).map((k) => `labels.${k}`)];
+    const image = await ctx.db.images.update(ns, { name, target, labels }, paths);
+    ctx.publish(ns, '/images/update', 'containerd.events.ImageUpdate', { name, labels: image.labels });
+    return image;
+  }
+}
+
+registerService({
+  name: 'berth.services.pull.v1.Pull',
+  plugin: { type: 'io.containerd.grpc.v1', id: 'berth-pull' },
+  create: (ctx) => ({
+    Pull: serverStream(async (req, call) => {
+      const ns = namespaceOf(call);
+      if (!req.ref) throw errInvalidArgument('pull: a reference is required');
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort(new Error('pull cancelled by the client')));
+      const lease = await ctx.db.leases.create(ns, {
+        id: `pull-${Date.now()}-${randomBytes(4).toString('hex')}`,
+        labels: { 'containerd.io/gc.expire': new Date(Date.now() + LEASE_TTL_MS).toISOString() },
+      });
+      try {
+        const lastSent = new Map<string, { at: number; status: string }>();
+        const onProgress = (p: FetchProgress) => {
+          const prev = lastSent.get(p.digest);
+          const now = Date.now();
+          if (prev && prev.status === p.status && now - prev.at < PROGRESS_INTERVAL_MS) return;
+          lastSent.set(p.digest, { at: now, status: p.status });
+          call.write({ stage: 'layer', digest: p.digest, mediaType: p.mediaType, status: p.status, offset: p.offset, total: p.total });
+        };
+        call.write({ stage: 'resolve', status: 'resolving' });
+        const credentials = req.username ? () => ({ username: req.username, password: req.password }) : undefined;
+        const platforms = platformsOf(req);
+        const result = await pullImage(req.ref, {
+          store: ctx.db.content(ns, { lease: lease.id }), onProgress, signal: abort.signal,
+          ...(platforms ? { platforms } : {}),
+          ...(req.plainHttp ? { plainHttp: true } : {}),
+          ...(req.insecureHosts?.length ? { insecureHosts: req.insecureHosts } : {}),
+          ...(credentials ? { credentials } : {}),
+          ...(req.maxConcurrentDownloads ? { concurrency: req.maxConcurrentDownloads } : {}),
+        });
+        const image = await recordImage(ctx, ns, result.image.name, result.image.target, req.labels ?? {});
+        call.write({ stage: 'done', status: 'done', image: imageToProto(image) });
+      } finally {
+        await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'pull lease not released'));
+      }
+    }),
+  }),
+});

@@ -1,0 +1,134 @@
+// Pulling inside berthd (berth.services.pull.v1): from a real registry, with progress; refused references;
+// and a daemon killed mid-pull loses nothing: after a restart the partial layer resumes where it stopped.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { LocalContentStore } from '../../content/local.ts';
+import { pushImage } from '../../daemon/remotes/push.ts';
+import { buildImage, busyboxImage, tarEntries, writeImageToStore, type TestImage } from '../helpers/image.ts';
+import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startDaemon, startDaemonProcess } from './helpers.ts';
+import type { ApiClient } from '../../api/grpc.ts';
+
+const PULL = 'berth.services.pull.v1.Pull';
+const CONTENT = 'containerd.services.content.v1.Content';
+const IMAGES = 'containerd.services.images.v1.Images';
+
+async function push(t: ExecutionContext, registry: TestRegistry, image: TestImage, path: string): Promise<string> {
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/${path}`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  return ref;
+}
+
+async function pull(c: ApiClient, req: Record<string, unknown>, onMessage?: (m: any) => void) {
+  const messages: any[] = [];
+  for await (const m of c.stream<any>(PULL, 'Pull', req)) { messages.push(m); onMessage?.(m); }
+  return messages;
+}
+
+test('berthd pulls an image from a registry, reporting progress per layer', async (t) => {
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'pull' });
+  const ref = await push(t, registry, image, 'lib/busybox:1');
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const messages = await pull(c, { ref, skipUnpack: true });
+  t.is(messages[0].stage, 'resolve');
+  const last = messages.at(-1);
+  t.is(last.stage, 'done');
+  t.is(last.image.name, ref);
+  t.is(last.image.target.digest, image.target.digest);
+  const layers = image.manifests[0]!.layers.map((l) => l.descriptor.digest);
+  for (const digest of layers) {
+    t.true(messages.some((m) => m.stage === 'layer' && m.digest === digest && m.status === 'done'), `progress for ${digest}`);
+  }
+  t.is((await c.call(IMAGES, 'Get', { name: ref })).image.target.digest, image.target.digest);
+  t.deepEqual((await c.call(CONTENT, 'ListStatuses', {})).statuses, [], 'no ingest left');
+  const again = await pull(c, { ref, skipUnpack: true });
+  t.true(again.filter((m) => m.stage === 'layer').every((m) => m.status === 'exists'), 'a second pull downloads nothing');
+});
+
+test('pull refuses a bad reference, an unknown tag and a missing namespace with clear errors', async (t) => {
+  const registry = await startRegistry(t);
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const bad = await t.throwsAsync(pull(c, { ref: 'UPPER/case:x' }));
+  t.regex(bad!.message, /reference/i);
+  const missing = await t.throwsAsync(pull(c, { ref: `${registry.host}/nothing/here:1` }));
+  t.regex(missing!.message, /not found/);
+  t.is(missing!.name, 'BerthError');
+  await t.throwsAsync(pull(d.client(), { ref: `${registry.host}/x:1` }), { message: /namespace is required/ });
+  t.deepEqual((await c.call(IMAGES, 'List', {})).images, []);
+});
+
+/** A proxy that passes everything through but stops blob bodies after `limit` bytes until released. */
+async function stallingProxy(t: ExecutionContext, registry: TestRegistry, limit: number) {
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let stalled = false;
+  let onStall: () => void = () => undefined;
+  const stalledOnce = new Promise<void>((resolve) => { onStall = resolve; });
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(`${registry.url}${req.url}`, { method: req.method, headers: { ...req.headers, host: registry.host } }, async (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      const big = Number(up.headers['content-length'] ?? 0) > limit;
+      if (!req.url!.includes('/blobs/') || !big || stalled || req.method !== 'GET' || up.statusCode !== 200) { up.pipe(res); return; }
+      stalled = true;
+      let sent = 0;
+      for await (const chunk of up) {
+        if (sent + chunk.length > limit) {
+          res.write(chunk.subarray(0, limit - sent));
+          onStall();
+          await released;
+          res.destroy();
+          return;
+        }
+        res.write(chunk);
+        sent += chunk.length;
+      }
+      res.end();
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => { release(); return new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }); });
+  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, stalledOnce, release };
+}
+
+test('a daemon killed mid-pull keeps the partial layer; after a restart the pull resumes it', async (t) => {
+  const registry = await startRegistry(t);
+  const big = randomBytes(8 << 20);
+  const image = buildImage({ layers: [await tarEntries([{ name: 'big.bin', data: big }])], compression: 'none' });
+  await push(t, registry, image, 'big/one:1');
+  const proxy = await stallingProxy(t, registry, 3 << 20);
+  const ref = `${proxy.host}/big/one:1`;
+  const first = await startDaemonProcess(t);
+  const c1 = first.client('default');
+  const pulling = pull(c1, { ref, skipUnpack: true, maxConcurrentDownloads: 1 }).catch((err) => err);
+  await proxy.stalledOnce;
+  // Let the daemon write what it received, then kill it without warning.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  first.child.kill('SIGKILL');
+  await new Promise((resolve) => first.child.once('exit', resolve));
+  t.true((await pulling) instanceof Error, 'the client sees the pull fail');
+  proxy.release();
+
+  const second = await startDaemonProcess(t, { root: first.config.root, state: first.config.state, address: first.config.address });
+  const c2 = second.client('default');
+  const statuses = (await c2.call(CONTENT, 'ListStatuses', {})).statuses;
+  t.is(statuses.length, 1, 'the partial layer survived the kill');
+  t.true(statuses[0].offset > 0 && statuses[0].offset <= 3 << 20, `partial offset ${statuses[0].offset}`);
+  t.deepEqual((await c2.call(IMAGES, 'List', {})).images, [], 'no image record for an unfinished pull');
+  const messages = await pull(c2, { ref, skipUnpack: true });
+  const layer = image.manifests[0]!.layers[0]!.descriptor.digest;
+  t.true(messages.some((m) => m.stage === 'layer' && m.digest === layer && m.status === 'resumed'), 'the layer download resumed');
+  t.is(messages.at(-1).image.target.digest, image.target.digest);
+  t.deepEqual((await c2.call(CONTENT, 'ListStatuses', {})).statuses, []);
+});
