@@ -1,0 +1,17 @@
+// Runs the built berth CLI (dist/berth.mjs) as an operator would, against a test daemon.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO } from '../daemon/helpers.ts';
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+export function berth(address: string, args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, BERTH_ADDRESS: address, ...opts.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const child = execFile(process.execPath, [join(REPO, 'dist', 'berth.mjs'), ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}

@@ -1,0 +1,90 @@
+// The berth CLI against berthd: each verb as an operator types it, output checked as they would read it.
+import test from 'ava';
+import { join } from 'node:path';
+import { LocalContentStore } from '../../content/local.ts';
+import { pushImage } from '../../daemon/remotes/push.ts';
+import { busyboxImage, writeImageToStore } from '../helpers/image.ts';
+import { startRegistry } from '../helpers/registry.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startDaemon } from '../daemon/helpers.ts';
+import { berth } from './helpers.ts';
+
+test('version, namespaces and the namespace flag and environment', async (t) => {
+  const d = await startDaemon(t);
+  const version = await berth(d.address, ['version']);
+  t.is(version.code, 0, version.stderr);
+  t.regex(version.stdout, /Server:\n\s+Version:\s+v0\.1\.0/);
+  t.is((await berth(d.address, ['namespaces', 'create', 'team-a', 'owner=ops'])).code, 0);
+  t.is((await berth(d.address, ['ns', 'label', 'team-a', 'owner=', 'tier=gold'])).code, 0);
+  const ls = await berth(d.address, ['ns', 'ls']);
+  t.regex(ls.stdout, /^NAME\s+LABELS\nteam-a\s+tier=gold\n$/);
+  t.is((await berth(d.address, ['namespaces', 'ls', '-q'])).stdout, 'team-a\n');
+  t.deepEqual(JSON.parse((await berth(d.address, ['namespaces', 'ls', '--json'])).stdout), [{ name: 'team-a', labels: { tier: 'gold' } }]);
+  await berth(d.address, ['-n', 'team-b', 'leases', 'create', '--id', 'l1']);
+  t.regex((await berth(d.address, ['leases', 'ls', '-q'], { env: { BERTH_NAMESPACE: 'team-b' } })).stdout, /^l1\n$/);
+  t.is((await berth(d.address, ['leases', 'ls', '-q'], { env: { CONTAINERD_NAMESPACE: 'team-a' } })).stdout, '');
+});
+
+test('images pull prints plain progress lines when not a terminal, then ls, tag, label and rm', async (t) => {
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'cli' });
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/cli/busybox:1`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const d = await startDaemon(t);
+  const pull = await berth(d.address, ['images', 'pull', '--skip-unpack', ref]);
+  t.is(pull.code, 0, pull.stderr);
+  t.is(pull.stdout, `${ref} ${image.target.digest}\n`);
+  t.regex(pull.stderr, new RegExp(`${ref.replace(/[.]/g, '\\.')}: resolving`));
+  for (const l of image.manifests[0]!.layers) t.regex(pull.stderr, new RegExp(`${l.descriptor.digest.slice(7, 19)}: done`));
+  t.notRegex(pull.stderr, /\x1b\[/, 'no terminal escapes in plain output');
+  const ls = await berth(d.address, ['images', 'ls']);
+  t.regex(ls.stdout, new RegExp(`${ref.replace(/[.]/g, '\\.')}\\s+application/vnd\\.oci\\.image\\.manifest\\.v1\\+json\\s+${image.target.digest}\\s+\\d+\\.\\d MiB\\s+linux/amd64\\s+-`));
+  t.is((await berth(d.address, ['images', 'tag', ref, 'mine:latest'])).code, 0);
+  t.regex((await berth(d.address, ['images', 'label', 'mine:latest', 'team=a'])).stdout, /team=a/);
+  t.deepEqual((await berth(d.address, ['i', 'ls', '-q'])).stdout.trim().split('\n').sort(), ['mine:latest', ref].sort());
+  const rm = await berth(d.address, ['images', 'rm', '--sync', ref, 'mine:latest', 'nope:1']);
+  t.is(rm.code, 1, 'a missing image fails the command');
+  t.regex(rm.stderr, /^berth: image "nope:1" in namespace default: not found\n$/);
+  t.is((await berth(d.address, ['images', 'ls', '-q'])).stdout, '');
+  t.is((await berth(d.address, ['content', 'ls', '-q'])).stdout, '', 'their blobs were collected');
+});
+
+test('content ls, get, label, rm and active', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const data = Buffer.from('blob for the cli\n');
+  const { sha256Digest } = await import('../../api/digest.ts');
+  const digest = sha256Digest(data);
+  const w = c.duplex('containerd.services.content.v1.Content', 'Write');
+  const ended = new Promise((resolve, reject) => { w.on('data', () => undefined); w.on('end', resolve); w.on('error', reject); });
+  w.write({ action: 'COMMIT', ref: 'cli', total: data.length, expected: digest, data, labels: { 'containerd.io/gc.root': 'x' } });
+  w.end();
+  await ended;
+  t.regex((await berth(d.address, ['content', 'ls'])).stdout, new RegExp(`${digest}\\s+17 B\\s+.*containerd\\.io/gc\\.root=x`));
+  t.is((await berth(d.address, ['content', 'get', digest])).stdout, data.toString());
+  t.regex((await berth(d.address, ['content', 'label', digest, 'containerd.io/gc.root=', 'a=b'])).stdout, /^a=b\n$/);
+  t.regex((await berth(d.address, ['content', 'active'])).stdout, /^REF\s+SIZE\s+AGE\n$/);
+  t.is((await berth(d.address, ['content', 'rm', digest])).code, 0);
+  const gone = await berth(d.address, ['content', 'get', digest]);
+  t.is(gone.code, 1);
+  t.regex(gone.stderr, /not found/);
+});
+
+test('errors are one clear line: unknown command, unknown flag, no daemon', async (t) => {
+  const d = await startDaemon(t);
+  const unknown = await berth(d.address, ['frobnicate']);
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /^berth: unknown command "frobnicate"\n$/);
+  const flag = await berth(d.address, ['images', 'ls', '--bogus']);
+  t.is(flag.code, 1);
+  t.is(flag.stderr, 'berth: flag provided but not defined: -bogus\n');
+  const nodaemon = await berth(join(tempDir(t), 'none.sock'), ['images', 'ls']);
+  t.is(nodaemon.code, 1);
+  t.regex(nodaemon.stderr, /^berth: cannot reach the daemon: .*ENOENT.* \(is berthd running\? set --address or \$BERTH_ADDRESS\)\n$/);
+  t.notRegex(nodaemon.stderr, /\n\s+at /, 'no stack trace without --debug');
+  const help = await berth(d.address, ['images', 'pull', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /--plain-http/);
+});
