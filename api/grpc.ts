@@ -1,13 +1,14 @@
-// gRPC plumbing shared by berthd and the berth CLI: service definitions built from berth's .proto files
-// (no code generation), handler wrappers that turn thrown errors into gRPC statuses, and a small client.
-// The namespace travels in the `containerd-namespace` header, as containerd's clients send it.
+// The server side of gRPC for berthd: service definitions built from berth's .proto files (no code
+// generation) and handler wrappers that turn thrown errors into gRPC statuses. The namespace travels in the
+// `containerd-namespace` header, as containerd's clients send it. Clients use api/grpc-client.ts.
 import * as grpc from '@grpc/grpc-js';
-import { BerthError, ErrorCode, codeOf, fromStatus, grpcStatusOf } from './errdefs.ts';
+import { BerthError, ErrorCode, grpcStatusOf } from './errdefs.ts';
 import { CONVERT, protos } from './proto.ts';
 import type protobuf from 'protobufjs';
 
-export const NAMESPACE_HEADER = 'containerd-namespace';
-export const LEASE_HEADER = 'containerd-lease';
+import { NAMESPACE_HEADER } from './grpc-client.ts';
+
+export { LEASE_HEADER, NAMESPACE_HEADER } from './grpc-client.ts';
 
 const definitions = new Map<string, grpc.ServiceDefinition>();
 
@@ -87,93 +88,3 @@ export function bidiStream(fn: BidiHandler): grpc.handleBidiStreamingCall<Req, R
   };
 }
 
-/** Turns a gRPC client error back into a BerthError with the same meaning. */
-export function fromServiceError(err: unknown): BerthError {
-  if (err instanceof BerthError) return err;
-  const e = err as { code?: number; details?: string; message?: string };
-  if (typeof e.code === 'number') return fromStatus(e.code, e.details || e.message || 'unknown error');
-  return new BerthError(codeOf(err), e.message ?? String(err));
-}
-
-export interface ApiClientOptions {
-  namespace?: string;
-  /** Lease the calls run under (content written and snapshots created are attached to it). */
-  lease?: string;
-  /** Per-call deadline in ms; none by default. */
-  timeoutMs?: number;
-}
-
-/** A client for containerd's API on a unix socket (or any grpc-js target), one channel for all services. */
-export class ApiClient {
-  private readonly clients = new Map<string, grpc.Client>();
-  private readonly channel: grpc.Channel;
-
-  constructor(readonly address: string, private readonly opts: ApiClientOptions = {}) {
-    const target = address.includes('://') ? address : `unix://${address}`;
-    this.channel = new grpc.Channel(target, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 16 << 20,
-      'grpc.max_send_message_length': 16 << 20,
-    });
-  }
-
-  /** The same connection, calling with other options (namespace, lease). */
-  with(opts: ApiClientOptions): ApiClient {
-    const c = Object.create(this) as ApiClient;
-    (c as unknown as { opts: ApiClientOptions }).opts = { ...this.opts, ...opts };
-    return c;
-  }
-
-  private client(service: string): grpc.Client {
-    let c = this.clients.get(service);
-    if (!c) {
-      const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(service), service);
-      c = new Ctor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });
-      this.clients.set(service, c);
-    }
-    return c;
-  }
-
-  private callOptions(): { metadata: grpc.Metadata; options: grpc.CallOptions } {
-    const metadata = new grpc.Metadata();
-    if (this.opts.namespace) metadata.set(NAMESPACE_HEADER, this.opts.namespace);
-    if (this.opts.lease) metadata.set(LEASE_HEADER, this.opts.lease);
-    const options: grpc.CallOptions = {};
-    if (this.opts.timeoutMs) options.deadline = Date.now() + this.opts.timeoutMs;
-    return { metadata, options };
-  }
-
-  /** A unary call; `service` is the full name ("containerd.services.images.v1.Images"). */
-  call<T = Req>(service: string, method: string, request: Req = {}): Promise<T> {
-    const c = this.client(service) as unknown as Record<string, Function>;
-    const { metadata, options } = this.callOptions();
-    return new Promise((resolve, reject) => {
-      c[method]!.call(c, request, metadata, options, (err: unknown, res: T) => (err ? reject(fromServiceError(err)) : resolve(res)));
-    });
-  }
-
-  /** A server-streaming call, as an async iterator of responses. */
-  async *stream<T = Req>(service: string, method: string, request: Req = {}): AsyncGenerator<T> {
-    const c = this.client(service) as unknown as Record<string, Function>;
-    const { metadata, options } = this.callOptions();
-    const call = c[method]!.call(c, request, metadata, options) as grpc.ClientReadableStream<T>;
-    try {
-      for await (const msg of call) yield msg as T;
-    } catch (err) {
-      throw fromServiceError(err);
-    } finally {
-      call.cancel();
-    }
-  }
-
-  /** A bidirectional stream (Content.Write). */
-  duplex(service: string, method: string): grpc.ClientDuplexStream<Req, Req> {
-    const c = this.client(service) as unknown as Record<string, Function>;
-    const { metadata, options } = this.callOptions();
-    return c[method]!.call(c, metadata, options) as grpc.ClientDuplexStream<Req, Req>;
-  }
-
-  close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.channel.close();
-  }
-}

@@ -3,7 +3,7 @@
 // Flags follow ctr (urfave/cli): `--flag value`, `--flag=value`, `-f value`, booleans without a value,
 // repeatable flags collect into lists, and flags may come before or between positional arguments.
 import { errInvalidArgument } from '../api/errdefs.ts';
-import type { ApiClient } from '../api/grpc.ts';
+import type { ApiClient } from '../api/grpc-client.ts';
 import type { Output } from './output.ts';
 
 export interface FlagSpec {

@@ -2,7 +2,7 @@
 // Global flags: -a/--address, -n/--namespace, --timeout, --debug; environment BERTH_ADDRESS, BERTH_NAMESPACE
 // (CONTAINERD_ADDRESS, CONTAINERD_NAMESPACE honoured too). Errors print as one line; --debug adds the stack.
 import { BerthError, ErrorCode, codeOf } from '../api/errdefs.ts';
-import { ApiClient } from '../api/grpc.ts';
+import { ApiClient } from '../api/grpc-client.ts';
 import { allCommands, canonicalGroup, commandHelp, findCommand, groupCommands, parseFlags, type CliContext, type FlagSpec } from './command.ts';
 import { stdoutOutput } from './output.ts';
 import './commands/index.ts';

@@ -1,6 +1,6 @@
 // Reading blobs and image trees from the daemon's content store over gRPC (Content.Read), for the verbs
 // that show what an image holds (sizes, platforms).
-import type { ApiClient } from '../api/grpc.ts';
+import type { ApiClient } from '../api/grpc-client.ts';
 
 const CONTENT = 'containerd.services.content.v1.Content';
 

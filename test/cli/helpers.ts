@@ -7,7 +7,7 @@ export interface CliResult { code: number; stdout: string; stderr: string }
 
 export function berth(address: string, args: string[], opts: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const env = { ...process.env, BERTH_ADDRESS: address, ...opts.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, BERTH_ADDRESS: address, ...opts.env };
     delete env.NODE_EXTRA_CA_CERTS;
     const child = execFile(process.execPath, [join(REPO, 'dist', 'berth.mjs'), ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

@@ -57,11 +57,10 @@ test('content ls, get, label, rm and active', async (t) => {
   const data = Buffer.from('blob for the cli\n');
   const { sha256Digest } = await import('../../api/digest.ts');
   const digest = sha256Digest(data);
-  const w = c.duplex('containerd.services.content.v1.Content', 'Write');
-  const ended = new Promise((resolve, reject) => { w.on('data', () => undefined); w.on('end', resolve); w.on('error', reject); });
-  w.write({ action: 'COMMIT', ref: 'cli', total: data.length, expected: digest, data, labels: { 'containerd.io/gc.root': 'x' } });
+  const w = c.open('containerd.services.content.v1.Content', 'Write');
+  w.send({ action: 'COMMIT', ref: 'cli', total: data.length, expected: digest, data, labels: { 'containerd.io/gc.root': 'x' } });
   w.end();
-  await ended;
+  for await (const _ of w) { /* drain the acknowledgements */ }
   t.regex((await berth(d.address, ['content', 'ls'])).stdout, new RegExp(`${digest}\\s+17 B\\s+.*containerd\\.io/gc\\.root=x`));
   t.is((await berth(d.address, ['content', 'get', digest])).stdout, data.toString());
   t.regex((await berth(d.address, ['content', 'label', digest, 'containerd.io/gc.root=', 'a=b'])).stdout, /^a=b\n$/);

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import pino from 'pino';
-import { ApiClient } from '../../api/grpc.ts';
+import { ApiClient } from '../../api/grpc-client.ts';
 import { DEFAULT_CONFIG, finishConfig, type DaemonConfig } from '../../daemon/config.ts';
 import { Berthd } from '../../daemon/server.ts';
 import { tempDir } from '../helpers/tmp.ts';

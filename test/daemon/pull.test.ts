@@ -12,7 +12,7 @@ import { buildImage, busyboxImage, tarEntries, writeImageToStore, type TestImage
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { startDaemon, startDaemonProcess } from './helpers.ts';
-import type { ApiClient } from '../../api/grpc.ts';
+import type { ApiClient } from '../../api/grpc-client.ts';
 
 const PULL = 'berth.services.pull.v1.Pull';
 const CONTENT = 'containerd.services.content.v1.Content';

@@ -14,21 +14,16 @@ const EVENTS = V + 'events.v1.Events';
 
 /** Writes a blob through Content.Write (STAT, WRITE..., COMMIT), returning every response. */
 async function writeBlob(client: ReturnType<Awaited<ReturnType<typeof startDaemon>>['client']>, ref: string, data: Buffer, opts: { expected?: string; total?: number; chunk?: number } = {}) {
-  const stream = client.duplex(CONTENT, 'Write');
+  const stream = client.open(CONTENT, 'Write');
   const responses: Record<string, any>[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    stream.on('data', (m) => responses.push(m));
-    stream.on('error', reject);
-    stream.on('end', resolve);
-  });
   const expected = opts.expected ?? sha256Digest(data);
-  stream.write({ action: 'STAT', ref, total: opts.total ?? data.length, expected });
+  stream.send({ action: 'STAT', ref, total: opts.total ?? data.length, expected });
   const chunk = opts.chunk ?? 1 << 16;
   let off = 0;
-  for (; off + chunk < data.length; off += chunk) stream.write({ action: 'WRITE', ref, offset: off, data: data.subarray(off, off + chunk) });
-  stream.write({ action: 'COMMIT', ref, offset: off, data: data.subarray(off), total: opts.total ?? data.length, expected, labels: { 'test.label': 'x' } });
+  for (; off + chunk < data.length; off += chunk) stream.send({ action: 'WRITE', ref, offset: off, data: data.subarray(off, off + chunk) });
+  stream.send({ action: 'COMMIT', ref, offset: off, data: data.subarray(off), total: opts.total ?? data.length, expected, labels: { 'test.label': 'x' } });
   stream.end();
-  await done;
+  for await (const m of stream) responses.push(m);
   return responses;
 }
 
@@ -109,12 +104,10 @@ test('content: an interrupted write resumes at the offset Status reports', async
   const d = await startDaemon(t);
   const c = d.client('default');
   const data = Buffer.alloc(200_000, 3);
-  const first = c.duplex(CONTENT, 'Write');
-  const acks: any[] = [];
-  first.on('data', (m) => acks.push(m));
-  first.on('error', () => undefined);
-  first.write({ action: 'WRITE', ref: 'resume', total: data.length, expected: sha256Digest(data), offset: 0, data: data.subarray(0, 120_000) });
-  while (acks.length < 1) await new Promise((r) => setTimeout(r, 10));
+  const first = c.open(CONTENT, 'Write');
+  first.send({ action: 'WRITE', ref: 'resume', total: data.length, expected: sha256Digest(data), offset: 0, data: data.subarray(0, 120_000) });
+  const ack = await first[Symbol.asyncIterator]().next();
+  t.is(ack.value.offset, 120_000);
   first.cancel();
   await new Promise((r) => setTimeout(r, 50));
   const status = (await c.call(CONTENT, 'Status', { ref: 'resume' })).status;
@@ -122,17 +115,12 @@ test('content: an interrupted write resumes at the offset Status reports', async
   t.is(status.total, data.length);
   const listed = (await c.call(CONTENT, 'ListStatuses', {})).statuses.map((s: any) => s.ref);
   t.deepEqual(listed, ['resume']);
-  const second = c.duplex(CONTENT, 'Write');
-  const done = new Promise<any[]>((resolve, reject) => {
-    const got: any[] = [];
-    second.on('data', (m) => got.push(m));
-    second.on('error', reject);
-    second.on('end', () => resolve(got));
-  });
-  second.write({ action: 'STAT', ref: 'resume' });
-  second.write({ action: 'COMMIT', ref: 'resume', offset: 120_000, data: data.subarray(120_000), total: data.length, expected: sha256Digest(data) });
+  const second = c.open(CONTENT, 'Write');
+  second.send({ action: 'STAT', ref: 'resume' });
+  second.send({ action: 'COMMIT', ref: 'resume', offset: 120_000, data: data.subarray(120_000), total: data.length, expected: sha256Digest(data) });
   second.end();
-  const got = await done;
+  const got: any[] = [];
+  for await (const m of second) got.push(m);
   t.is(got[0].offset, 120_000);
   t.is((await c.call(CONTENT, 'Info', { digest: sha256Digest(data) })).info.size, data.length);
 });
