@@ -1,7 +1,7 @@
 // One build step: bundles each executable with esbuild (one file each, so a CLI starts by loading a single
 // module) and compiles the C in native/. Type checking is separate (npm run typecheck) so a build stays fast.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, chmodSync, cpSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -24,9 +24,12 @@ async function main() {
     execFileSync('make', ['-s', '-C', join(root, 'native')], { stdio: 'inherit' });
   }
   mkdirSync(join(root, 'dist'), { recursive: true });
-  // api/proto.ts finds the .proto files beside the module that loads it: dist/proto for the bundles.
+  // api/proto.ts loads dist/proto.json, the parsed .proto files, beside the bundles.
   rmSync(join(root, 'dist', 'proto'), { recursive: true, force: true });
-  cpSync(join(root, 'api', 'proto'), join(root, 'dist', 'proto'), { recursive: true });
+  const protoJson = execFileSync(process.execPath, ['--import', 'tsx', '-e',
+    `import('./api/proto.ts').then((p) => process.stdout.write(JSON.stringify(p.parseProtos().toJSON())))`],
+  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+  writeFileSync(join(root, 'dist', 'proto.json'), protoJson);
   const jobs = [];
   for (const [name, entry] of Object.entries(executables)) {
     if (!existsSync(join(root, entry))) continue;
