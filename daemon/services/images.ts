@@ -5,7 +5,8 @@ import type { Image } from '../metadata/types.ts';
 import { descriptorFromProto, descriptorToProto, fieldPaths, toTimestamp } from './convert.ts';
 import { registerService } from './service.ts';
 
-const EV = 'containerd.events.';
+// containerd 1.6 declares image events in the images service's package.
+const IMAGE_EV = 'containerd.services.images.v1.';
 
 const toProto = (i: Image) => ({
   name: i.name, labels: i.labels, target: descriptorToProto(i.target),
@@ -24,7 +25,7 @@ registerService({
       const image = await ctx.db.images.create(ns, {
         name: req.image.name, labels: req.image.labels ?? {}, target: descriptorFromProto(req.image.target, `image ${req.image.name} target`),
       });
-      ctx.publish(ns, '/images/create', EV + 'ImageCreate', { name: image.name, labels: image.labels });
+      ctx.publish(ns, '/images/create', IMAGE_EV + 'ImageCreate', { name: image.name, labels: image.labels });
       return { image: toProto(image) };
     }),
     Update: unary(async (req, call) => {
@@ -36,13 +37,13 @@ registerService({
         name: req.image.name, labels: req.image.labels ?? {},
         ...(wantsTarget ? { target: descriptorFromProto(req.image.target, `image ${req.image.name} target`) } : {}),
       }, paths);
-      ctx.publish(ns, '/images/update', EV + 'ImageUpdate', { name: image.name, labels: image.labels });
+      ctx.publish(ns, '/images/update', IMAGE_EV + 'ImageUpdate', { name: image.name, labels: image.labels });
       return { image: toProto(image) };
     }),
     Delete: unary(async (req, call) => {
       const ns = namespaceOf(call);
       await ctx.db.images.delete(ns, req.name, { sync: req.sync });
-      ctx.publish(ns, '/images/delete', EV + 'ImageDelete', { name: req.name });
+      ctx.publish(ns, '/images/delete', IMAGE_EV + 'ImageDelete', { name: req.name });
       return {};
     }),
   }),

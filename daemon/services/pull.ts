@@ -33,13 +33,13 @@ function platformsOf(req: Record<string, any>): 'all' | Platform[] | undefined {
 async function recordImage(ctx: DaemonContext, ns: string, name: string, target: Image['target'], labels: Record<string, string>): Promise<Image> {
   try {
     const image = await ctx.db.images.create(ns, { name, target, labels });
-    ctx.publish(ns, '/images/create', 'containerd.events.ImageCreate', { name, labels: image.labels });
+    ctx.publish(ns, '/images/create', 'containerd.services.images.v1.ImageCreate', { name, labels: image.labels });
     return image;
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     const paths = ['target', ...Object.keys(labels).map((k) => `labels.${k}`)];
     const image = await ctx.db.images.update(ns, { name, target, labels }, paths);
-    ctx.publish(ns, '/images/update', 'containerd.events.ImageUpdate', { name, labels: image.labels });
+    ctx.publish(ns, '/images/update', 'containerd.services.images.v1.ImageUpdate', { name, labels: image.labels });
     return image;
   }
 }

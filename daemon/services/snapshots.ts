@@ -31,7 +31,7 @@ registerService({
   create: (ctx) => ({
     Prepare: unary(async (req, call) => {
       const mounts = await snapshotter(ctx, call, req.snapshotter).prepare(req.key, req.parent || undefined, { labels: req.labels ?? {} });
-      ctx.publish(namespaceOf(call), '/snapshot/prepare', EV + 'SnapshotPrepare', { key: req.key, parent: req.parent, snapshotter: req.snapshotter });
+      ctx.publish(namespaceOf(call), '/snapshot/prepare', EV + 'SnapshotPrepare', { key: req.key, parent: req.parent });
       return { mounts: mounts.map(mountToProto) };
     }),
     View: unary(async (req, call) => {
@@ -41,12 +41,12 @@ registerService({
     Mounts: unary(async (req, call) => ({ mounts: (await snapshotter(ctx, call, req.snapshotter).mounts(req.key)).map(mountToProto) })),
     Commit: unary(async (req, call) => {
       await snapshotter(ctx, call, req.snapshotter).commit(req.name, req.key, { labels: req.labels ?? {} });
-      ctx.publish(namespaceOf(call), '/snapshot/commit', EV + 'SnapshotCommit', { key: req.key, name: req.name, snapshotter: req.snapshotter });
+      ctx.publish(namespaceOf(call), '/snapshot/commit', EV + 'SnapshotCommit', { key: req.key, name: req.name });
       return {};
     }),
     Remove: unary(async (req, call) => {
       await snapshotter(ctx, call, req.snapshotter).remove(req.key);
-      ctx.publish(namespaceOf(call), '/snapshot/remove', EV + 'SnapshotRemove', { key: req.key, snapshotter: req.snapshotter });
+      ctx.publish(namespaceOf(call), '/snapshot/remove', EV + 'SnapshotRemove', { key: req.key });
       return {};
     }),
     Stat: unary(async (req, call) => ({ info: infoToProto(await snapshotter(ctx, call, req.snapshotter).stat(req.key)) })),
