@@ -3,7 +3,10 @@
  * learns that process's pid, reaps it, and records its exit status durably, so a shim that crashes or restarts
  * loses nothing: the status waits in EXIT_FILE.
  *
- * usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] -- COMMAND [ARGS...]
+ * usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] [--stdin P] [--stdout P] [--stderr P] -- COMMAND...
+ * --stdin/--stdout/--stderr name FIFOs (or files) that become COMMAND's stdio, and so the container's: opened
+ * here, blocking until the other side is there, as a shim must; the monitor keeps no copy, so the container
+ * sees EOF when its client closes, and its output goes straight to the reader with no copying process.
  * With --pid-file, the watched process is the pid written to FILE by the time COMMAND exits successfully (it
  * was reparented to us); without it, COMMAND itself is watched. Lines written to NOTIFY_FD (a pipe to the shim,
  * which may have gone away):
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,11 +79,19 @@ int main(int argc, char **argv)
 	}
 	const char *exit_file = argv[1];
 	notify_fd = atoi(argv[2]);
-	const char *pid_file = NULL;
+	const char *pid_file = NULL, *stdio_path[3] = {NULL, NULL, NULL};
 	int i = 3;
-	if (strcmp(argv[i], "--pid-file") == 0 && i + 1 < argc) {
-		pid_file = argv[i + 1];
-		i += 2;
+	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]; i += 2) {
+		if (strcmp(argv[i], "--pid-file") == 0)
+			pid_file = argv[i + 1];
+		else if (strcmp(argv[i], "--stdin") == 0)
+			stdio_path[0] = argv[i + 1];
+		else if (strcmp(argv[i], "--stdout") == 0)
+			stdio_path[1] = argv[i + 1];
+		else if (strcmp(argv[i], "--stderr") == 0)
+			stdio_path[2] = argv[i + 1];
+		else
+			break;
 	}
 	if (i >= argc || strcmp(argv[i], "--") != 0 || i + 1 >= argc) {
 		fprintf(stderr, "berth-monitor: expected -- COMMAND\n");
@@ -103,10 +115,30 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (child == 0) {
+		for (int fd = 0; fd < 3; fd++) {
+			if (!stdio_path[fd] || !*stdio_path[fd])
+				continue;
+			/* stdin: open without waiting for a writer, then block as usual. */
+			int f = fd == 0 ? open(stdio_path[fd], O_RDONLY | O_NONBLOCK) : open(stdio_path[fd], O_WRONLY | O_APPEND);
+			if (f < 0) {
+				fprintf(stderr, "berth-monitor: open %s: %s\n", stdio_path[fd], strerror(errno));
+				_exit(126);
+			}
+			if (fd == 0)
+				fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+			if (f != fd) {
+				dup2(f, fd);
+				close(f);
+			}
+		}
 		execvp(command[0], command);
 		fprintf(stderr, "berth-monitor: exec %s: %s\n", command[0], strerror(errno));
 		_exit(127);
 	}
+
+	/* Whatever else we were handed (berth-init's sync socket) belongs to the command: holding a copy would
+	 * keep the other end from seeing it close. */
+	syscall(SYS_close_range, 4U, ~0U, 0U);
 
 	pid_t watched = pid_file ? 0 : child;
 	if (watched)

@@ -2,12 +2,11 @@
 // runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { errFailedPrecondition, errInternal, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
+import { errFailedPrecondition, errInternal, errInvalidArgument } from '../../api/errdefs.ts';
 import { openCgroup } from '../cgroups/index.ts';
 import type { CgroupManager, LinuxResources } from '../cgroups/types.ts';
 import { buildExecPlan, buildPlan } from '../oci/plan.ts';
@@ -15,23 +14,15 @@ import type { Device, Process, State } from '../oci/spec.ts';
 import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
+import { nativeBinary, startMonitored, type Monitored, type StdioPaths } from '../monitor.ts';
 
 export interface CreateOptions {
   bundle: string;
   preserveFds?: number;
   noPivot?: boolean;
   pidFile?: string;
-}
-
-/** Locates berth-init: $BERTH_INIT, or native/build/ relative to this module (sources) or to dist/ (bundle). */
-export function initBinary(): string {
-  if (process.env.BERTH_INIT) return process.env.BERTH_INIT;
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const rel of ['../native/build/berth-init', '../../native/build/berth-init']) {
-    const path = join(here, rel);
-    if (existsSync(path)) return path;
-  }
-  throw errNotFound('berth-init not found: run `npm run build` (it compiles native/)');
+  /** Run the init under berth-monitor (the shim's fast path): stdio from these paths, exit status to the file. */
+  monitor?: { exitFile: string; stdio?: StdioPaths };
 }
 
 export class Runtime {
@@ -57,7 +48,7 @@ export class Runtime {
    * Creates the container: its init is set up and left waiting for `start` (mode create), or runs straight
    * away (mode run: the returned `exited` resolves with its exit status, 128+signal on death by signal).
    */
-  async create(id: string, opts: CreateOptions, mode: 'create' | 'run' = 'create'): Promise<{ pid: number; exited?: Promise<number> }> {
+  async create(id: string, opts: CreateOptions, mode: 'create' | 'run' = 'create'): Promise<{ pid: number; exited?: Promise<number>; monitored?: Monitored }> {
     checkId(id);
     const { spec, bundle, rootfs } = loadBundle(opts.bundle);
     const dir = this.store.claim(id);
@@ -73,10 +64,12 @@ export class Runtime {
       const planPath = join(dir, 'plan');
       writeFileSync(planPath, buildPlan({ spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot }));
 
-      init = spawnInit(planPath, opts.preserveFds ?? 0);
+      init = opts.monitor ? monitoredInit(planPath, opts.monitor, join(dir, 'init.pid')) : spawnInit(planPath, opts.preserveFds ?? 0);
       const { sync, next, exited } = init;
       const first = await next();
       pid = Number(first.replace(/^pid /, ''));
+      // The monitor learns the pid from this file once berth-init exits, which can be right after "ready".
+      if (opts.monitor) writeAtomically(join(dir, 'init.pid'), String(pid));
       const record: ContainerRecord = {
         id, bundle, rootfs, pid, pidStartTime: processStartTime(pid) ?? '', cgroupsPath, created: new Date().toISOString(),
         annotations: spec.annotations, ociVersion: spec.ociVersion,
@@ -92,7 +85,7 @@ export class Runtime {
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
       if (mode === 'run') await runHooks('poststart', spec.hooks?.poststart, toState(record, 'running')).catch(warn);
       else sync.destroy();
-      return { pid, exited: mode === 'run' ? exited : undefined };
+      return { pid, exited: mode === 'run' ? exited : undefined, monitored: init.monitored };
     } catch (err) {
       init?.abort();
       if (pid > 0) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
@@ -106,7 +99,8 @@ export class Runtime {
    * Runs one more process in a running container, in its namespaces and cgroup. Resolves with its exit status
    * (detach: once it runs, with undefined).
    */
-  async exec(id: string, proc: Process, opts: { detach?: boolean; pidFile?: string; preserveFds?: number } = {}): Promise<number | undefined> {
+  async exec(id: string, proc: Process, opts: { detach?: boolean; pidFile?: string; preserveFds?: number; monitor?: CreateOptions['monitor'];
+    onMonitor?: (m: Monitored) => void; } = {}): Promise<number | undefined> {
     const record = this.store.read(id);
     const status = this.status(record);
     if (status !== 'running') throw errFailedPrecondition(`cannot exec in container ${id}: it is ${status}, not running`);
@@ -115,15 +109,19 @@ export class Runtime {
     const planPath = join(this.store.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileSync(planPath, buildExecPlan({
       process: proc, containerPid: record.pid, namespaces: (spec.linux?.namespaces ?? []).map((ns) => ns.type),
-      mode: opts.detach ? 'create' : 'run', preserveFds: opts.preserveFds,
+      mode: opts.detach || opts.monitor ? 'create' : 'run', preserveFds: opts.preserveFds,
     }));
-    const init = spawnInit(planPath, opts.preserveFds ?? 0);
+    const monitorPidFile = `${planPath}.pid`;
+    const init = opts.monitor ? monitoredInit(planPath, opts.monitor, monitorPidFile) : spawnInit(planPath, opts.preserveFds ?? 0);
+    if (init.monitored) opts.onMonitor?.(init.monitored);
     try {
       const pid = Number((await init.next()).replace(/^pid /, ''));
+      if (opts.monitor) writeAtomically(monitorPidFile, String(pid));
       this.cgroup(record).addProcess(pid);
       init.sync.write('g');
       if ((await init.next()) !== 'ready') throw errInternal('berth-init: unexpected report during exec');
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
+      if (opts.monitor) { await init.monitored!.pid; init.sync.destroy(); return pid; }
       if (opts.detach) { init.sync.destroy(); return undefined; }
       return await init.exited;
     } catch (err) {
@@ -131,6 +129,7 @@ export class Runtime {
       throw err;
     } finally {
       rmSync(planPath, { force: true });
+      rmSync(monitorPidFile, { force: true });
     }
   }
 
@@ -196,10 +195,33 @@ export class Runtime {
 
 interface LaunchedInit {
   sync: Readable & Writable;
+  monitored?: Monitored;
   /** The next report line; an "error ..." report is thrown as failed-precondition naming the problem. */
   next(): Promise<string>;
   exited: Promise<number>;
   abort(): void;
+}
+
+/** Starts berth-init under berth-monitor, which watches the process berth-init leaves behind (its pid comes
+ * from `pidFile`, written by the caller once berth-init reports it). */
+function monitoredInit(planPath: string, monitor: NonNullable<CreateOptions['monitor']>, pidFile: string): LaunchedInit {
+  const monitored = startMonitored({
+    command: [nativeBinary('berth-init'), planPath, '4'], exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, syncPipe: true,
+  });
+  const sync = monitored.sync!;
+  const lines = createInterface({ input: sync })[Symbol.asyncIterator]();
+  return {
+    sync,
+    monitored,
+    exited: monitored.exited.then((e) => e.status),
+    async next() {
+      const line = await lines.next();
+      if (line.done) throw errInternal(`berth-init exited without reporting: ${monitored.stderr().trim()}`);
+      if (line.value.startsWith('error ')) throw errFailedPrecondition(line.value.slice(6));
+      return line.value;
+    },
+    abort() { try { process.kill(monitored.monitorPid, 'SIGKILL'); } catch { /* gone */ } sync.destroy(); },
+  };
 }
 
 /** Starts berth-init on a plan with the sync socket as the fd after stdio and the preserved fds. */
@@ -210,7 +232,7 @@ function spawnInit(planPath: string, preserveFds: number): LaunchedInit {
   stdio.push('pipe');
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn(initBinary(), [planPath, String(syncFd)], { stdio, env });
+  const child = spawn(nativeBinary('berth-init'), [planPath, String(syncFd)], { stdio, env });
   const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? 128 + (constants.signals[signal as keyof typeof constants.signals] ?? 0))));
   const sync = child.stdio[syncFd] as Readable & Writable;
   const lines = createInterface({ input: sync })[Symbol.asyncIterator]();

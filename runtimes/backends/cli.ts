@@ -1,0 +1,95 @@
+// Any runc-compatible OCI runtime binary (runc, crun, runsc, berth-runc) driven through its command line,
+// each process watched by berth-monitor. Binaries that need extra global flags on this kind of host get them
+// from BINARY_FLAGS (runsc: no network stack of its own, the ptrace platform).
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { BerthError, ErrorCode } from '../../api/errdefs.ts';
+import type { LinuxResources } from '../cgroups/types.ts';
+import { startMonitored, type Monitored } from '../monitor.ts';
+import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
+
+const run = promisify(execFile);
+
+const BINARY_FLAGS: Record<string, string[]> = {
+  runsc: ['--network=none', '--platform=ptrace'],
+};
+
+class CliRuntime implements OciRuntime {
+  readonly name: string;
+  private readonly global: string[];
+
+  constructor(private readonly binary: string, root: string) {
+    this.name = basename(binary);
+    this.global = ['--root', root, ...(BINARY_FLAGS[this.name] ?? [])];
+  }
+
+  private async cli(args: string[], input?: string): Promise<string> {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    try {
+      const child = run(this.binary, [...this.global, ...args], { env, encoding: 'utf8', maxBuffer: 16 << 20 });
+      if (input !== undefined) child.child.stdin!.end(input);
+      return (await child).stdout;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: string };
+      if (e.code === 'ENOENT') throw new BerthError(ErrorCode.NotFound, `OCI runtime ${this.binary} not found on PATH`);
+      throw new BerthError(ErrorCode.FailedPrecondition, `${this.name} ${args[0]}: ${(e.stderr || e.message).trim()}`);
+    }
+  }
+
+  private monitored(command: string[], exitFile: string, pidFile: string, req: { stdio: CreateRequest['stdio'] }): Monitored {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    return startMonitored({ command: [this.binary, ...this.global, ...command], exitFile, pidFile, stdio: req.stdio, env });
+  }
+
+  async create(req: CreateRequest): Promise<Monitored> {
+    const pidFile = join(req.stateDir, 'init.pid');
+    const m = this.monitored(['create', '--bundle', req.bundle, '--pid-file', pidFile, ...(req.noPivot ? ['--no-pivot'] : []), req.id],
+      join(req.stateDir, 'init.exit'), pidFile, req);
+    await m.pid;
+    return m;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.cli(['start', id]);
+  }
+
+  async exec(req: ExecRequest): Promise<Monitored> {
+    const processFile = join(req.stateDir, `${req.execId}.process.json`);
+    writeFileSync(processFile, JSON.stringify(req.process));
+    const pidFile = join(req.stateDir, `${req.execId}.pid`);
+    const m = this.monitored(['exec', '--process', processFile, '--pid-file', pidFile, '--detach', req.id], join(req.stateDir, `${req.execId}.exit`), pidFile, req);
+    await m.pid;
+    return m;
+  }
+
+  async kill(id: string, signal: number, all: boolean): Promise<void> {
+    await this.cli(['kill', ...(all ? ['--all'] : []), id, String(signal)]);
+  }
+
+  async delete(id: string, force: boolean): Promise<void> {
+    await this.cli(['delete', ...(force ? ['--force'] : []), id]);
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.cli(['pause', id]);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.cli(['resume', id]);
+  }
+
+  async pids(id: string): Promise<number[]> {
+    const out = await this.cli(['ps', '--format', 'json', id]);
+    return (JSON.parse(out || '[]') as number[] | null) ?? [];
+  }
+
+  async update(id: string, resources: LinuxResources): Promise<void> {
+    await this.cli(['update', '--resources', '-', id], JSON.stringify(resources));
+  }
+}
+
+registerRuntime('cli', ({ root, binary }) => new CliRuntime(binary ?? 'runc', root));

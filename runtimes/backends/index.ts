@@ -1,0 +1,3 @@
+// Every OciRuntime backend; each registers itself when imported.
+import './fast.ts';
+import './cli.ts';

@@ -1,0 +1,116 @@
+// Starting a process under native/berth-monitor: the monitor opens the stdio paths, runs the command that
+// creates the process, learns its pid, reaps it and writes its exit status to a file. Whoever started it
+// (a shim) follows the notify pipe while it lives; after a restart the exit file tells the same story.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import { BerthError, ErrorCode, errNotFound } from '../api/errdefs.ts';
+
+export interface StdioPaths {
+  stdin?: string;
+  stdout?: string;
+  stderr?: string;
+}
+
+export interface ExitStatus {
+  status: number;
+  exitedAt: Date;
+}
+
+export interface MonitorOptions {
+  command: string[];
+  exitFile: string;
+  /** The command writes the watched pid here (runc create --pid-file); without it the command is watched. */
+  pidFile?: string;
+  stdio?: StdioPaths;
+  /** One extra pipe handed to the command as fd 4 (berth-init's sync socket). */
+  syncPipe?: boolean;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface Monitored {
+  monitorPid: number;
+  /** The watched process's pid, once the command has created it. */
+  pid: Promise<number>;
+  /** Its exit status (also in the exit file). */
+  exited: Promise<ExitStatus>;
+  /** fd 4 of the command, when syncPipe was asked for. */
+  sync?: Readable & Writable;
+  /** The command's stderr, for errors of the create step. */
+  stderr(): string;
+}
+
+export function nativeBinary(name: 'berth-init' | 'berth-monitor'): string {
+  const env = name === 'berth-init' ? process.env.BERTH_INIT : process.env.BERTH_MONITOR;
+  if (env) return env;
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const rel of ['../native/build', '../../native/build']) {
+    const path = join(here, rel, name);
+    if (existsSync(path)) return path;
+  }
+  throw errNotFound(`${name} not found: run \`npm run build\` (it compiles native/)`);
+}
+
+/** Reads an exit file written by berth-monitor, if the process has ended. */
+export function readExitFile(path: string): ExitStatus | undefined {
+  try {
+    const [status, ns] = readFileSync(path, 'utf8').trim().split(' ');
+    return { status: Number(status), exitedAt: new Date(Number(BigInt(ns!) / 1_000_000n)) };
+  } catch {
+    return undefined;
+  }
+}
+
+export function startMonitored(opts: MonitorOptions): Monitored {
+  const args = [opts.exitFile, '3'];
+  if (opts.pidFile) args.push('--pid-file', opts.pidFile);
+  for (const name of ['stdin', 'stdout', 'stderr'] as const) {
+    if (opts.stdio?.[name]) args.push(`--${name}`, opts.stdio[name]!);
+  }
+  args.push('--', ...opts.command);
+  const env = { ...(opts.env ?? process.env) };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
+  if (opts.syncPipe) stdio.push('pipe');
+  const child = spawn(nativeBinary('berth-monitor'), args, { stdio, env, cwd: opts.cwd, detached: true });
+  // The monitor outlives us if we die; it must not keep our event loop alive either.
+  child.unref();
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8192); });
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
+  const notify = child.stdio[3] as Readable;
+  (notify as unknown as { unref?: () => void }).unref?.();
+  let resolvePid!: (pid: number) => void;
+  let rejectPid!: (err: Error) => void;
+  const pid = new Promise<number>((resolve, reject) => { resolvePid = resolve; rejectPid = reject; });
+  pid.catch(() => undefined);
+  const exited = new Promise<ExitStatus>((resolve) => {
+    const lines = createInterface({ input: notify });
+    let settled = false;
+    lines.on('line', (line) => {
+      const [what, value] = line.split(' ');
+      if (what === 'pid') resolvePid(Number(value));
+      else if (what === 'failed') {
+        rejectPid(new BerthError(ErrorCode.FailedPrecondition, `${opts.command[0]} failed (status ${value}): ${stderr.trim() || 'no error output'}`));
+      } else if (what === 'exit') {
+        settled = true;
+        resolve(readExitFile(opts.exitFile) ?? { status: Number(value), exitedAt: new Date() });
+      }
+    });
+    lines.on('close', () => {
+      if (settled) return;
+      rejectPid(new BerthError(ErrorCode.Internal, `berth-monitor ended without reporting: ${stderr.trim()}`));
+      const recorded = readExitFile(opts.exitFile);
+      if (recorded) resolve(recorded);
+    });
+  });
+  return {
+    monitorPid: child.pid!, pid, exited,
+    ...(opts.syncPipe ? { sync: child.stdio[4] as Readable & Writable } : {}),
+    stderr: () => stderr,
+  };
+}

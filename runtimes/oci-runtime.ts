@@ -1,0 +1,67 @@
+// The interface a shim drives containers through, whatever does the work: berth's fast path (planning in
+// process, native/ executes) or any runc-compatible CLI (runc, crun, runsc, berth-runc). Every process is
+// watched by berth-monitor, which records its exit status durably. Backends register by name; a new backend is
+// a new file in runtimes/backends/ that calls registerRuntime.
+import { errInvalidArgument } from '../api/errdefs.ts';
+import type { LinuxResources } from './cgroups/types.ts';
+import type { Monitored, StdioPaths } from './monitor.ts';
+import type { Process } from './oci/spec.ts';
+
+export interface CreateRequest {
+  id: string;
+  bundle: string;
+  stdio: StdioPaths;
+  /** Where the backend keeps this container's pid and exit files. */
+  stateDir: string;
+  noPivot?: boolean;
+}
+
+export interface ExecRequest {
+  id: string;
+  execId: string;
+  process: Process;
+  stdio: StdioPaths;
+  stateDir: string;
+}
+
+export interface OciRuntime {
+  readonly name: string;
+  /** Creates the container, its init waiting for start. */
+  create(req: CreateRequest): Promise<Monitored>;
+  start(id: string): Promise<void>;
+  /** Starts another process in the running container. */
+  exec(req: ExecRequest): Promise<Monitored>;
+  kill(id: string, signal: number, all: boolean): Promise<void>;
+  /** Removes the container (force: even if it still runs). */
+  delete(id: string, force: boolean): Promise<void>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  pids(id: string): Promise<number[]>;
+  update(id: string, resources: LinuxResources): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  /** Root for the backend's own state (runc --root). */
+  root: string;
+  /** A runc-compatible binary for the CLI backend. */
+  binary?: string;
+}
+
+type Factory = (opts: RuntimeOptions) => OciRuntime;
+
+const backends = new Map<string, Factory>();
+
+export function registerRuntime(name: string, factory: Factory): void {
+  backends.set(name, factory);
+}
+
+/**
+ * The backend for containerd's runc options: no binary_name → berth's fast path; "fast" → the same; any other
+ * name or path → the CLI backend with that binary (runc, crun, runsc, berth-runc, ...).
+ */
+export function openRuntime(binaryName: string | undefined, root: string): OciRuntime {
+  const name = !binaryName || binaryName === 'fast' ? 'fast' : 'cli';
+  const factory = backends.get(name);
+  if (!factory) throw errInvalidArgument(`runtime backend ${JSON.stringify(name)} is not registered (have ${[...backends.keys()].join(', ')})`);
+  return factory({ root, ...(name === 'cli' ? { binary: binaryName } : {}) });
+}

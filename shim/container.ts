@@ -1,0 +1,26 @@
+// A container the shim runs: its bundle, rootfs mounts, backend, init process and exec'd processes.
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Mount } from '../api/mount.ts';
+import type { OciRuntime } from '../runtimes/oci-runtime.ts';
+import type { ShimProcess } from './process.ts';
+
+export class ShimContainer {
+  readonly execs = new Map<string, ShimProcess>();
+  /** Per-container scratch for pid and exit files (inside the bundle, which containerd removes). */
+  readonly stateDir: string;
+
+  constructor(readonly id: string, readonly bundle: string, readonly runtime: OciRuntime, readonly init: ShimProcess,
+    readonly rootfs: Mount[]) {
+    this.stateDir = join(bundle, '.berth');
+    mkdirSync(this.stateDir, { recursive: true });
+  }
+
+  process(execId: string): ShimProcess | undefined {
+    return execId ? this.execs.get(execId) : this.init;
+  }
+
+  removeState(): void {
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,56 @@
+// One process the shim supervises: a container's init or an exec'd process. Its exit comes from its
+// berth-monitor; the exit event is published only after the start event, so an exit that happens before
+// Start returns is never lost nor reported out of order.
+import type { Monitored } from '../runtimes/monitor.ts';
+import type { StdioPaths } from '../runtimes/monitor.ts';
+import type { Process } from '../runtimes/oci/spec.ts';
+
+export type ProcessStatus = 'CREATED' | 'RUNNING' | 'STOPPED' | 'PAUSED';
+
+export interface ExitInfo {
+  status: number;
+  exitedAt: Date;
+}
+
+export class ShimProcess {
+  pid = 0;
+  status: ProcessStatus = 'CREATED';
+  exit: ExitInfo | undefined;
+  monitored: Monitored | undefined;
+  /** Resolves when the process has exited (and its exit event is queued). */
+  readonly exited: Promise<ExitInfo>;
+  private resolveExit!: (e: ExitInfo) => void;
+  /** The exit handler waits for this: the start event must go out first. */
+  private started: Promise<void> = Promise.resolve();
+  private releaseStart: (() => void) | undefined;
+
+  constructor(readonly containerId: string, readonly execId: string, readonly stdio: StdioPaths, readonly terminal: boolean,
+    readonly spec?: Process) {
+    this.exited = new Promise((resolve) => { this.resolveExit = resolve; });
+  }
+
+  /** Holds exit reporting until markStarted() (after the start event is queued, or when start failed). */
+  holdExitUntilStarted(): void {
+    this.started = new Promise((resolve) => { this.releaseStart = resolve; });
+  }
+
+  markStarted(): void {
+    this.releaseStart?.();
+  }
+
+  get id(): string {
+    return this.execId || this.containerId;
+  }
+
+  /** Follows the monitor; `onExit` runs once, after the start event. */
+  watch(m: Monitored, onExit: (p: ShimProcess, e: ExitInfo) => void): void {
+    this.monitored = m;
+    m.exited.then(async (e) => {
+      await this.started;
+      this.exit = { status: e.status, exitedAt: e.exitedAt };
+      this.status = 'STOPPED';
+      onExit(this, this.exit);
+      this.resolveExit(this.exit);
+    });
+  }
+}

@@ -1,0 +1,46 @@
+// Serve mode: the long-lived shim. Logs go to the bundle's `log` FIFO when the daemon reads it.
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { TtrpcServer } from '../api/ttrpc/server.ts';
+import { EventPublisher } from './events.ts';
+import type { ShimFlags } from './main.ts';
+import { ShimService } from './service.ts';
+
+export const STATE_ROOT = '/run/berth';
+
+function logger(bundle: string, debug: boolean): Logger {
+  let fd: number;
+  try {
+    fd = openSync(join(bundle, 'log'), constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch {
+    fd = openSync('/dev/null', 'w');
+  }
+  return pino({ level: debug ? 'debug' : 'info' }, pino.destination({ fd, sync: true }));
+}
+
+export async function serve(f: ShimFlags): Promise<void> {
+  const log = logger(process.cwd(), f.debug).child({ namespace: f.namespace, id: f.id });
+  const events = new EventPublisher(process.env.TTRPC_ADDRESS, f.namespace, log);
+  const server = new TtrpcServer();
+  let stopping = false;
+  const service = new ShimService({
+    namespace: f.namespace, stateRoot: STATE_ROOT, events, log,
+    onShutdown: () => {
+      if (stopping) return;
+      stopping = true;
+      log.info('shutting down');
+      void Promise.race([events.flushed(), new Promise((resolve) => setTimeout(resolve, 2000))])
+        .then(() => server.close(500))
+        .finally(() => { events.close(); process.exit(0); });
+    },
+  });
+  server.register('containerd.task.v2.Task', service.handlers());
+  await server.listen(f.socket);
+  process.on('SIGTERM', () => service.handlers().Shutdown!({ id: f.id, now: true }, undefined as never));
+  try {
+    writeSync(3, 'ready\n');
+    closeSync(3);
+  } catch { /* started by hand, without a ready pipe */ }
+  log.info({ socket: f.socket }, 'shim serving');
+}

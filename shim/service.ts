@@ -1,0 +1,242 @@
+// containerd.task.v2.Task for every container this shim runs (one, or a group sharing the shim).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { BerthError, ErrorCode, errAlreadyExists, errFailedPrecondition, errNotFound, errNotImplemented } from '../api/errdefs.ts';
+import type { Mount } from '../api/mount.ts';
+import { toTimestamp, unpackAny, type AnyMessage } from '../api/proto.ts';
+import type { TtrpcHandler } from '../api/ttrpc/server.ts';
+import { openRuntime } from '../runtimes/oci-runtime.ts';
+import type { Process } from '../runtimes/oci/spec.ts';
+import '../runtimes/backends/index.ts';
+import { ShimContainer } from './container.ts';
+import type { EventPublisher } from './events.ts';
+import { ShimProcess, type ExitInfo } from './process.ts';
+import { mountRootfs, unmountAll } from './rootfs.ts';
+
+const EV = 'containerd.events.';
+
+export interface ShimServiceOptions {
+  namespace: string;
+  /** Where backends keep their state: <stateRoot>/<backend>/<namespace>. */
+  stateRoot: string;
+  events: EventPublisher;
+  log: Logger;
+  /** Called when the last container is gone and Shutdown was asked for. */
+  onShutdown: () => void;
+}
+
+function runtimeOptions(options: AnyMessage | null | undefined): { binaryName?: string; noPivot?: boolean } {
+  if (!options?.typeUrl) return {};
+  const o = unpackAny<{ binaryName?: string; noPivotRoot?: boolean }>(options);
+  return { binaryName: o.binaryName || undefined, noPivot: !!o.noPivotRoot };
+}
+
+const exitedAt = (e: ExitInfo | undefined) => (e ? toTimestamp(e.exitedAt) : null);
+
+export class ShimService {
+  private readonly containers = new Map<string, ShimContainer>();
+  private shuttingDown = false;
+
+  constructor(private readonly opts: ShimServiceOptions) {}
+
+  get size(): number {
+    return this.containers.size;
+  }
+
+  private container(id: string): ShimContainer {
+    const c = this.containers.get(id);
+    if (!c) throw errNotFound(`container ${id}: not found in this shim`);
+    return c;
+  }
+
+  private process(id: string, execId: string): { c: ShimContainer; p: ShimProcess } {
+    const c = this.container(id);
+    const p = c.process(execId);
+    if (!p) throw errNotFound(`process ${execId} of container ${id}: not found`);
+    return { c, p };
+  }
+
+  private publish(topic: string, type: string, event: object): void {
+    this.opts.events.publish(topic, EV + type, event);
+  }
+
+  private onExit = (c: ShimContainer) => (p: ShimProcess, e: ExitInfo) => {
+    this.publish('/tasks/exit', 'TaskExit', { containerId: c.id, id: p.id, pid: p.pid, exitStatus: e.status, exitedAt: toTimestamp(e.exitedAt) });
+    // When the init ends, processes exec'd into it are gone with its pid namespace; the ones still tracked
+    // as running are reported by their own monitors.
+  };
+
+  handlers(): Record<string, TtrpcHandler> {
+    return {
+      Create: async (req) => {
+        if (this.containers.has(req.id)) throw errAlreadyExists(`container ${req.id}: already exists in this shim`);
+        if (req.terminal) throw errNotImplemented('terminal (tty) tasks are not supported by this shim yet');
+        if (req.checkpoint) throw errNotImplemented('restoring from a checkpoint is not supported');
+        const { binaryName, noPivot } = runtimeOptions(req.options);
+        const runtimeRoot = join(this.opts.stateRoot, binaryName ? binaryName.replace(/\//g, '_') : 'fast', this.opts.namespace);
+        const runtime = openRuntime(binaryName, runtimeRoot);
+        const rootfs: Mount[] = (req.rootfs ?? []).map((m: Mount) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
+        const stdio = { stdin: req.stdin || undefined, stdout: req.stdout || undefined, stderr: req.stderr || undefined };
+        const init = new ShimProcess(req.id, '', stdio, false);
+        const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
+        if (rootfs.length) await mountRootfs(rootfs, join(req.bundle, 'rootfs'));
+        try {
+          const m = await runtime.create({ id: req.id, bundle: req.bundle, stdio, stateDir: c.stateDir, noPivot });
+          init.pid = await m.pid;
+          // What `shim delete` needs if this shim dies.
+          writeFileSync(join(c.stateDir, 'runtime.json'), JSON.stringify({ binaryName, root: runtimeRoot, pid: init.pid }));
+          init.holdExitUntilStarted();
+          init.watch(m, this.onExit(c));
+        } catch (err) {
+          if (rootfs.length) await unmountAll(join(req.bundle, 'rootfs')).catch(() => undefined);
+          c.removeState();
+          throw err;
+        }
+        this.containers.set(req.id, c);
+        this.publish('/tasks/create', 'TaskCreate', {
+          containerId: req.id, bundle: req.bundle, rootfs: req.rootfs ?? [], pid: init.pid, checkpoint: '',
+          io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: !!req.terminal },
+        });
+        return { pid: init.pid };
+      },
+
+      Start: async (req) => {
+        const { c, p } = this.process(req.id, req.execId);
+        if (p.status !== 'CREATED') throw errFailedPrecondition(`process ${p.id} is ${p.status.toLowerCase()}, not created`);
+        if (!req.execId) {
+          try {
+            await c.runtime.start(c.id);
+          } catch (err) {
+            p.markStarted();
+            throw err;
+          }
+          if (!p.exit) p.status = 'RUNNING';
+          this.publish('/tasks/start', 'TaskStart', { containerId: c.id, pid: p.pid });
+          p.markStarted();
+          return { pid: p.pid };
+        }
+        p.holdExitUntilStarted();
+        try {
+          const m = await c.runtime.exec({ id: c.id, execId: req.execId, process: p.spec!, stdio: p.stdio, stateDir: c.stateDir });
+          p.pid = await m.pid;
+          p.watch(m, this.onExit(c));
+        } catch (err) {
+          p.markStarted();
+          throw err;
+        }
+        if (!p.exit) p.status = 'RUNNING';
+        this.publish('/tasks/exec-started', 'TaskExecStarted', { containerId: c.id, execId: req.execId, pid: p.pid });
+        p.markStarted();
+        return { pid: p.pid };
+      },
+
+      State: (req) => {
+        const { c, p } = this.process(req.id, req.execId);
+        return {
+          id: p.id, bundle: c.bundle, pid: p.pid, status: p.status, stdin: p.stdio.stdin ?? '', stdout: p.stdio.stdout ?? '',
+          stderr: p.stdio.stderr ?? '', terminal: p.terminal, exitStatus: p.exit?.status ?? 0, exitedAt: exitedAt(p.exit), execId: req.execId,
+        };
+      },
+
+      Delete: async (req) => {
+        const { c, p } = this.process(req.id, req.execId);
+        if (p.status === 'RUNNING' || p.status === 'PAUSED') throw errFailedPrecondition(`process ${p.id} is ${p.status.toLowerCase()}: kill it before deleting`);
+        if (req.execId) {
+          c.execs.delete(req.execId);
+          return { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: exitedAt(p.exit) };
+        }
+        await c.runtime.delete(c.id, p.status === 'CREATED');
+        if (c.rootfs.length) await unmountAll(join(c.bundle, 'rootfs'));
+        c.removeState();
+        this.containers.delete(c.id);
+        const exit = p.exit ?? { status: 137, exitedAt: new Date() };
+        this.publish('/tasks/delete', 'TaskDelete', { containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.exitedAt), id: c.id });
+        if (this.shuttingDown && this.containers.size === 0) this.opts.onShutdown();
+        return { pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.exitedAt) };
+      },
+
+      Pids: async (req) => {
+        const c = this.container(req.id);
+        const pids = await c.runtime.pids(c.id);
+        return { processes: pids.map((pid) => ({ pid })) };
+      },
+
+      Pause: async (req) => {
+        const c = this.container(req.id);
+        await c.runtime.pause(c.id);
+        c.init.status = 'PAUSED';
+        this.publish('/tasks/paused', 'TaskPaused', { containerId: c.id });
+        return {};
+      },
+
+      Resume: async (req) => {
+        const c = this.container(req.id);
+        await c.runtime.resume(c.id);
+        if (c.init.status === 'PAUSED') c.init.status = 'RUNNING';
+        this.publish('/tasks/resumed', 'TaskResumed', { containerId: c.id });
+        return {};
+      },
+
+      Kill: async (req) => {
+        const { c, p } = this.process(req.id, req.execId);
+        if (p.status === 'STOPPED' && !req.all) throw errNotFound(`process ${p.id}: already finished`);
+        if (req.execId) {
+          if (p.status === 'CREATED') throw errFailedPrecondition(`process ${p.id} is not started`);
+          try { process.kill(p.pid, req.signal); } catch { throw errNotFound(`process ${p.id}: already finished`); }
+          return {};
+        }
+        await c.runtime.kill(c.id, req.signal, !!req.all);
+        return {};
+      },
+
+      Exec: (req) => {
+        const c = this.container(req.id);
+        if (c.execs.has(req.execId)) throw errAlreadyExists(`exec ${req.execId} in container ${req.id}: already exists`);
+        if (req.terminal) throw errNotImplemented('terminal (tty) exec is not supported by this shim yet');
+        if (!req.spec?.value) throw new BerthError(ErrorCode.InvalidArgument, 'exec: the process spec is required');
+        const spec = JSON.parse(Buffer.from(req.spec.value).toString('utf8')) as Process;
+        const stdio = { stdin: req.stdin || undefined, stdout: req.stdout || undefined, stderr: req.stderr || undefined };
+        c.execs.set(req.execId, new ShimProcess(c.id, req.execId, stdio, false, spec));
+        this.publish('/tasks/exec-added', 'TaskExecAdded', { containerId: c.id, execId: req.execId });
+        return {};
+      },
+
+      ResizePty: (req) => {
+        const { p } = this.process(req.id, req.execId);
+        if (p.terminal) throw errNotImplemented('terminal resize is not supported yet');
+        return {};
+      },
+
+      // The container reads its stdin FIFO directly; it sees EOF when the client closes its end.
+      CloseIO: (req) => { this.process(req.id, req.execId); return {}; },
+
+      Update: async (req) => {
+        const c = this.container(req.id);
+        if (!req.resources?.value) throw new BerthError(ErrorCode.InvalidArgument, 'update: resources are required');
+        await c.runtime.update(c.id, JSON.parse(Buffer.from(req.resources.value).toString('utf8')));
+        return {};
+      },
+
+      Wait: async (req, ctx) => {
+        const { p } = this.process(req.id, req.execId);
+        const exit = await Promise.race([p.exited, new Promise<never>((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
+        return { exitStatus: exit.status, exitedAt: toTimestamp(exit.exitedAt) };
+      },
+
+      Connect: (req) => {
+        const c = this.containers.get(req.id);
+        return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: 'v2' };
+      },
+
+      Shutdown: (req) => {
+        this.shuttingDown = true;
+        if (req.now || this.containers.size === 0) setImmediate(() => this.opts.onShutdown());
+        return {};
+      },
+
+      Stats: () => { throw errNotImplemented('task stats are not supported by this shim yet'); },
+      Checkpoint: () => { throw errNotImplemented('checkpoint is not supported: berth has no CRIU integration'); },
+    };
+  }
+}
