@@ -7,7 +7,10 @@ import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { errFailedPrecondition } from '../api/errdefs.ts';
+import { errFailedPrecondition, errInvalidArgument } from '../api/errdefs.ts';
+import { fromTimestamp } from '../api/proto.ts';
+import { TtrpcServer } from '../api/ttrpc/server.ts';
+import { TaskManager } from './runtime/tasks.ts';
 import { serviceDefinition } from '../api/grpc.ts';
 import { LocalContentStore } from '../content/local.ts';
 import type { Snapshotter } from '../snapshotters/types.ts';
@@ -44,6 +47,7 @@ export class Berthd {
     readonly ctx: DaemonContext,
     private readonly server: grpc.Server,
     private readonly snapshotters: Record<string, Snapshotter>,
+    private readonly ttrpc: TtrpcServer,
   ) {}
 
   static async start(config: DaemonConfig, log: Logger = pino({ level: config.logLevel }, pino.destination(2))): Promise<Berthd> {
@@ -68,27 +72,39 @@ export class Berthd {
     plugins.push({ type: 'io.containerd.metadata.v1', id: 'lmdb', requires: ['io.containerd.content.v1', 'io.containerd.snapshotter.v1'] });
     plugins.push({ type: 'io.containerd.gc.v1', id: 'scheduler', requires: ['io.containerd.metadata.v1'] });
 
-    const ctx: DaemonContext = {
-      db, events, log, plugins, uuid: serverUuid(config.root), root: config.root, state: config.state,
-      publish(ns, topic, typeName, event) {
-        try {
-          events.publish(ns, topic, typeName, event);
-        } catch (err) {
-          log.warn({ err, topic }, 'event not published');
-        }
-      },
+    const publish = (ns: string, topic: string, typeName: string, event: object) => {
+      try {
+        events.publish(ns, topic, typeName, event);
+      } catch (err) {
+        log.warn({ err, topic }, 'event not published');
+      }
     };
+    const tasks = new TaskManager({ root: config.root, state: config.state, grpcAddress: config.address, ttrpcAddress: config.ttrpcAddress, log, publish });
+    plugins.push({ type: 'io.containerd.runtime.v2', id: 'task', requires: ['io.containerd.metadata.v1'] });
+    const ctx: DaemonContext = { db, events, log, plugins, tasks, uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
+    // Shims publish their events here (containerd.services.events.ttrpc.v1.Events/Forward).
+    const ttrpc = new TtrpcServer().register('containerd.services.events.ttrpc.v1.Events', {
+      Forward: (req) => {
+        const env = req.envelope;
+        if (!env?.event?.typeUrl || !env.namespace) throw errInvalidArgument('forward: an envelope with a namespace and an event is required');
+        events.forward({ timestamp: fromTimestamp(env.timestamp), namespace: env.namespace, topic: env.topic, event: env.event });
+      },
+    });
+    await ttrpc.listen(config.ttrpcAddress);
+    chmodSync(config.ttrpcAddress, 0o600);
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20, 'grpc.max_send_message_length': 16 << 20 });
     for (const s of registeredServices()) {
       server.addService(serviceDefinition(s.name), s.create(ctx));
       plugins.push({ type: s.plugin.type, id: s.plugin.id, requires: ['io.containerd.metadata.v1'] });
     }
+    // Tasks are re-attached before the API serves, so the first List sees them all.
+    await tasks.restore();
     await new Promise<void>((resolve, reject) => {
       server.bindAsync(`unix://${config.address}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
     });
     chmodSync(config.address, 0o600);
     log.info({ address: config.address, root: config.root, state: config.state }, 'berthd serving');
-    return new Berthd(config, log, ctx, server, snapshotters);
+    return new Berthd(config, log, ctx, server, snapshotters, ttrpc);
   }
 
   /** Stops accepting calls, ends open streams, closes the stores. */
@@ -97,6 +113,8 @@ export class Berthd {
       const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
       this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
     });
+    this.ctx.tasks.closeAll();
+    await this.ttrpc.close(500);
     await this.ctx.db.close();
     for (const s of Object.values(this.snapshotters)) await s.close();
     rmSync(this.config.address, { force: true });

@@ -9,3 +9,4 @@ import './images.ts';
 import './snapshots.ts';
 import './containers.ts';
 import './pull.ts';
+import './tasks.ts';

@@ -5,6 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MetadataDB } from '../metadata/db.ts';
 import type { EventExchange } from '../events/exchange.ts';
+import type { TaskManager } from '../runtime/tasks.ts';
 import { LEASE_HEADER } from '../../api/grpc.ts';
 
 /** A plugin as Introspection.Plugins reports it (containerd's plugin types and ids). */
@@ -26,6 +27,7 @@ export interface DaemonContext {
   root: string;
   state: string;
   plugins: PluginInfo[];
+  tasks: TaskManager;
   /** Publishes an event; an event that fails to encode is logged, never fails the call that caused it. */
   publish(ns: string, topic: string, typeName: string, event: object): void;
 }

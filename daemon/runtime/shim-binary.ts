@@ -1,0 +1,77 @@
+// Running a shim binary the way containerd does: runtime "io.containerd.X.v2" → containerd-shim-X-v2 on PATH
+// (berth's own shim is also found beside berthd's bundle). `start` prints the shim's ttrpc address; `delete`
+// cleans up after a shim that is gone and prints a DeleteResponse.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BerthError, ErrorCode, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
+import { decodeMessage } from '../../api/proto.ts';
+
+export interface ShimCallOptions {
+  namespace: string;
+  id: string;
+  bundle: string;
+  /** The daemon's gRPC socket (-address) and ttrpc socket (TTRPC_ADDRESS). */
+  grpcAddress: string;
+  ttrpcAddress: string;
+  debug?: boolean;
+}
+
+/** The shim executable for a runtime name, as containerd resolves it. */
+export function shimBinary(runtime: string): string[] {
+  const parts = runtime.split('.');
+  if (parts.length < 4 || parts[0] !== 'io' || !parts.at(-2) || !/^v\d+$/.test(parts.at(-1)!)) {
+    throw errInvalidArgument(`invalid runtime name ${JSON.stringify(runtime)}: want io.containerd.<name>.<version>, e.g. io.containerd.berth.v2`);
+  }
+  const name = `containerd-shim-${parts.at(-2)}-${parts.at(-1)}`;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, name))) return [join(dir, name)];
+  }
+  // berthd and its shim are built side by side in dist/.
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const rel of ['.', '../../dist']) {
+    const bundled = join(here, rel, `${name}.mjs`);
+    if (existsSync(bundled)) return [process.execPath, bundled];
+  }
+  throw errNotFound(`runtime ${JSON.stringify(runtime)}: shim binary ${name} not found on PATH`);
+}
+
+function flags(o: ShimCallOptions): string[] {
+  return ['-namespace', o.namespace, '-address', o.grpcAddress, '-publish-binary', process.argv[1] ?? 'berthd', '-id', o.id, ...(o.debug ? ['-debug'] : [])];
+}
+
+function env(o: ShimCallOptions): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, TTRPC_ADDRESS: o.ttrpcAddress };
+  delete e.NODE_EXTRA_CA_CERTS;
+  return e;
+}
+
+/** `<shim> start`: returns the ttrpc address it prints. Runtime options (an Any's bytes) go on stdin. */
+export function startShim(runtime: string, o: ShimCallOptions, options?: Uint8Array): Promise<string> {
+  const [cmd, ...pre] = shimBinary(runtime);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd!, [...pre, ...flags(o), 'start'], { cwd: o.bundle, env: env(o), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.stdin.end(options ? Buffer.from(options) : undefined);
+    child.on('error', (e) => reject(new BerthError(ErrorCode.Unavailable, `starting shim ${cmd}: ${e.message}`)));
+    child.on('exit', (code) => {
+      if (code === 0 && out.trim()) resolve(out.trim());
+      else reject(new BerthError(ErrorCode.Unavailable, `shim ${runtime} start failed (${code}): ${err.trim() || 'no output'}`));
+    });
+  });
+}
+
+/** `<shim> delete`: cleanup after a shim that is gone; the recorded exit status or 137. */
+export function deleteShim(runtime: string, o: ShimCallOptions): Promise<{ pid: number; exitStatus: number; exitedAt: { seconds: number; nanos: number } | null }> {
+  const [cmd, ...pre] = shimBinary(runtime);
+  return new Promise((resolve, reject) => {
+    execFile(cmd!, [...pre, ...flags(o), '-bundle', o.bundle, 'delete'], { cwd: o.bundle, env: env(o), encoding: 'buffer' }, (err, stdout, stderr) => {
+      if (err) { reject(new BerthError(ErrorCode.Unavailable, `shim ${runtime} delete failed: ${stderr.toString().trim() || err.message}`)); return; }
+      resolve(decodeMessage('containerd.task.v2.DeleteResponse', stdout));
+    });
+  });
+}

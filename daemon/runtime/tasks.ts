@@ -1,0 +1,213 @@
+// Tasks: containers running through shims. Each task has a bundle in containerd's layout
+// (<state>/io.containerd.runtime.v2.task/<ns>/<id> with config.json, rootfs/, a `work` link into <root>,
+// `address`, `runtime`), a shim started by name, and a ttrpc connection to it. After a daemon restart the
+// bundles tell which shims to re-attach to; a shim that is gone is cleaned up with `<shim> delete` and its
+// task reported exited.
+import { execFileSync } from 'node:child_process';
+import { constants, mkdirSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { errAlreadyExists, errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
+import type { Mount } from '../../api/mount.ts';
+import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
+import { NAMESPACE_KEY, TtrpcClient } from '../../api/ttrpc/client.ts';
+import type { Container } from '../metadata/types.ts';
+import { deleteShim, startShim, type ShimCallOptions } from './shim-binary.ts';
+
+const TASK = 'containerd.task.v2.Task';
+const DIR = 'io.containerd.runtime.v2.task';
+
+export interface Task {
+  namespace: string;
+  id: string;
+  runtime: string;
+  bundle: string;
+  pid: number;
+  client: TtrpcClient;
+  /** The bundle's `log` FIFO, which the shim writes its logs to (containerd's runc shim exits without a reader). */
+  shimLog?: Socket;
+}
+
+export interface CreateTaskOptions {
+  rootfs: Mount[];
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+  options?: AnyMessage;
+}
+
+export interface TaskManagerOptions {
+  root: string;
+  state: string;
+  grpcAddress: string;
+  ttrpcAddress: string;
+  log: Logger;
+  /** Publishes an event the daemon itself raises (a task whose shim died). */
+  publish(ns: string, topic: string, type: string, event: object): void;
+}
+
+const tkey = (ns: string, id: string) => `${ns}/${id}`;
+
+export class TaskManager {
+  private readonly tasks = new Map<string, Task>();
+  private readonly creating = new Set<string>();
+  private closing = false;
+
+  constructor(private readonly o: TaskManagerOptions) {}
+
+  bundleDir(ns: string, id: string): string {
+    return join(this.o.state, DIR, ns, id);
+  }
+
+  private shimOptions(ns: string, id: string, bundle: string): ShimCallOptions {
+    return { namespace: ns, id, bundle, grpcAddress: this.o.grpcAddress, ttrpcAddress: this.o.ttrpcAddress };
+  }
+
+  get(ns: string, id: string): Task {
+    const t = this.tasks.get(tkey(ns, id));
+    if (!t) throw errNotFound(`task ${id} in namespace ${ns}: not found`);
+    return t;
+  }
+
+  has(ns: string, id: string): boolean {
+    return this.tasks.has(tkey(ns, id));
+  }
+
+  list(ns: string): Task[] {
+    return [...this.tasks.values()].filter((t) => t.namespace === ns);
+  }
+
+  /** A call to the task's shim, in its namespace. */
+  call<T = Record<string, any>>(task: Task, method: string, req: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+    return task.client.call<T>(TASK, method, req, { metadata: { [NAMESPACE_KEY]: task.namespace }, ...(signal ? { signal } : {}) });
+  }
+
+  async create(ns: string, container: Container, req: CreateTaskOptions): Promise<Task> {
+    const k = tkey(ns, container.id);
+    if (this.tasks.has(k) || this.creating.has(k)) throw errAlreadyExists(`task ${container.id} in namespace ${ns}: already exists`);
+    if (!container.spec) throw errFailedPrecondition(`container ${container.id} has no OCI spec`);
+    this.creating.add(k);
+    const bundle = this.bundleDir(ns, container.id);
+    const work = join(this.o.root, DIR, ns, container.id);
+    try {
+      rmSync(bundle, { recursive: true, force: true });
+      mkdirSync(join(bundle, 'rootfs'), { recursive: true, mode: 0o711 });
+      mkdirSync(work, { recursive: true, mode: 0o711 });
+      symlinkSync(work, join(bundle, 'work'));
+      writeFileSync(join(bundle, 'config.json'), Buffer.from(container.spec.value));
+      writeFileSync(join(bundle, 'runtime'), container.runtime.name);
+      execFileSync('mkfifo', ['-m', '0600', join(bundle, 'log')]);
+      const shimLog = this.readShimLog(ns, container.id, bundle);
+      const options = req.options ?? container.runtime.options;
+      const address = await startShim(container.runtime.name, this.shimOptions(ns, container.id, bundle), options?.value);
+      const client = await TtrpcClient.connect(address);
+      const task: Task = { namespace: ns, id: container.id, runtime: container.runtime.name, bundle, pid: 0, client, shimLog };
+      try {
+        const created = await this.call<{ pid: number }>(task, 'Create', {
+          id: container.id, bundle, rootfs: req.rootfs, terminal: req.terminal, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr,
+          ...(options ? { options } : {}),
+        });
+        task.pid = created.pid;
+      } catch (err) {
+        await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
+        client.close();
+        shimLog.destroy();
+        throw err;
+      }
+      this.tasks.set(k, task);
+      this.watch(task);
+      return task;
+    } catch (err) {
+      rmSync(bundle, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+      throw err;
+    } finally {
+      this.creating.delete(k);
+    }
+  }
+
+  /** Deletes the task's init through its shim, stops the shim when it holds nothing else, removes the bundle. */
+  async delete(task: Task): Promise<{ pid: number; exitStatus: number; exitedAt: unknown }> {
+    const res = await this.call<{ pid: number; exitStatus: number; exitedAt: unknown }>(task, 'Delete', { id: task.id });
+    // Forgotten before the shim is told to stop, so its connection closing is not taken for a crash.
+    this.tasks.delete(tkey(task.namespace, task.id));
+    await this.call(task, 'Shutdown', { id: task.id }).catch(() => undefined);
+    this.forget(task);
+    return res;
+  }
+
+  /** Copies what a shim writes to the bundle's log FIFO into the daemon's log, at debug level. */
+  private readShimLog(ns: string, id: string, bundle: string): Socket {
+    const fd = openSync(join(bundle, 'log'), constants.O_RDONLY | constants.O_NONBLOCK);
+    const stream = new Socket({ fd, readable: true, writable: false });
+    const log = this.o.log.child({ ns, id, shim: true });
+    stream.on('data', (d: Buffer) => { for (const line of d.toString().split('\n')) if (line.trim()) log.debug(line.trim()); });
+    stream.on('error', () => undefined);
+    stream.unref();
+    return stream;
+  }
+
+  private forget(task: Task): void {
+    task.client.close();
+    task.shimLog?.destroy();
+    rmSync(task.bundle, { recursive: true, force: true });
+    rmSync(join(this.o.root, DIR, task.namespace, task.id), { recursive: true, force: true });
+  }
+
+  /** After a restart: re-attach to live shims, clean up after dead ones. */
+  async restore(): Promise<void> {
+    const base = join(this.o.state, DIR);
+    for (const ns of safeList(base)) {
+      for (const id of safeList(join(base, ns))) {
+        const bundle = join(base, ns, id);
+        let runtime = '';
+        try {
+          runtime = readFileSync(join(bundle, 'runtime'), 'utf8').trim();
+          const client = await TtrpcClient.connect(readFileSync(join(bundle, 'address'), 'utf8').trim(), 1000);
+          const task: Task = { namespace: ns, id, runtime, bundle, pid: 0, client };
+          try { task.shimLog = this.readShimLog(ns, id, bundle); } catch { /* no log FIFO: a shim that does not need one */ }
+          task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
+          await this.call(task, 'State', { id });
+          this.tasks.set(tkey(ns, id), task);
+          this.watch(task);
+          this.o.log.info({ ns, id, pid: task.pid }, 'task re-attached');
+        } catch (err) {
+          this.o.log.warn({ ns, id, err }, 'shim gone: cleaning up its task');
+          await this.cleanupDead(ns, id, bundle, runtime);
+        }
+      }
+    }
+  }
+
+  private async cleanupDead(ns: string, id: string, bundle: string, runtime: string): Promise<void> {
+    let exit = { pid: 0, exitStatus: 137, exitedAt: toTimestamp(new Date()) as unknown };
+    if (runtime) {
+      try { exit = await deleteShim(runtime, this.shimOptions(ns, id, bundle)); } catch (err) { if (!isNotFound(err)) this.o.log.warn({ err, ns, id }, 'shim delete failed'); }
+    }
+    this.o.publish(ns, '/tasks/exit', 'containerd.events.TaskExit', { containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt });
+    this.o.publish(ns, '/tasks/delete', 'containerd.events.TaskDelete', { containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt });
+    rmSync(bundle, { recursive: true, force: true });
+    rmSync(join(this.o.root, DIR, ns, id), { recursive: true, force: true });
+  }
+
+  /** Called when a shim connection drops while the daemon runs: the shim died. */
+  watch(task: Task): void {
+    void task.client.waitClosed().then(async () => {
+      if (this.closing || this.tasks.get(tkey(task.namespace, task.id)) !== task) return;
+      this.tasks.delete(tkey(task.namespace, task.id));
+      this.o.log.warn({ ns: task.namespace, id: task.id }, 'shim connection lost: cleaning up');
+      await this.cleanupDead(task.namespace, task.id, task.bundle, task.runtime);
+    });
+  }
+
+  closeAll(): void {
+    this.closing = true;
+    for (const t of this.tasks.values()) { t.client.close(); t.shimLog?.destroy(); }
+  }
+}
+
+function safeList(dir: string): string[] {
+  try { return readdirSync(dir); } catch { return []; }
+}

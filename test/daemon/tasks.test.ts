@@ -1,0 +1,124 @@
+// Containers run through berthd: Containers + Tasks over gRPC, the shim started by runtime name, events from
+// the shim forwarded to subscribers; containerd's own runc shim works the same way; a killed daemon finds
+// its tasks again after a restart.
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsc, createReadStream, openSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ApiClient } from '../../api/grpc-client.ts';
+import { unpackAny } from '../../api/proto.ts';
+import { defaultSpec } from '../helpers/bundle.ts';
+import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startDaemon, startDaemonProcess } from './helpers.ts';
+
+const CONTAINERS = 'containerd.services.containers.v1.Containers';
+const TASKS = 'containerd.services.tasks.v1.Tasks';
+
+function readAll(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    createReadStream(path, { encoding: 'utf8' }).on('data', (d) => { out += d; }).on('end', () => resolve(out)).on('error', reject);
+  });
+}
+
+function fifos(t: ExecutionContext, dir: string, name: string) {
+  const stdout = join(dir, `${name}.out`);
+  const stderr = join(dir, `${name}.err`);
+  execFileSync('mkfifo', [stdout, stderr]);
+  t.teardown(() => { for (const f of [stdout, stderr]) { try { closeSync(openSync(f, fsc.O_RDWR | fsc.O_NONBLOCK)); } catch { /* gone */ } } });
+  return { stdout, stderr, output: readAll(stdout), errors: readAll(stderr) };
+}
+
+const uid = () => `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+async function createContainer(c: ApiClient, id: string, args: string[], runtime = 'io.containerd.berth.v2') {
+  const spec = defaultSpec(args);
+  spec.linux.cgroupsPath = `/berth-tasks-test/${id}`;
+  await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: runtime }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+}
+
+test.serial('a task runs through berthd and containerd-shim-berth-v2: output, exit status, events', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const id = uid();
+  await createContainer(c, id, ['/bin/sh', '-c', 'echo hello from berthd; exit 5']);
+  const sub = d.daemon.ctx.events.subscribe(['topic~="^/tasks/"']);
+  const io = fifos(t, tempDir(t), 'io');
+  const created = await c.call(TASKS, 'Create', { containerId: id, stdout: io.stdout, stderr: io.stderr, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+  t.true(created.pid > 0);
+  t.is((await c.call(TASKS, 'Get', { containerId: id })).process.status, 'CREATED');
+  const waiting = c.call(TASKS, 'Wait', { containerId: id });
+  await c.call(TASKS, 'Start', { containerId: id });
+  t.is((await waiting).exitStatus, 5);
+  t.is(await io.output, 'hello from berthd\n');
+  t.deepEqual((await c.call(TASKS, 'List', {})).tasks.map((p: any) => [p.id, p.status, p.exitStatus]), [[id, 'STOPPED', 5]]);
+  const deleted = await c.call(TASKS, 'Delete', { containerId: id });
+  t.is(deleted.exitStatus, 5);
+  await t.throwsAsync(c.call(TASKS, 'Get', { containerId: id }), { message: /not found/ });
+  const topics: string[] = [];
+  for await (const env of sub) {
+    topics.push(`${env.topic} ${(unpackAny(env.event) as any).containerId}`);
+    if (topics.length === 4) break;
+  }
+  t.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete'].map((x) => `${x} ${id}`));
+  t.deepEqual(execFileSync('sh', ['-c', `grep -c ${id} /proc/mounts || true`]).toString().trim(), '0', 'the rootfs is unmounted');
+});
+
+test.serial('containerd\'s own containerd-shim-runc-v2 runs a task for berthd (io.containerd.runc.v2)', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const id = uid();
+  await createContainer(c, id, ['/bin/sh', '-c', 'echo via runc shim; exit 2'], 'io.containerd.runc.v2');
+  const io = fifos(t, tempDir(t), 'io');
+  await c.call(TASKS, 'Create', { containerId: id, stdout: io.stdout, stderr: io.stderr, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+  const waiting = c.call(TASKS, 'Wait', { containerId: id });
+  await c.call(TASKS, 'Start', { containerId: id });
+  t.is((await waiting).exitStatus, 2);
+  t.is(await io.output, 'via runc shim\n');
+  t.is((await c.call(TASKS, 'Delete', { containerId: id })).exitStatus, 2);
+});
+
+test.serial('unknown runtimes and missing containers are refused clearly', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const id = uid();
+  await createContainer(c, id, ['/bin/true'], 'io.containerd.nosuch.v2');
+  const err = await t.throwsAsync(c.call(TASKS, 'Create', { containerId: id }));
+  t.regex(err!.message, /containerd-shim-nosuch-v2 not found/);
+  await t.throwsAsync(c.call(TASKS, 'Create', { containerId: 'missing' }), { message: /not found/ });
+  t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
+});
+
+test.serial('berthd killed with SIGKILL finds its running tasks again after a restart, with exits that happened meanwhile', async (t) => {
+  const first = await startDaemonProcess(t);
+  const c1 = first.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const ids = Array.from({ length: 4 }, uid);
+  for (const [i, id] of ids.entries()) {
+    // Even ones keep running; odd ones exit while the daemon is down. No stdio: a FIFO read that never ends
+    // would hold a thread of the test's pool.
+    await createContainer(c1, id, i % 2 ? ['/bin/sh', '-c', 'sleep 1; exit 42'] : ['/bin/sleep', '1000']);
+    await c1.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+    await c1.call(TASKS, 'Start', { containerId: id });
+  }
+  first.child.kill('SIGKILL');
+  await new Promise((resolve) => first.child.once('exit', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const second = await startDaemonProcess(t, { root: first.config.root, state: first.config.state, address: first.config.address });
+  const c2 = second.client('default');
+  const listed = new Map<string, any>((await c2.call(TASKS, 'List', {})).tasks.map((p: any) => [p.id, p]));
+  t.is(listed.size, 4);
+  for (const [i, id] of ids.entries()) {
+    if (i % 2) t.like(listed.get(id), { status: 'STOPPED', exitStatus: 42 });
+    else t.like(listed.get(id), { status: 'RUNNING' });
+  }
+  for (const id of ids) {
+    await c2.call(TASKS, 'Kill', { containerId: id, signal: 9 }).catch(() => undefined);
+    await c2.call(TASKS, 'Wait', { containerId: id });
+    await c2.call(TASKS, 'Delete', { containerId: id });
+  }
+  t.deepEqual((await c2.call(TASKS, 'List', {})).tasks, []);
+});
