@@ -7,3 +7,5 @@ import './snapshots.ts';
 import './containers.ts';
 import './leases.ts';
 import './events.ts';
+import './run.ts';
+import './tasks.ts';

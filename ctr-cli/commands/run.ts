@@ -1,0 +1,166 @@
+// berth run: ctr's `run` — create a container from an image (snapshot on its top layer, spec from
+// containerd's default + the image config + flags), run it as a task with stdio on FIFOs, wait, and exit
+// with its status. --rm removes the task, container and snapshot afterwards; -d leaves it running.
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, createReadStream, mkdirSync, openSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
+import { encodeMessage } from '../../api/proto.ts';
+import { registerCommand, requireArgs, type CliContext, type Flags, type FlagSpec } from '../command.ts';
+import { runnableImage } from '../image.ts';
+import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withUser } from '../spec.ts';
+
+const CONTAINERS = 'containerd.services.containers.v1.Containers';
+const TASKS = 'containerd.services.tasks.v1.Tasks';
+const SNAPSHOTS = 'containerd.services.snapshots.v1.Snapshots';
+const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
+const FIFO_ROOT = '/run/berth/fifo';
+
+export const CONTAINER_FLAGS: FlagSpec[] = [
+  { name: 'env', type: 'strings', usage: 'environment variable KEY=VALUE (repeatable)' },
+  { name: 'cwd', type: 'string', usage: 'working directory in the container' },
+  { name: 'user', alias: 'u', type: 'string', usage: 'uid[:gid] to run as' },
+  { name: 'mount', type: 'strings', usage: 'type=bind,src=/host,dst=/ctr,options=rbind:ro (repeatable)' },
+  { name: 'memory-limit', type: 'string', usage: 'memory limit in bytes' },
+  { name: 'cpus', type: 'string', usage: 'CPUs (e.g. 0.5)' },
+  { name: 'cpu-quota', type: 'string', usage: 'CPU CFS quota in µs per 100 ms period' },
+  { name: 'net-host', type: 'bool', usage: 'share the host\'s network namespace' },
+  { name: 'privileged', type: 'bool', usage: 'all capabilities, no masked paths, all devices' },
+  { name: 'read-only', type: 'bool', usage: 'read-only root filesystem' },
+  { name: 'cap-add', type: 'strings', usage: 'add a capability (repeatable)' },
+  { name: 'cap-drop', type: 'strings', usage: 'drop a capability (repeatable)' },
+  { name: 'label', type: 'strings', usage: 'container label key=value (repeatable)' },
+  { name: 'hostname', type: 'string', usage: 'hostname in the container' },
+  { name: 'tty', alias: 't', type: 'bool', usage: 'allocate a terminal (not supported yet)' },
+  { name: 'runtime', type: 'string', usage: 'runtime name', default: 'io.containerd.berth.v2' },
+  { name: 'runc-binary', type: 'string', usage: 'OCI runtime binary for the shim (fast, runc, crun, runsc, berth-runc)' },
+  { name: 'snapshotter', type: 'string', usage: 'snapshotter', default: 'overlayfs' },
+];
+
+/** Creates the container record and its snapshot from an image; returns the rootfs mounts. */
+export async function createContainer(ctx: CliContext, flags: Flags, image: string, id: string, args: string[]): Promise<any[]> {
+  if (flags.tty) throw errNotImplemented('--tty is not supported by berth yet');
+  const c = ctx.client();
+  const img = await runnableImage(c, image);
+  const spec = defaultSpec(ctx.namespace, id);
+  withImageConfig(spec, img.config, args);
+  const env = flags.env as string[];
+  if (env.length) spec.process.env = [...spec.process.env.filter((e: string) => !env.some((x) => x.split('=')[0] === e.split('=')[0])), ...env];
+  if (flags.cwd) spec.process.cwd = flags.cwd;
+  if (flags.user) withUser(spec, flags.user as string);
+  if (flags.privileged) withPrivileged(spec);
+  withCaps(spec, flags['cap-add'] as string[], flags['cap-drop'] as string[]);
+  if (flags['read-only']) spec.root.readonly = true;
+  if (flags.hostname) spec.hostname = flags.hostname;
+  if (flags['net-host']) spec.linux.namespaces = spec.linux.namespaces.filter((n: any) => n.type !== 'network');
+  for (const m of flags.mount as string[]) spec.mounts.push(parseMount(m));
+  if (flags['memory-limit']) spec.linux.resources.memory = { limit: positive(flags['memory-limit'] as string, '--memory-limit') };
+  if (flags.cpus) {
+    const period = 100_000;
+    spec.linux.resources.cpu = { period, quota: Math.round(Number(flags.cpus) * period) };
+    if (!(Number(flags.cpus) > 0)) throw errInvalidArgument(`--cpus ${flags.cpus}: want a positive number`);
+  }
+  if (flags['cpu-quota']) spec.linux.resources.cpu = { period: 100_000, quota: positive(flags['cpu-quota'] as string, '--cpu-quota') };
+  const snapshotter = flags.snapshotter as string;
+  const { mounts } = await c.call(SNAPSHOTS, 'Prepare', { snapshotter, key: id, parent: img.chainId }).catch((err) => {
+    if (/not found/.test((err as Error).message)) throw errInvalidArgument(`image ${image} is not unpacked for snapshotter ${snapshotter}: pull it with berth images pull`);
+    throw err;
+  });
+  const labels = Object.fromEntries((flags.label as string[]).map((l) => { const i = l.indexOf('='); return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)]; }));
+  const binary = flags['runc-binary'] as string | undefined;
+  try {
+    await c.call(CONTAINERS, 'Create', {
+      container: {
+        id, image: img.name, labels, snapshotter, snapshotKey: id,
+        runtime: { name: flags.runtime, ...(binary ? { options: { typeUrl: 'containerd.runc.v1.Options', value: encodeMessage('containerd.runc.v1.Options', { binaryName: binary }) } } : {}) },
+        spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(spec)) },
+      },
+    });
+  } catch (err) {
+    await c.call(SNAPSHOTS, 'Remove', { snapshotter, key: id }).catch(() => undefined);
+    throw err;
+  }
+  return mounts;
+}
+
+function positive(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw errInvalidArgument(`${flag} ${v}: want a positive integer`);
+  return n;
+}
+
+/** Releases readers blocked opening FIFOs that no container will ever open, then removes them. */
+export function releaseFifos(dir: string, paths: string[]): void {
+  for (const p of paths) {
+    try { closeSync(openSync(p, constants.O_WRONLY | constants.O_NONBLOCK)); } catch { /* no reader waiting */ }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export function pipeFifo(path: string, out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    createReadStream(path).on('data', (d) => out.write(d)).on('end', () => resolve()).on('error', () => resolve());
+  });
+}
+
+registerCommand({
+  path: ['run'],
+  summary: 'run a container from an image',
+  args: '<image> <id> [<command> [<arg>...]]',
+  passThroughAfter: 2,
+  flags: [
+    { name: 'rm', type: 'bool', usage: 'remove the container when it exits' },
+    { name: 'detach', alias: 'd', type: 'bool', usage: 'start it and return' },
+    ...CONTAINER_FLAGS,
+  ],
+  async run(ctx, flags, args) {
+    requireArgs(args, 2, 'berth run [flags] <image> <id> [<command> [<arg>...]]');
+    const [image, id, ...cmd] = args as [string, string, ...string[]];
+    const c = ctx.client();
+    const rootfs = await createContainer(ctx, flags, image, id, cmd);
+    const fifoDir = join(FIFO_ROOT, randomBytes(8).toString('hex'));
+    let stdout = '';
+    let stderr = '';
+    let copying: Promise<unknown> = Promise.resolve();
+    if (!flags.detach) {
+      mkdirSync(fifoDir, { recursive: true, mode: 0o700 });
+      stdout = join(fifoDir, `${id}-stdout`);
+      stderr = join(fifoDir, `${id}-stderr`);
+      execFileSync('mkfifo', ['-m', '0600', stdout, stderr]);
+      copying = Promise.all([pipeFifo(stdout, process.stdout), pipeFifo(stderr, process.stderr)]);
+    }
+    try {
+      await c.call(TASKS, 'Create', { containerId: id, rootfs, stdout, stderr });
+      if (flags.detach) {
+        await c.call(TASKS, 'Start', { containerId: id });
+        return 0;
+      }
+      const waiting = c.call(TASKS, 'Wait', { containerId: id });
+      await c.call(TASKS, 'Start', { containerId: id });
+      const { exitStatus } = await waiting;
+      await copying;
+      return exitStatus;
+    } finally {
+      if (!flags.detach) releaseFifos(fifoDir, [stdout, stderr]);
+      if (flags.rm) {
+        await c.call(TASKS, 'Delete', { containerId: id }).catch(() => undefined);
+        await c.call(CONTAINERS, 'Delete', { id }).catch(() => undefined);
+        await c.call(SNAPSHOTS, 'Remove', { snapshotter: flags.snapshotter, key: id }).catch(() => undefined);
+      }
+    }
+  },
+});
+
+registerCommand({
+  path: ['containers', 'create'],
+  summary: 'create a container from an image (start it with berth tasks start)',
+  args: '<image> <id> [<command> [<arg>...]]',
+  passThroughAfter: 2,
+  flags: CONTAINER_FLAGS,
+  async run(ctx, flags, args) {
+    requireArgs(args, 2, 'berth containers create [flags] <image> <id> [<command> [<arg>...]]');
+    const [image, id, ...cmd] = args as [string, string, ...string[]];
+    await createContainer(ctx, flags, image, id, cmd);
+  },
+});

@@ -1,0 +1,96 @@
+// berth run / containers create / tasks against berthd: an image whose layers are unpacked into overlayfs
+// snapshots named by chain ID, run with containerd's default spec plus the image config and flags.
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ApiClient } from '../../api/grpc-client.ts';
+import { chainIdOf } from '../../ctr-cli/image.ts';
+import { busyboxImage, type TestImage } from '../helpers/image.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startDaemon } from '../daemon/helpers.ts';
+import { berth } from './helpers.ts';
+
+const SNAPSHOTS = 'containerd.services.snapshots.v1.Snapshots';
+
+/** Puts an image into berthd: blobs through Content.Write, the image record, and its layers unpacked into
+ * overlayfs snapshots by chain ID (extracted with tar into each active snapshot's upper directory). */
+export async function loadImage(t: ExecutionContext, c: ApiClient, name: string, image: TestImage): Promise<void> {
+  for (const [digest, data] of image.blobs) {
+    const w = c.open('containerd.services.content.v1.Content', 'Write');
+    w.send({ action: 'COMMIT', ref: `load-${digest}`, total: data.length, expected: digest, data });
+    w.end();
+    try { for await (const _ of w) { /* acks */ } } catch (err) { if (!/exists/.test((err as Error).message)) throw err; }
+  }
+  await c.call('containerd.services.images.v1.Images', 'Create', { image: { name, target: image.target } });
+  const diffIds: string[] = [];
+  for (const layer of image.manifests[0]!.layers) {
+    const parent = diffIds.length ? chainIdOf(diffIds) : '';
+    diffIds.push(layer.diffId);
+    const key = `extract-${layer.diffId}`;
+    const { mounts } = await c.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key, parent });
+    const m = mounts[0];
+    const dir = m.type === 'bind' ? m.source : m.options.find((o: string) => o.startsWith('upperdir=')).slice('upperdir='.length);
+    const tarFile = join(tempDir(t), 'layer.tar');
+    writeFileSync(tarFile, gunzipSync(layer.data));
+    execFileSync('tar', ['-xf', tarFile, '-C', dir]);
+    await c.call(SNAPSHOTS, 'Commit', { snapshotter: 'overlayfs', name: chainIdOf(diffIds), key });
+  }
+}
+
+test.serial('berth run --rm prints the container\'s output and exits with its status', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'run' }));
+  const res = await berth(d.address, ['run', '--rm', '--env', 'GREETING=hi', 'busybox:test', 'r1', 'sh', '-c', 'echo "$GREETING from $(hostname)"; cat /etc/berth-release; id -u; exit 4']);
+  t.is(res.code, 4, res.stderr);
+  t.regex(res.stdout, /^hi from .+\nberth test image run\n0\n$/);
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '', '--rm removed the container');
+  t.is((await berth(d.address, ['tasks', 'ls', '-q'])).stdout, '');
+  const snaps = (await berth(d.address, ['snapshots', 'ls'])).stdout;
+  t.notRegex(snaps, /\br1\b/, 'and its snapshot');
+});
+
+test.serial('run flags reach the spec: user, cwd, read-only root, capabilities, memory limit', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'flags' }));
+  const res = await berth(d.address, ['run', '--rm', '--user', '1000:1000', '--cwd', '/tmp', '--read-only', '--cap-drop', 'CAP_CHOWN', '--memory-limit', '67108864',
+    'busybox:test', 'r2', 'sh', '-c', 'id -u; id -g; pwd; touch /x 2>&1 | grep -c Read-only; grep CapBnd /proc/self/status; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || echo nolimit']);
+  t.is(res.code, 0, res.stderr);
+  const lines = res.stdout.trim().split('\n');
+  t.deepEqual(lines.slice(0, 4), ['1000', '1000', '/tmp', '1']);
+  t.regex(lines[4]!, /^CapBnd:\s+00000000a80425fa$/, 'containerd\'s default capabilities minus CAP_CHOWN');
+});
+
+test.serial('containers create, tasks start -d, ls, exec, kill, delete', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'tasks' }));
+  t.is((await berth(d.address, ['containers', 'create', '--label', 'app=web', 'busybox:test', 'svc', 'sleep', '300'])).code, 0);
+  t.regex((await berth(d.address, ['containers', 'ls'])).stdout, /svc\s+busybox:test\s+io\.containerd\.berth\.v2/);
+  t.is((await berth(d.address, ['tasks', 'start', '-d', 'svc'])).code, 0);
+  t.regex((await berth(d.address, ['tasks', 'ls'])).stdout, /svc\s+\d+\s+RUNNING/);
+  const ex = await berth(d.address, ['tasks', 'exec', '--exec-id', 'e1', 'svc', 'sh', '-c', 'echo inside; exit 3']);
+  t.is(ex.code, 3, ex.stderr);
+  t.is(ex.stdout, 'inside\n');
+  t.is((await berth(d.address, ['tasks', 'kill', '-s', 'KILL', 'svc'])).code, 0);
+  const del = await berth(d.address, ['tasks', 'delete', '--force', 'svc']);
+  t.is(del.stdout, 'svc exited 137\n', del.stderr);
+  t.is((await berth(d.address, ['containers', 'rm', 'svc'])).code, 0);
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '');
+});
+
+test.serial('run refuses what it cannot do with one clear line', async (t) => {
+  const d = await startDaemon(t);
+  const missing = await berth(d.address, ['run', 'nope:1', 'x']);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /^berth: image "nope:1": not found/);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'bad' }));
+  const tty = await berth(d.address, ['run', '-t', 'busybox:test', 'x1', 'sh']);
+  t.regex(tty.stderr, /^berth: --tty is not supported/);
+  const user = await berth(d.address, ['run', '--user', 'nobody', 'busybox:test', 'x2', 'true']);
+  t.regex(user.stderr, /numeric uid/);
+  const runtime = await berth(d.address, ['run', '--rm', '--runtime', 'io.containerd.nosuch.v2', 'busybox:test', 'x3', 'true']);
+  t.is(runtime.code, 1);
+  t.regex(runtime.stderr, /containerd-shim-nosuch-v2 not found/);
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '', 'nothing left behind');
+});
