@@ -81,7 +81,8 @@ export class Berthd {
     };
     const tasks = new TaskManager({ root: config.root, state: config.state, grpcAddress: config.address, ttrpcAddress: config.ttrpcAddress, log, publish });
     plugins.push({ type: 'io.containerd.runtime.v2', id: 'task', requires: ['io.containerd.metadata.v1'] });
-    const ctx: DaemonContext = { db, events, log, plugins, tasks, uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
+    const defaultSnapshotter = config.snapshotters.find((n) => snapshotters[n]) ?? '';
+    const ctx: DaemonContext = { db, events, log, plugins, tasks, defaultSnapshotter, scratch: join(config.root, 'tmpmounts'), uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
     // Shims publish their events here (containerd.services.events.ttrpc.v1.Events/Forward).
     const ttrpc = new TtrpcServer().register('containerd.services.events.ttrpc.v1.Events', {
       Forward: (req) => {

@@ -7,7 +7,7 @@ import { openRuntime } from '../runtimes/oci-runtime.ts';
 import { readExitFile } from '../runtimes/monitor.ts';
 import '../runtimes/backends/index.ts';
 import type { ShimFlags } from './main.ts';
-import { unmountAll } from './rootfs.ts';
+import { unmountAll } from '../api/mounting.ts';
 
 export async function deleteAction(f: ShimFlags): Promise<void> {
   const bundle = f.bundle || process.cwd();

@@ -12,7 +12,7 @@ import '../runtimes/backends/index.ts';
 import { ShimContainer } from './container.ts';
 import type { EventPublisher } from './events.ts';
 import { ShimProcess, type ExitInfo } from './process.ts';
-import { mountRootfs, unmountAll } from './rootfs.ts';
+import { mountAll, unmountAll } from '../api/mounting.ts';
 
 const EV = 'containerd.events.';
 
@@ -80,7 +80,7 @@ export class ShimService {
         const stdio = { stdin: req.stdin || undefined, stdout: req.stdout || undefined, stderr: req.stderr || undefined };
         const init = new ShimProcess(req.id, '', stdio, false);
         const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
-        if (rootfs.length) await mountRootfs(rootfs, join(req.bundle, 'rootfs'));
+        if (rootfs.length) await mountAll(rootfs, join(req.bundle, 'rootfs'));
         try {
           const m = await runtime.create({ id: req.id, bundle: req.bundle, stdio, stateDir: c.stateDir, noPivot });
           init.pid = await m.pid;

@@ -10,3 +10,4 @@ import './snapshots.ts';
 import './containers.ts';
 import './pull.ts';
 import './tasks.ts';
+import './diff.ts';

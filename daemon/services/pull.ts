@@ -8,6 +8,7 @@ import type { Platform } from '../../content/types.ts';
 import { pullImage } from '../remotes/pull.ts';
 import type { FetchProgress } from '../remotes/fetcher.ts';
 import type { Image } from '../metadata/types.ts';
+import { unpackManifest } from '../unpack/unpack.ts';
 import { descriptorToProto, toTimestamp } from './convert.ts';
 import { registerService, type DaemonContext } from './service.ts';
 
@@ -78,6 +79,14 @@ registerService({
           ...(req.maxConcurrentDownloads ? { concurrency: req.maxConcurrentDownloads } : {}),
         });
         const image = await recordImage(ctx, ns, result.image.name, result.image.target, req.labels ?? {});
+        if (!req.skipUnpack) {
+          const snapshotter = req.snapshotter || ctx.defaultSnapshotter;
+          await unpackManifest(result.manifests[0]!, {
+            content: ctx.db.content(ns, { lease: lease.id }), snapshotter: ctx.db.snapshotter(ns, snapshotter, { lease: lease.id }),
+            snapshotterName: snapshotter, scratch: ctx.scratch,
+            onLayer: (layer, status) => call.write({ stage: 'unpack', digest: layer.digest, mediaType: layer.mediaType, status, total: layer.size }),
+          });
+        }
         call.write({ stage: 'done', status: 'done', image: imageToProto(image) });
       } finally {
         await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'pull lease not released'));

@@ -28,6 +28,10 @@ export interface DaemonContext {
   state: string;
   plugins: PluginInfo[];
   tasks: TaskManager;
+  /** The snapshotter used when a request names none. */
+  defaultSnapshotter: string;
+  /** Where snapshots are mounted for a moment (unpack, diff). */
+  scratch: string;
   /** Publishes an event; an event that fails to encode is logged, never fails the call that caused it. */
   publish(ns: string, topic: string, typeName: string, event: object): void;
 }

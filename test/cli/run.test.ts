@@ -94,3 +94,25 @@ test.serial('run refuses what it cannot do with one clear line', async (t) => {
   t.regex(runtime.stderr, /containerd-shim-nosuch-v2 not found/);
   t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '', 'nothing left behind');
 });
+
+test.serial('berth images pull unpacks into overlayfs, then run uses it', async (t) => {
+  const { LocalContentStore } = await import('../../content/local.ts');
+  const { pushImage } = await import('../../daemon/remotes/push.ts');
+  const { startRegistry } = await import('../helpers/registry.ts');
+  const { writeImageToStore } = await import('../helpers/image.ts');
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'pulled' });
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/lib/busybox:pulled`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const d = await startDaemon(t);
+  const pull = await berth(d.address, ['images', 'pull', ref]);
+  t.is(pull.code, 0, pull.stderr);
+  for (const l of image.manifests[0]!.layers) t.regex(pull.stderr, new RegExp(`${l.descriptor.digest.slice(7, 19)}: unpacked`));
+  const run = await berth(d.address, ['run', '--rm', ref, 'p1', 'cat', '/etc/berth-release']);
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stdout, 'berth test image pulled\n');
+  const again = await berth(d.address, ['images', 'pull', ref]);
+  for (const l of image.manifests[0]!.layers) t.regex(again.stderr, new RegExp(`${l.descriptor.digest.slice(7, 19)}: skipped`));
+});

@@ -63,3 +63,22 @@ test('ctr content fetch from a registry into berthd, then ls and rm', async (t) 
   t.is((await c('images', 'ls', '-q')).trim(), '');
   t.is((await c('content', 'ls', '-q')).trim(), '', 'garbage collection removed the unreferenced blobs');
 });
+
+test.serial('ctr images pull (client-side unpack through Snapshots and Diff) and ctr run --rm on berthd, through berth\'s shim and runc\'s', async (t) => {
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'ctr-run' });
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/test/busybox:run`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const d = await startDaemonProcess(t);
+  const c = ctr(d.address);
+  await c('images', 'pull', '--plain-http', ref);
+  t.regex(await c('snapshots', 'ls'), /sha256:[0-9a-f]{64}\s+.*Committed/);
+  const berthRun = await c('run', '--rm', '--runtime', 'io.containerd.berth.v2', ref, 'ctr-berth', 'sh', '-c', 'echo ran by $(cat /etc/berth-release)');
+  t.is(berthRun, 'ran by berth test image ctr-run\n');
+  const runcRun = await c('run', '--rm', '--runtime', 'io.containerd.runc.v2', ref, 'ctr-runc', 'cat', '/etc/berth-release');
+  t.is(runcRun, 'berth test image ctr-run\n');
+  t.is((await c('containers', 'ls', '-q')).trim(), '');
+  t.is((await c('tasks', 'ls', '-q')).trim(), '');
+});

@@ -1,11 +1,11 @@
-// Mounting a container's rootfs from the Mount list of CreateTaskRequest (what the snapshotter returned) at
-// <bundle>/rootfs, and unmounting it on delete. Mount types other than bind and overlay go to mount(8) as
+// Mounting a Mount list (what snapshotters return and CreateTaskRequest carries) at a target — the shim mounts
+// a rootfs, the daemon mounts snapshots to unpack into — and unmounting. Types other than bind go to mount(8) as
 // they are ("tmpfs", "fuse.*", ...).
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { BerthError, ErrorCode } from '../api/errdefs.ts';
-import type { Mount } from '../api/mount.ts';
+import { BerthError, ErrorCode } from './errdefs.ts';
+import type { Mount } from './mount.ts';
 
 const run = promisify(execFile);
 
@@ -17,7 +17,7 @@ async function mount(args: string[]): Promise<void> {
   }
 }
 
-export async function mountRootfs(mounts: Mount[], target: string): Promise<void> {
+export async function mountAll(mounts: Mount[], target: string): Promise<void> {
   mkdirSync(target, { recursive: true });
   const done: string[] = [];
   try {
@@ -46,5 +46,22 @@ export async function unmountAll(target: string): Promise<void> {
       if (/busy/i.test(msg)) { await run('umount', ['-l', target]).catch(() => undefined); return; }
       throw new BerthError(ErrorCode.FailedPrecondition, `umount ${target}: ${msg.trim()}`);
     }
+  }
+}
+
+/** Mounts `mounts` on a fresh directory under `scratch`, runs fn on it, and always unmounts and removes it. */
+export async function withTempMount<T>(mounts: Mount[], scratch: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  mkdirSync(scratch, { recursive: true });
+  const dir = mkdtempSync(`${scratch}/mnt-`);
+  try {
+    await mountAll(mounts, dir);
+    try {
+      return await fn(dir);
+    } finally {
+      await unmountAll(dir);
+    }
+  } finally {
+    // Never recursive: if the unmount failed, the snapshot's files are still under dir.
+    rmdirSync(dir);
   }
 }
