@@ -1,8 +1,9 @@
 // berth images ls | pull | rm | tag | label
+import { createReadStream } from 'node:fs';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import { registerCommand, requireArgs } from '../command.ts';
 import { formatLabels, humanSize, labelUpdate, parseLabelArgs } from '../output.ts';
-import { PullProgress } from '../progress.ts';
+import { PullProgress, type ProgressMessage } from '../progress.ts';
 import { imageSummary } from '../remote-content.ts';
 
 const IMAGES = 'containerd.services.images.v1.Images';
@@ -121,5 +122,35 @@ registerCommand({
     const { labels, paths } = labelUpdate(args.slice(1));
     const { image } = await ctx.client().call(IMAGES, 'Update', { image: { name: args[0], labels }, updateMask: { paths } });
     ctx.out.line(formatLabels(image.labels));
+  },
+});
+
+registerCommand({
+  path: ['images', 'import'],
+  summary: 'import an OCI image-layout or docker-save archive (berthd stores, verifies and unpacks it)',
+  args: '<file | ->',
+  flags: [
+    { name: 'base-name', type: 'string', usage: 'name for images whose archive gives only a tag' },
+    { name: 'skip-unpack', type: 'bool', usage: 'store only, do not unpack' },
+    { name: 'snapshotter', type: 'string', usage: 'snapshotter to unpack with (default the daemon\'s)' },
+  ],
+  async run(ctx, flags, args) {
+    requireArgs(args, 1, 'berth images import [flags] <file | ->');
+    const input = args[0] === '-' ? process.stdin : createReadStream(args[0]!, { highWaterMark: 1 << 20 });
+    const call = ctx.client().open('berth.services.pull.v1.Pull', 'Import');
+    call.send({ baseName: flags['base-name'] ?? '', skipUnpack: !!flags['skip-unpack'], snapshotter: flags.snapshotter ?? '' });
+    const sending = (async () => {
+      for await (const chunk of input) call.send({ data: chunk });
+      call.end();
+    })();
+    const progress = new PullProgress(ctx.out.isTTY, (s) => process.stderr.write(s), args[0]!);
+    const names: string[] = [];
+    for await (const m of call) {
+      if (m.stage === 'done') names.push(`${m.image.name} ${m.image.target.digest}`);
+      else progress.update(m as ProgressMessage);
+    }
+    await sending;
+    progress.finish();
+    for (const n of names) ctx.out.line(n);
   },
 });

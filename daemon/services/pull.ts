@@ -2,7 +2,11 @@
 // streaming progress to the client. Everything written is held by a lease that expires on its own, so a
 // pull that is cancelled or dies with the daemon leaves resumable ingests and nothing else behind.
 import { randomBytes } from 'node:crypto';
-import { namespaceOf, serverStream } from '../../api/grpc.ts';
+import { PassThrough } from 'node:stream';
+import { bidiStream, namespaceOf, serverStream } from '../../api/grpc.ts';
+import { importArchive } from '../images/import.ts';
+import { resolveManifests } from '../images/image.ts';
+import { hostPlatform, onlyPlatform } from '../images/platforms.ts';
 import { errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
 import type { Platform } from '../../content/types.ts';
 import { pullImage } from '../remotes/pull.ts';
@@ -45,6 +49,24 @@ async function recordImage(ctx: DaemonContext, ns: string, name: string, target:
   }
 }
 
+/** Unpacks the host platform's image below `target` into the request's snapshotter (or the default). */
+async function unpack(ctx: DaemonContext, ns: string, lease: string, target: Image['target'], snapshotterName: string, write: (m: object) => void): Promise<void> {
+  const content = ctx.db.content(ns, { lease });
+  const [manifest] = await resolveManifests(content, target, onlyPlatform(hostPlatform()));
+  const snapshotter = snapshotterName || ctx.defaultSnapshotter;
+  await unpackManifest(manifest!, {
+    content, snapshotter: ctx.db.snapshotter(ns, snapshotter, { lease }), snapshotterName: snapshotter, scratch: ctx.scratch,
+    onLayer: (layer, status) => write({ stage: 'unpack', digest: layer.digest, mediaType: layer.mediaType, status, total: layer.size }),
+  });
+}
+
+function expiringLease(ctx: DaemonContext, ns: string, what: string) {
+  return ctx.db.leases.create(ns, {
+    id: `${what}-${Date.now()}-${randomBytes(4).toString('hex')}`,
+    labels: { 'containerd.io/gc.expire': new Date(Date.now() + LEASE_TTL_MS).toISOString() },
+  });
+}
+
 registerService({
   name: 'berth.services.pull.v1.Pull',
   plugin: { type: 'io.containerd.grpc.v1', id: 'berth-pull' },
@@ -54,10 +76,7 @@ registerService({
       if (!req.ref) throw errInvalidArgument('pull: a reference is required');
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort(new Error('pull cancelled by the client')));
-      const lease = await ctx.db.leases.create(ns, {
-        id: `pull-${Date.now()}-${randomBytes(4).toString('hex')}`,
-        labels: { 'containerd.io/gc.expire': new Date(Date.now() + LEASE_TTL_MS).toISOString() },
-      });
+      const lease = await expiringLease(ctx, ns, 'pull');
       try {
         const lastSent = new Map<string, { at: number; status: string }>();
         const onProgress = (p: FetchProgress) => {
@@ -79,17 +98,35 @@ registerService({
           ...(req.maxConcurrentDownloads ? { concurrency: req.maxConcurrentDownloads } : {}),
         });
         const image = await recordImage(ctx, ns, result.image.name, result.image.target, req.labels ?? {});
-        if (!req.skipUnpack) {
-          const snapshotter = req.snapshotter || ctx.defaultSnapshotter;
-          await unpackManifest(result.manifests[0]!, {
-            content: ctx.db.content(ns, { lease: lease.id }), snapshotter: ctx.db.snapshotter(ns, snapshotter, { lease: lease.id }),
-            snapshotterName: snapshotter, scratch: ctx.scratch,
-            onLayer: (layer, status) => call.write({ stage: 'unpack', digest: layer.digest, mediaType: layer.mediaType, status, total: layer.size }),
-          });
-        }
+        if (!req.skipUnpack) await unpack(ctx, ns, lease.id, image.target, req.snapshotter, (m) => call.write(m));
         call.write({ stage: 'done', status: 'done', image: imageToProto(image) });
       } finally {
         await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'pull lease not released'));
+      }
+    }),
+    Import: bidiStream(async (call) => {
+      const ns = namespaceOf(call);
+      const input = new PassThrough();
+      let first: Record<string, any> | undefined;
+      const gotFirst = new Promise<void>((resolve, reject) => {
+        call.on('data', (m: Record<string, any>) => {
+          if (!first) { first = m; resolve(); }
+          if (m.data?.length && !input.write(m.data)) { call.pause(); input.once('drain', () => call.resume()); }
+        });
+        call.on('end', () => { input.end(); resolve(); });
+        call.on('error', (err) => { input.destroy(err); reject(err); });
+      });
+      await gotFirst;
+      const lease = await expiringLease(ctx, ns, 'import');
+      try {
+        const images = await importArchive(ctx.db.content(ns, { lease: lease.id }), input, first?.baseName ? { baseName: first.baseName } : {});
+        for (const record of images) {
+          const image = await recordImage(ctx, ns, record.name, record.target, record.labels ?? {});
+          if (!first?.skipUnpack) await unpack(ctx, ns, lease.id, image.target, first?.snapshotter ?? '', (m) => call.write(m));
+          call.write({ stage: 'done', status: 'done', image: imageToProto(image) });
+        }
+      } finally {
+        await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'import lease not released'));
       }
     }),
   }),

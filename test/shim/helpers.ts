@@ -55,8 +55,8 @@ export async function shimHarness(t: ExecutionContext): Promise<ShimHarness> {
   const md = { metadata: { [NAMESPACE_KEY]: ns } };
   t.teardown(() => {
     // The backends' per-namespace state roots (/run/berth/<backend>/<ns>).
-    for (const backend of (() => { try { return readdirSync('/run/berth'); } catch { return []; } })()) {
-      rmSync(join('/run/berth', backend, ns), { recursive: true, force: true });
+    for (const entry of (() => { try { return readdirSync('/run/berth', { withFileTypes: true }); } catch { return []; } })()) {
+      if (entry.isDirectory()) rmSync(join('/run/berth', entry.name, ns), { recursive: true, force: true });
     }
   });
   return {
