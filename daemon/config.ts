@@ -16,6 +16,8 @@ export interface DaemonConfig {
   snapshotters: string[];
   /** Delay between deletes and the garbage collection they trigger. */
   gcDelayMs: number;
+  /** "namespace": one shim per namespace for berth's runtime; "container": one shim per container. */
+  shimGroup: 'namespace' | 'container';
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -26,6 +28,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   logLevel: 'info',
   snapshotters: ['overlayfs', 'native'],
   gcDelayMs: 100,
+  shimGroup: 'namespace',
 };
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -77,6 +80,9 @@ export function loadConfigFile(path: string, explicit: boolean): Partial<DaemonC
   if (level !== undefined) set('logLevel', checkLevel(level));
   set('snapshotters', pick(doc, 'snapshotters', 'snapshotters', 'string[]'));
   set('gcDelayMs', pick(gc, 'delay_ms', 'gc.delay_ms', 'number'));
+  const group = pick<string>(doc, 'shim_group', 'shim_group', 'string');
+  if (group !== undefined && group !== 'namespace' && group !== 'container') throw errInvalidArgument(`config: shim_group must be "namespace" or "container", got ${JSON.stringify(group)}`);
+  if (group !== undefined) out.shimGroup = group;
   return out;
 }
 

@@ -79,7 +79,10 @@ export class Berthd {
         log.warn({ err, topic }, 'event not published');
       }
     };
-    const tasks = new TaskManager({ root: config.root, state: config.state, grpcAddress: config.address, ttrpcAddress: config.ttrpcAddress, log, publish });
+    const tasks = new TaskManager({
+      root: config.root, state: config.state, grpcAddress: config.address, ttrpcAddress: config.ttrpcAddress, log, publish,
+      groupShims: config.shimGroup === 'namespace',
+    });
     plugins.push({ type: 'io.containerd.runtime.v2', id: 'task', requires: ['io.containerd.metadata.v1'] });
     const defaultSnapshotter = config.snapshotters.find((n) => snapshotters[n]) ?? '';
     const ctx: DaemonContext = { db, events, log, plugins, tasks, defaultSnapshotter, scratch: join(config.root, 'tmpmounts'), uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
@@ -114,6 +117,7 @@ export class Berthd {
       const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
       this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
     });
+    await this.ctx.tasks.stopIdleShims();
     this.ctx.tasks.closeAll();
     await this.ttrpc.close(500);
     await this.ctx.db.close();

@@ -8,6 +8,7 @@ import type { ShimFlags } from './main.ts';
 import { ShimService } from './service.ts';
 
 export const STATE_ROOT = '/run/berth';
+const IDLE_EXIT_MS = 5 * 60 * 1000;
 
 function logger(bundle: string, debug: boolean): Logger {
   let fd: number;
@@ -25,7 +26,7 @@ export async function serve(f: ShimFlags): Promise<void> {
   const server = new TtrpcServer();
   let stopping = false;
   const service = new ShimService({
-    namespace: f.namespace, stateRoot: STATE_ROOT, events, log,
+    namespace: f.namespace, stateRoot: STATE_ROOT, events, log, idleExitMs: process.env.BERTH_SHIM_GROUP ? IDLE_EXIT_MS : undefined,
     onShutdown: () => {
       if (stopping) return;
       stopping = true;

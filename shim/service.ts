@@ -24,6 +24,8 @@ export interface ShimServiceOptions {
   log: Logger;
   /** Called when the last container is gone and Shutdown was asked for. */
   onShutdown: () => void;
+  /** Exit this long after the last container is gone, even without Shutdown (grouped shims). */
+  idleExitMs?: number;
 }
 
 function runtimeOptions(options: AnyMessage | null | undefined): { binaryName?: string; noPivot?: boolean } {
@@ -37,8 +39,17 @@ const exitedAt = (e: ExitInfo | undefined) => (e ? toTimestamp(e.exitedAt) : nul
 export class ShimService {
   private readonly containers = new Map<string, ShimContainer>();
   private shuttingDown = false;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ShimServiceOptions) {}
+
+  /** A shared (grouped) shim left with no containers exits after a while rather than at once: the next
+   * container of its group then finds it warm. */
+  private armIdleExit(): void {
+    clearTimeout(this.idleTimer);
+    if (this.containers.size > 0 || !this.opts.idleExitMs) return;
+    this.idleTimer = setTimeout(() => { if (this.containers.size === 0) this.opts.onShutdown(); }, this.opts.idleExitMs);
+  }
 
   get size(): number {
     return this.containers.size;
@@ -71,6 +82,7 @@ export class ShimService {
     return {
       Create: async (req) => {
         if (this.containers.has(req.id)) throw errAlreadyExists(`container ${req.id}: already exists in this shim`);
+        clearTimeout(this.idleTimer);
         if (req.terminal) throw errNotImplemented('terminal (tty) tasks are not supported by this shim yet');
         if (req.checkpoint) throw errNotImplemented('restoring from a checkpoint is not supported');
         const { binaryName, noPivot } = runtimeOptions(req.options);
@@ -153,6 +165,7 @@ export class ShimService {
         const exit = p.exit ?? { status: 137, exitedAt: new Date() };
         this.publish('/tasks/delete', 'TaskDelete', { containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.exitedAt), id: c.id });
         if (this.shuttingDown && this.containers.size === 0) this.opts.onShutdown();
+        else this.armIdleExit();
         return { pid: p.pid, exitStatus: exit.status, exitedAt: toTimestamp(exit.exitedAt) };
       },
 
@@ -230,6 +243,7 @@ export class ShimService {
       },
 
       Shutdown: (req) => {
+        clearTimeout(this.idleTimer);
         this.shuttingDown = true;
         if (req.now || this.containers.size === 0) setImmediate(() => this.opts.onShutdown());
         return {};

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
 import { encodeMessage } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext, type Flags, type FlagSpec } from '../command.ts';
-import { runnableImage } from '../image.ts';
-import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withUser } from '../spec.ts';
+import type { ApiClient } from '../../api/grpc-client.ts';
+import { runnableImage, type RunnableImage } from '../image.ts';
+import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withUser, type Spec } from '../spec.ts';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
 const TASKS = 'containerd.services.tasks.v1.Tasks';
@@ -63,6 +64,19 @@ export async function createContainer(ctx: CliContext, flags: Flags, image: stri
   }
   if (flags['cpu-quota']) spec.linux.resources.cpu = { period: 100_000, quota: positive(flags['cpu-quota'] as string, '--cpu-quota') };
   const snapshotter = flags.snapshotter as string;
+  // As containerd's client: a lease holds the new snapshot until the container record references it, so a
+  // garbage collection in between cannot take it.
+  const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', {
+    labels: { 'containerd.io/gc.expire': new Date(Date.now() + 3_600_000).toISOString() },
+  });
+  try {
+    return await createUnderLease(c.with({ lease: lease.id }), flags, image, id, img, spec, snapshotter);
+  } finally {
+    await c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined);
+  }
+}
+
+async function createUnderLease(c: ApiClient, flags: Flags, image: string, id: string, img: RunnableImage, spec: Spec, snapshotter: string): Promise<any[]> {
   const { mounts } = await c.call(SNAPSHOTS, 'Prepare', { snapshotter, key: id, parent: img.chainId }).catch((err) => {
     if (/not found/.test((err as Error).message)) throw errInvalidArgument(`image ${image} is not unpacked for snapshotter ${snapshotter}: pull it with berth images pull`);
     throw err;
@@ -145,8 +159,9 @@ registerCommand({
       if (!flags.detach) releaseFifos(fifoDir, [stdout, stderr]);
       if (flags.rm) {
         await c.call(TASKS, 'Delete', { containerId: id }).catch(() => undefined);
-        await c.call(CONTAINERS, 'Delete', { id }).catch(() => undefined);
+        // Snapshot first, as containerd's WithSnapshotCleanup: once the container is gone a GC may take it.
         await c.call(SNAPSHOTS, 'Remove', { snapshotter: flags.snapshotter, key: id }).catch(() => undefined);
+        await c.call(CONTAINERS, 'Delete', { id }).catch(() => undefined);
       }
     }
   },

@@ -16,6 +16,8 @@ export interface ShimCallOptions {
   grpcAddress: string;
   ttrpcAddress: string;
   debug?: boolean;
+  /** Containers of one group share a shim (berth's shim reads BERTH_SHIM_GROUP). */
+  group?: string;
 }
 
 /** The shim executable for a runtime name, as containerd resolves it. */
@@ -44,6 +46,7 @@ function flags(o: ShimCallOptions): string[] {
 function env(o: ShimCallOptions): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, TTRPC_ADDRESS: o.ttrpcAddress };
   delete e.NODE_EXTRA_CA_CERTS;
+  if (o.group) e.BERTH_SHIM_GROUP = o.group;
   return e;
 }
 

@@ -44,6 +44,8 @@ export interface TaskManagerOptions {
   grpcAddress: string;
   ttrpcAddress: string;
   log: Logger;
+  /** One shim per namespace for berth's own runtime (a warm shim makes the next container start fast). */
+  groupShims?: boolean;
   /** Publishes an event the daemon itself raises (a task whose shim died). */
   publish(ns: string, topic: string, type: string, event: object): void;
 }
@@ -54,6 +56,8 @@ export class TaskManager {
   private readonly tasks = new Map<string, Task>();
   private readonly creating = new Set<string>();
   private closing = false;
+  /** Live grouped shims: runtime + namespace → ttrpc address. */
+  private readonly groups = new Map<string, string>();
 
   constructor(private readonly o: TaskManagerOptions) {}
 
@@ -101,8 +105,8 @@ export class TaskManager {
       execFileSync('mkfifo', ['-m', '0600', join(bundle, 'log')]);
       const shimLog = this.readShimLog(ns, container.id, bundle);
       const options = req.options ?? container.runtime.options;
-      const address = await startShim(container.runtime.name, this.shimOptions(ns, container.id, bundle), options?.value);
-      const client = await TtrpcClient.connect(address);
+      const group = this.o.groupShims && container.runtime.name === BERTH_RUNTIME ? `${container.runtime.name}/${ns}` : undefined;
+      const { client } = await this.shimFor(container.runtime.name, ns, container.id, bundle, options, group);
       const task: Task = { namespace: ns, id: container.id, runtime: container.runtime.name, bundle, pid: 0, client, shimLog };
       try {
         const created = await this.call<{ pid: number }>(task, 'Create', {
@@ -128,12 +132,30 @@ export class TaskManager {
     }
   }
 
+  /** A connection to the group's live shim, or to a shim started for this container (or group). */
+  private async shimFor(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string | undefined): Promise<{ address: string; client: TtrpcClient }> {
+    const known = group ? this.groups.get(group) : undefined;
+    if (known) {
+      try {
+        const client = await TtrpcClient.connect(known, 1000);
+        writeFileSync(join(bundle, 'address'), known);
+        return { address: known, client };
+      } catch {
+        this.groups.delete(group!);
+      }
+    }
+    const address = await startShim(runtime, { ...this.shimOptions(ns, id, bundle), ...(group ? { group } : {}) }, options?.value);
+    if (group) this.groups.set(group, address);
+    return { address, client: await TtrpcClient.connect(address) };
+  }
+
   /** Deletes the task's init through its shim, stops the shim when it holds nothing else, removes the bundle. */
   async delete(task: Task): Promise<{ pid: number; exitStatus: number; exitedAt: unknown }> {
     const res = await this.call<{ pid: number; exitStatus: number; exitedAt: unknown }>(task, 'Delete', { id: task.id });
     // Forgotten before the shim is told to stop, so its connection closing is not taken for a crash.
     this.tasks.delete(tkey(task.namespace, task.id));
-    await this.call(task, 'Shutdown', { id: task.id }).catch(() => undefined);
+    // A grouped shim stays for the group's next container (it exits by itself once idle for a while).
+    if (![...this.groups.values()].includes(readAddress(task.bundle))) await this.call(task, 'Shutdown', { id: task.id }).catch(() => undefined);
     this.forget(task);
     return res;
   }
@@ -171,6 +193,7 @@ export class TaskManager {
           task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
           await this.call(task, 'State', { id });
           this.tasks.set(tkey(ns, id), task);
+          if (this.o.groupShims && runtime === BERTH_RUNTIME) this.groups.set(`${runtime}/${ns}`, readAddress(bundle));
           this.watch(task);
           this.o.log.info({ ns, id, pid: task.pid }, 'task re-attached');
         } catch (err) {
@@ -202,10 +225,30 @@ export class TaskManager {
     });
   }
 
+  /** Stops grouped shims that hold no task: they have nothing a restart would need. */
+  async stopIdleShims(): Promise<void> {
+    const busy = new Set([...this.tasks.values()].map((t) => readAddress(t.bundle)));
+    for (const [group, address] of this.groups) {
+      if (busy.has(address)) continue;
+      this.groups.delete(group);
+      try {
+        const client = await TtrpcClient.connect(address, 500);
+        await client.call(TASK, 'Shutdown', { id: '', now: true }, { timeoutMs: 1000 }).catch(() => undefined);
+        client.close();
+      } catch { /* already gone */ }
+    }
+  }
+
   closeAll(): void {
     this.closing = true;
     for (const t of this.tasks.values()) { t.client.close(); t.shimLog?.destroy(); }
   }
+}
+
+const BERTH_RUNTIME = 'io.containerd.berth.v2';
+
+function readAddress(bundle: string): string {
+  try { return readFileSync(join(bundle, 'address'), 'utf8').trim(); } catch { return ''; }
 }
 
 function safeList(dir: string): string[] {

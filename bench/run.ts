@@ -1,0 +1,37 @@
+// `berth run --rm IMAGE ID /bin/true` against berthd vs `ctr run --rm` against containerd (runc), same image
+// in both, interleaved; also berth with runc behind its shim, and each daemon's idle memory.
+// usage: npx tsx bench/run.ts [runs=20]   (as root, after npm run build)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DIST, memoryOf, run, startBerthd, startContainerd } from './lib/daemons.ts';
+import { type Subject, command, interleave, printTable } from './lib/stats.ts';
+
+const runs = Number(process.argv[2] ?? 20);
+const work = mkdtempSync(join(tmpdir(), 'berth-bench-run-'));
+const archive = join(work, 'busybox.tar');
+run(process.execPath, ['--import', 'tsx', join(DIST, '..', 'scripts', 'demo-image.ts'), archive, 'bench']);
+const berthd = await startBerthd(join(work, 'berthd'));
+const containerd = await startContainerd(join(work, 'containerd'));
+try {
+  const berth = (...a: string[]) => [join(DIST, 'berth.mjs'), '-a', berthd.address, ...a];
+  run(process.execPath, berth('images', 'import', '--base-name', 'berth.local/busybox', archive));
+  run('ctr', ['-a', containerd.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
+  const idle = { berthd: memoryOf(berthd.child.pid!), containerd: memoryOf(containerd.child.pid!) };
+  let n = 0;
+  const subjects: Subject[] = [
+    { name: 'ctr run --rm (runc)', run: () => command('ctr', ['-a', containerd.address, 'run', '--rm', 'berth.local/busybox:bench', `c${n++}`, '/bin/true'])() },
+    { name: 'berth run --rm (fast)', run: () => command(process.execPath, berth('run', '--rm', 'berth.local/busybox:bench', `b${n++}`, '/bin/true'))() },
+    { name: 'berth run --rm (runc)', run: () => command(process.execPath, berth('run', '--rm', '--runc-binary', 'runc', 'berth.local/busybox:bench', `r${n++}`, '/bin/true'))() },
+    { name: 'berth version (CLI start)', run: command(process.execPath, berth('version')) },
+    { name: 'ctr version', run: command('ctr', ['-a', containerd.address, 'version']) },
+  ];
+  const times = interleave(subjects, runs);
+  console.log(`run --rm IMAGE ID /bin/true through each daemon, ${runs} interleaved runs each`);
+  printTable(times, 'ctr run --rm (runc)');
+  console.log(`idle daemon memory: berthd ${idle.berthd.rss.toFixed(1)} MiB RSS (${idle.berthd.pss.toFixed(1)} PSS), containerd ${idle.containerd.rss.toFixed(1)} MiB RSS (${idle.containerd.pss.toFixed(1)} PSS)`);
+} finally {
+  await berthd.stop();
+  await containerd.stop();
+  rmSync(work, { recursive: true, force: true });
+}
