@@ -3,11 +3,11 @@
 // `address`, `runtime`), a shim started by name, and a ttrpc connection to it. After a daemon restart the
 // bundles tell which shims to re-attach to; a shim that is gone is cleaned up with `<shim> delete` and its
 // task reported exited.
-import { execFileSync } from 'node:child_process';
 import { constants, mkdirSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { mkfifo } from '../../api/libc.ts';
 import { errAlreadyExists, errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
 import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
@@ -102,7 +102,7 @@ export class TaskManager {
       symlinkSync(work, join(bundle, 'work'));
       writeFileSync(join(bundle, 'config.json'), Buffer.from(container.spec.value));
       writeFileSync(join(bundle, 'runtime'), container.runtime.name);
-      execFileSync('mkfifo', ['-m', '0600', join(bundle, 'log')]);
+      mkfifo(join(bundle, 'log'), 0o600);
       const shimLog = this.readShimLog(ns, container.id, bundle);
       const options = req.options ?? container.runtime.options;
       const group = this.o.groupShims && container.runtime.name === BERTH_RUNTIME ? `${container.runtime.name}/${ns}` : undefined;

@@ -16,7 +16,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { BerthError, ErrorCode } from '../../api/errdefs.ts';
-import { lsetxattr, mknod } from './syscalls.ts';
+import { lsetxattr, mknod } from '../../api/libc.ts';
 
 export interface ApplyResult {
   /** Bytes of the uncompressed tar. */

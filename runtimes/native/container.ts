@@ -1,6 +1,6 @@
 // The container lifecycle of berth's own OCI runtime: create, start, state, kill, delete, run. Planning is in
 // runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
@@ -14,6 +14,7 @@ import type { Device, Process, State } from '../oci/spec.ts';
 import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
+import { mkfifo } from '../../api/libc.ts';
 import { nativeBinary, startMonitored, type Monitored, type StdioPaths } from '../monitor.ts';
 
 export interface CreateOptions {
@@ -60,7 +61,7 @@ export class Runtime {
       cgroup = openCgroup(cgroupsPath, { containerId: id });
       cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
-      if (execFifo) execFileSync('mkfifo', ['-m', '0600', execFifo]);
+      if (execFifo) mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
       writeFileSync(planPath, buildPlan({ spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot }));
 

@@ -1,0 +1,66 @@
+// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, mknod, lsetxattr),
+// through ffi-rs, loaded on first use. Each throws an Error with `code` set to the errno name.
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+
+type Ffi = typeof import('ffi-rs');
+let ffi: Ffi | undefined;
+
+function lib(): Ffi {
+  if (!ffi) {
+    ffi = createRequire(import.meta.url)('ffi-rs') as Ffi;
+    ffi.open({ library: 'libc', path: '' });
+  }
+  return ffi;
+}
+
+const errnoNames = new Map(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+
+function fail(call: string, what: string): never {
+  const { load, DataType, createExternalBuffer } = lib();
+  const p = load({ library: 'libc', funcName: '__errno_location', retType: DataType.External, paramsType: [], paramsValue: [] });
+  const errno = createExternalBuffer(p as never, 4).readInt32LE(0);
+  const code = errnoNames.get(errno) ?? `E${errno}`;
+  throw Object.assign(new Error(`${call} ${what}: ${code}`), { code, errno });
+}
+
+function call(funcName: string, paramsType: unknown[], paramsValue: unknown[]): number {
+  const { load, DataType } = lib();
+  return load({ library: 'libc', funcName, retType: DataType.I32, paramsType: paramsType as never, paramsValue: paramsValue as never }) as number;
+}
+
+export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
+  const { DataType } = lib();
+  if (call('mount', [DataType.String, DataType.String, DataType.String, DataType.I64, DataType.String], [source, target, fstype, flags, data]) !== 0) {
+    fail('mount', `${source} on ${target} (${fstype})`);
+  }
+}
+
+export function umount2(target: string, flags: number): void {
+  const { DataType } = lib();
+  if (call('umount2', [DataType.String, DataType.I32], [target, flags]) !== 0) fail('umount', target);
+}
+
+export function mkfifo(path: string, mode: number): void {
+  const { DataType } = lib();
+  if (call('mkfifo', [DataType.String, DataType.I32], [path, mode]) !== 0) fail('mkfifo', path);
+}
+
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  const { DataType } = lib();
+  const dev = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12) | ((major & ~0xfff) * 2 ** 32);
+  if (call('mknod', [DataType.String, DataType.I32, DataType.I64], [path, mode, dev]) !== 0) fail('mknod', path);
+}
+
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  const { DataType } = lib();
+  if (call('lsetxattr', [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32], [path, name, value, value.length, 0]) !== 0) {
+    fail('lsetxattr', `${path} ${name}`);
+  }
+}
+
+/** mount(2) flag bits by option name. */
+export const MS = {
+  ro: 1, nosuid: 2, nodev: 4, noexec: 8, sync: 16, remount: 32, noatime: 1024, nodiratime: 2048, bind: 4096,
+  rec: 16384, unbindable: 1 << 17, private: 1 << 18, slave: 1 << 19, shared: 1 << 20, relatime: 1 << 21, strictatime: 1 << 24,
+} as const;
