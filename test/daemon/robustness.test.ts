@@ -1,0 +1,92 @@
+// What must not leak or be lost: a shim killed with SIGKILL leaves its tasks reported exited and their
+// processes, cgroups and mounts cleaned; hundreds of create/start/delete cycles in parallel leave no mounts,
+// cgroup directories, file descriptors or processes behind.
+import test from 'ava';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ApiClient } from '../../api/grpc-client.ts';
+import { defaultSpec } from '../helpers/bundle.ts';
+import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startDaemon } from './helpers.ts';
+
+const CONTAINERS = 'containerd.services.containers.v1.Containers';
+const TASKS = 'containerd.services.tasks.v1.Tasks';
+
+async function container(c: ApiClient, id: string, args: string[], cgroupParent: string) {
+  const spec = defaultSpec(args);
+  spec.linux.cgroupsPath = `/${cgroupParent}/${id}`;
+  await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+}
+
+const mountCount = (dir: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir)).length;
+const cgroupDirs = (parent: string) => readdirSync('/sys/fs/cgroup').flatMap((h) => {
+  try { return readdirSync(join('/sys/fs/cgroup', h, parent), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${h}/${e.name}`); } catch { return []; }
+});
+/** Removes the (empty) parent cgroup the test's containers were placed under. */
+const removeParent = (parent: string) => { for (const h of readdirSync('/sys/fs/cgroup')) { try { rmdirSync(join('/sys/fs/cgroup', h, parent)); } catch { /* none */ } } };
+
+const processesOf = (pattern: string) => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+  try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(pattern); } catch { return false; }
+});
+
+test.serial('a shim killed with SIGKILL: its tasks are reported exited, their processes, cgroups and mounts cleaned', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const parent = `berth-shimkill-${process.pid}`;
+  t.teardown(() => removeParent(parent));
+  const ids = ['k1', 'k2'];
+  const pids: number[] = [];
+  const sub = d.daemon.ctx.events.subscribe(['topic=="/tasks/exit"']);
+  for (const id of ids) {
+    await container(c, id, ['/bin/sleep', '1000'], parent);
+    pids.push((await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] })).pid);
+    await c.call(TASKS, 'Start', { containerId: id });
+  }
+  const shimPid = (await d.daemon.ctx.tasks.call(d.daemon.ctx.tasks.get('default', 'k1'), 'Connect', { id: 'k1' })).shimPid as number;
+  process.kill(shimPid, 'SIGKILL');
+  const exited: string[] = [];
+  for await (const env of sub) {
+    exited.push(env.topic);
+    if (exited.length === ids.length) break;
+  }
+  t.deepEqual(exited, ['/tasks/exit', '/tasks/exit']);
+  for (let i = 0; i < 50 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await new Promise((r) => setTimeout(r, 50));
+  t.false(pids.some((p) => existsSync(`/proc/${p}`)), 'the containers\' processes are gone');
+  t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
+  t.deepEqual(cgroupDirs(parent), [], 'their cgroups are removed');
+  t.is(mountCount(d.config.state), 0, 'their rootfs mounts are gone');
+});
+
+test.serial('200 create/start/wait/delete cycles, 8 at a time, leave nothing behind', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const parent = `berth-cycles-${process.pid}`;
+  t.teardown(() => removeParent(parent));
+  const fdsBefore = readdirSync('/proc/self/fd').length;
+  const monitorsBefore = processesOf('berth-monitor').length;
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < 200; i = next++) {
+      const id = `cy${i}`;
+      await container(c, id, ['/bin/true'], parent);
+      await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+      const waiting = c.call(TASKS, 'Wait', { containerId: id });
+      await c.call(TASKS, 'Start', { containerId: id });
+      t.is((await waiting).exitStatus, 0);
+      await c.call(TASKS, 'Delete', { containerId: id });
+      await c.call(CONTAINERS, 'Delete', { id });
+    }
+  };
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 8 }, worker));
+  t.log(`200 cycles in ${Date.now() - started} ms`);
+  t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
+  t.is(mountCount(d.config.state), 0, 'no rootfs mounts left');
+  t.deepEqual(cgroupDirs(parent), [], 'no cgroup directories left');
+  t.is(processesOf('berth-monitor').length, monitorsBefore, 'no monitors left');
+  t.true(readdirSync('/proc/self/fd').length <= fdsBefore + 8, `daemon fds ${fdsBefore} -> ${readdirSync('/proc/self/fd').length}`);
+  t.deepEqual(readdirSync(join(d.config.state, 'io.containerd.runtime.v2.task', 'default')), [], 'no bundles left');
+});
