@@ -2,12 +2,11 @@
 // ctr unpacks client-side through this); Diff is not implemented yet.
 import { namespaceOf, unary } from '../../api/grpc.ts';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
-import { withTempMount } from '../../api/mounting.ts';
 import type { Mount } from '../../api/mount.ts';
 import { blobStream } from '../images/image.ts';
 import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
-import { applyLayer } from '../unpack/apply-layer.ts';
+import { applyToMounts } from '../unpack/apply-mounts.ts';
 import { leaseOf, registerService } from './service.ts';
 
 registerService({
@@ -22,8 +21,7 @@ registerService({
       const lease = leaseOf(call);
       const content = ctx.db.content(ns, lease ? { lease } : {});
       await content.info(req.diff.digest);
-      const result = await withTempMount(mounts, ctx.scratch, (dir) =>
-        applyLayer(decompressStream(blobStream(content, req.diff.digest), layerCompressionOf(req.diff.mediaType)), dir));
+      const result = await applyToMounts(mounts, () => decompressStream(blobStream(content, req.diff.digest), layerCompressionOf(req.diff.mediaType)), ctx.scratch);
       return { applied: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: result.diffId, size: result.size, annotations: {} } };
     }),
     Diff: unary(() => { throw errNotImplemented('computing a diff between mounts is not supported yet'); }),

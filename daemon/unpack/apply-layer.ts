@@ -80,6 +80,11 @@ function exists(path: string) {
 export interface ApplyOptions {
   /** Refuse device nodes (unprivileged unpack). Default: allowed. */
   noDevices?: boolean;
+  /**
+   * root is an overlay upper directory, written directly (as containerd's fast path, ~4x faster than through
+   * the mount): whiteouts become the overlay's own (a 0/0 character device; trusted.overlay.opaque=y).
+   */
+  overlayUpper?: boolean;
 }
 
 /** Applies `stream` (an uncompressed tar) to `root`. */
@@ -121,11 +126,20 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
       const p = posix.join(parentDir, child);
       if (!written.has(p)) rmSync(p, { recursive: true, force: true });
     }
+    if (opts.overlayUpper) {
+      mkdirSync(parentDir, { recursive: true });
+      lsetxattr(parentDir, 'trusted.overlay.opaque', Buffer.from('y'));
+    }
     return;
   }
   if (base.startsWith('.wh.')) {
     body.resume();
-    rmSync(posix.join(parentDir, base.slice(4)), { recursive: true, force: true });
+    const victim = posix.join(parentDir, base.slice(4));
+    rmSync(victim, { recursive: true, force: true });
+    if (opts.overlayUpper) {
+      mkdirSync(parentDir, { recursive: true });
+      mknod(victim, 0o020000, 0, 0);
+    }
     return;
   }
   mkdirSync(parentDir, { recursive: true });

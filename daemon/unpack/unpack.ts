@@ -5,13 +5,12 @@
 // blob gets containerd's GC label pointing at the top snapshot, so the unpacked image is kept with the image.
 import { randomBytes } from 'node:crypto';
 import { BerthError, ErrorCode, isAlreadyExists, isNotFound } from '../../api/errdefs.ts';
-import { withTempMount } from '../../api/mounting.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
 import type { Snapshotter } from '../../snapshotters/types.ts';
 import { blobStream, type ResolvedManifest } from '../images/image.ts';
 import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
-import { applyLayer } from './apply-layer.ts';
+import { applyToMounts } from './apply-mounts.ts';
 
 export interface UnpackOptions {
   content: ContentStore;
@@ -44,10 +43,8 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
     const key = `extract-${randomBytes(6).toString('hex')} ${layer.chainId}`;
     const mounts = await o.snapshotter.prepare(key, parent);
     try {
-      const result = await withTempMount(mounts, o.scratch, (dir) => {
-        const data = decompressStream(blobStream(o.content, layer.descriptor.digest), layerCompressionOf(layer.descriptor.mediaType));
-        return applyLayer(data, dir);
-      });
+      const result = await applyToMounts(mounts,
+        () => decompressStream(blobStream(o.content, layer.descriptor.digest), layerCompressionOf(layer.descriptor.mediaType)), o.scratch);
       if (result.diffId !== layer.diffId) {
         throw new BerthError(ErrorCode.FailedPrecondition, `layer ${layer.descriptor.digest}: its content has diff ID ${result.diffId}, the image config says ${layer.diffId}`);
       }

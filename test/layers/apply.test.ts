@@ -111,3 +111,26 @@ test('an absolute name and an absolute symlink stay inside the root', async (t) 
   t.is(readFileSync(join(root, 'etc/through'), 'utf8'), 'via', 'an absolute symlink is the container\'s /etc, i.e. <root>/etc');
   t.deepEqual(readdirSync(outer).sort(), ['root', 'sentinel']);
 });
+
+test('applied straight into an overlay upper dir, whiteouts take the overlay\'s form and the merged view matches', async (t) => {
+  const dir = tempDir(t, 'ovlup-');
+  const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((n) => join(dir, n));
+  for (const d of [lower, upper, work, merged]) mkdirSync(d!);
+  await apply(lower!, [
+    { name: 'keep', data: 'k' }, { name: 'gone', data: 'g' },
+    { name: 'opq/', type: 'directory' }, { name: 'opq/old1', data: '1' },
+  ]);
+  await applyLayer(Readable.from(await tarEntries([
+    { name: '.wh.gone', data: '' },
+    { name: 'opq/', type: 'directory' }, { name: 'opq/.wh..wh..opq', data: '' }, { name: 'opq/new', data: 'n' },
+  ])), upper!, { overlayUpper: true });
+  t.true(lstatSync(join(upper!, 'gone')).isCharacterDevice());
+  t.is(execFileSync('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', join(upper!, 'opq')]).toString(), 'y');
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged!]);
+  try {
+    t.deepEqual(readdirSync(merged!).sort(), ['keep', 'opq']);
+    t.deepEqual(readdirSync(join(merged!, 'opq')), ['new']);
+  } finally {
+    execFileSync('umount', [merged!]);
+  }
+});
