@@ -6,7 +6,8 @@ import { constants } from 'node:os';
 type Ffi = typeof import('ffi-rs');
 let ffi: Ffi | undefined;
 
-function lib(): Ffi {
+/** ffi-rs with libc opened: for callers that need more than the functions below (bpf). */
+export function libc(): Ffi {
   if (!ffi) {
     ffi = createRequire(import.meta.url)('ffi-rs') as Ffi;
     ffi.open({ library: 'libc', path: '' });
@@ -17,7 +18,7 @@ function lib(): Ffi {
 const errnoNames = new Map(Object.entries(constants.errno).map(([k, v]) => [v, k]));
 
 function fail(call: string, what: string): never {
-  const { load, DataType, createExternalBuffer } = lib();
+  const { load, DataType, createExternalBuffer } = libc();
   const p = load({ library: 'libc', funcName: '__errno_location', retType: DataType.External, paramsType: [], paramsValue: [] });
   const errno = createExternalBuffer(p as never, 4).readInt32LE(0);
   const code = errnoNames.get(errno) ?? `E${errno}`;
@@ -25,35 +26,35 @@ function fail(call: string, what: string): never {
 }
 
 function call(funcName: string, paramsType: unknown[], paramsValue: unknown[]): number {
-  const { load, DataType } = lib();
+  const { load, DataType } = libc();
   return load({ library: 'libc', funcName, retType: DataType.I32, paramsType: paramsType as never, paramsValue: paramsValue as never }) as number;
 }
 
 export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
-  const { DataType } = lib();
+  const { DataType } = libc();
   if (call('mount', [DataType.String, DataType.String, DataType.String, DataType.I64, DataType.String], [source, target, fstype, flags, data]) !== 0) {
     fail('mount', `${source} on ${target} (${fstype})`);
   }
 }
 
 export function umount2(target: string, flags: number): void {
-  const { DataType } = lib();
+  const { DataType } = libc();
   if (call('umount2', [DataType.String, DataType.I32], [target, flags]) !== 0) fail('umount', target);
 }
 
 export function mkfifo(path: string, mode: number): void {
-  const { DataType } = lib();
+  const { DataType } = libc();
   if (call('mkfifo', [DataType.String, DataType.I32], [path, mode]) !== 0) fail('mkfifo', path);
 }
 
 export function mknod(path: string, mode: number, major: number, minor: number): void {
-  const { DataType } = lib();
+  const { DataType } = libc();
   const dev = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12) | ((major & ~0xfff) * 2 ** 32);
   if (call('mknod', [DataType.String, DataType.I32, DataType.I64], [path, mode, dev]) !== 0) fail('mknod', path);
 }
 
 export function lsetxattr(path: string, name: string, value: Buffer): void {
-  const { DataType } = lib();
+  const { DataType } = libc();
   if (call('lsetxattr', [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32], [path, name, value, value.length, 0]) !== 0) {
     fail('lsetxattr', `${path} ${name}`);
   }

@@ -4,7 +4,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { errFailedPrecondition, errInvalidArgument } from '../api/errdefs.ts';
@@ -20,14 +19,8 @@ import { MetadataDB } from './metadata/db.ts';
 import { registeredServices, type DaemonContext, type PluginInfo } from './services/service.ts';
 import { openSnapshotters } from './snapshotters.ts';
 import './services/index.ts';
+import { socketAccepts } from '../api/unix-socket.ts';
 
-function socketAlive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 function serverUuid(root: string): string {
   const path = join(root, 'uuid');
@@ -54,7 +47,7 @@ export class Berthd {
     mkdirSync(config.root, { recursive: true, mode: 0o711 });
     mkdirSync(config.state, { recursive: true, mode: 0o711 });
     mkdirSync(dirname(config.address), { recursive: true, mode: 0o711 });
-    if (await socketAlive(config.address)) {
+    if (await socketAccepts(config.address)) {
       throw errFailedPrecondition(`another daemon is serving ${config.address}: stop it first or choose another --address`);
     }
     rmSync(config.address, { force: true });

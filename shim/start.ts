@@ -4,11 +4,11 @@
 // container's `start` finds the first one's shim alive and answers its address.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import type { ShimFlags } from './main.ts';
+import { socketAccepts as accepts } from '../api/unix-socket.ts';
 
 export const SOCKET_DIR = '/run/berth/s';
 const GROUP_ANNOTATIONS = ['io.containerd.runc.v2.group', 'io.kubernetes.cri.sandbox-id'];
@@ -27,14 +27,6 @@ export function socketPath(address: string, namespace: string, group: string): s
   return join(SOCKET_DIR, createHash('sha256').update(`${address}/${namespace}/${group}`).digest('hex'));
 }
 
-export function accepts(path: string): Promise<boolean> {
-  if (!existsSync(path)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export async function startAction(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();

@@ -1,22 +1,14 @@
 // Starting berthd and containerd side by side for benchmarks, each with its own root, state and socket.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { socketAccepts as accepts } from '../../api/unix-socket.ts';
 
 export const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
 
 export interface Daemon { name: string; address: string; child: ChildProcess; stop(): Promise<void> }
 
-function accepts(path: string): Promise<boolean> {
-  if (!existsSync(path)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function waitFor(path: string, child: ChildProcess, name: string): Promise<void> {
   for (let i = 0; !(await accepts(path)); i++) {

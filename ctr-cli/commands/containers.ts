@@ -1,6 +1,6 @@
 // berth containers ls | info | rm | label
 import { registerCommand, requireArgs } from '../command.ts';
-import { formatLabels, labelUpdate } from '../output.ts';
+import { registerLabelCommand } from './label.ts';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
 
@@ -48,14 +48,4 @@ registerCommand({
   },
 });
 
-registerCommand({
-  path: ['containers', 'label'],
-  summary: 'set and clear labels on a container ("k=" clears k)',
-  args: '<id> [<key>=<value>, ...]',
-  async run(ctx, _flags, args) {
-    requireArgs(args, 1, 'berth containers label <id> [<key>=<value>, ...]');
-    const { labels, paths } = labelUpdate(args.slice(1));
-    const { container } = await ctx.client().call(CONTAINERS, 'Update', { container: { id: args[0], labels }, updateMask: { paths } });
-    ctx.out.line(formatLabels(container.labels));
-  },
-});
+registerLabelCommand({ group: 'containers', idName: 'id', service: CONTAINERS, field: 'container', idField: 'id' });

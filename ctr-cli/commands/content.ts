@@ -1,7 +1,8 @@
 // berth content ls | get | rm | label | active
 import { registerCommand, requireArgs } from '../command.ts';
-import { formatLabels, humanAge, humanSize, labelUpdate } from '../output.ts';
+import { formatLabels, humanAge, humanSize } from '../output.ts';
 import { fromTimestamp } from '../../api/proto.ts';
+import { registerLabelCommand } from './label.ts';
 
 const CONTENT = 'containerd.services.content.v1.Content';
 
@@ -46,17 +47,7 @@ registerCommand({
   },
 });
 
-registerCommand({
-  path: ['content', 'label'],
-  summary: 'set and clear labels on a blob ("k=" clears k)',
-  args: '<digest> [<key>=<value>, ...]',
-  async run(ctx, _flags, args) {
-    requireArgs(args, 1, 'berth content label <digest> [<key>=<value>, ...]');
-    const { labels, paths } = labelUpdate(args.slice(1));
-    const { info } = await ctx.client().call(CONTENT, 'Update', { info: { digest: args[0], labels }, updateMask: { paths } });
-    ctx.out.line(formatLabels(info.labels));
-  },
-});
+registerLabelCommand({ group: 'content', idName: 'digest', service: CONTENT, field: 'info', idField: 'digest' });
 
 registerCommand({
   path: ['content', 'active'],

@@ -2,9 +2,10 @@
 import { createReadStream } from 'node:fs';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import { registerCommand, requireArgs } from '../command.ts';
-import { formatLabels, humanSize, labelUpdate, parseLabelArgs } from '../output.ts';
+import { formatLabels, humanSize, parseLabelArgs } from '../output.ts';
 import { PullProgress, type ProgressMessage } from '../progress.ts';
 import { imageSummary } from '../remote-content.ts';
+import { registerLabelCommand } from './label.ts';
 
 const IMAGES = 'containerd.services.images.v1.Images';
 
@@ -113,17 +114,7 @@ registerCommand({
   },
 });
 
-registerCommand({
-  path: ['images', 'label'],
-  summary: 'set and clear labels on an image ("k=" clears k)',
-  args: '<ref> [<key>=<value>, ...]',
-  async run(ctx, _flags, args) {
-    requireArgs(args, 1, 'berth images label <ref> [<key>=<value>, ...]');
-    const { labels, paths } = labelUpdate(args.slice(1));
-    const { image } = await ctx.client().call(IMAGES, 'Update', { image: { name: args[0], labels }, updateMask: { paths } });
-    ctx.out.line(formatLabels(image.labels));
-  },
-});
+registerLabelCommand({ group: 'images', idName: 'ref', service: IMAGES, field: 'image', idField: 'name' });
 
 registerCommand({
   path: ['images', 'import'],

@@ -1,6 +1,7 @@
 // berth namespaces create | ls | rm | label
 import { registerCommand, requireArgs } from '../command.ts';
-import { formatLabels, labelUpdate, parseLabelArgs } from '../output.ts';
+import { formatLabels, parseLabelArgs } from '../output.ts';
+import { registerLabelCommand } from './label.ts';
 
 const NS = 'containerd.services.namespaces.v1.Namespaces';
 
@@ -41,13 +42,4 @@ registerCommand({
   },
 });
 
-registerCommand({
-  path: ['namespaces', 'label'],
-  summary: 'set and clear labels on a namespace ("k=" clears k)',
-  args: '<name> [<key>=<value>, ...]',
-  async run(ctx, _flags, args) {
-    requireArgs(args, 1, 'berth namespaces label <name> [<key>=<value>, ...]');
-    const { labels, paths } = labelUpdate(args.slice(1));
-    await ctx.client().call(NS, 'Update', { namespace: { name: args[0], labels }, updateMask: { paths } });
-  },
-});
+registerLabelCommand({ group: 'namespaces', idName: 'name', service: NS, field: 'namespace', idField: 'name' });

@@ -1,6 +1,7 @@
 // berth snapshots ls | info | usage | tree | mounts | prepare | view | commit | rm | label
 import { registerCommand, requireArgs, type CliContext, type FlagSpec } from '../command.ts';
-import { formatLabels, humanSize, labelUpdate } from '../output.ts';
+import { humanSize } from '../output.ts';
+import { registerLabelCommand } from './label.ts';
 
 const SNAPSHOTS = 'containerd.services.snapshots.v1.Snapshots';
 const SNAPSHOTTER: FlagSpec = { name: 'snapshotter', type: 'string', usage: 'snapshotter name', default: 'overlayfs' };
@@ -120,15 +121,4 @@ registerCommand({
   },
 });
 
-registerCommand({
-  path: ['snapshots', 'label'],
-  summary: 'set and clear labels on a snapshot ("k=" clears k)',
-  args: '<key> [<key>=<value>, ...]',
-  flags: [SNAPSHOTTER],
-  async run(ctx, flags, args) {
-    requireArgs(args, 1, 'berth snapshots label <key> [<key>=<value>, ...]');
-    const { labels, paths } = labelUpdate(args.slice(1));
-    const { info } = await ctx.client().call(SNAPSHOTS, 'Update', { snapshotter: flags.snapshotter, info: { name: args[0], labels }, updateMask: { paths } });
-    ctx.out.line(formatLabels(info.labels));
-  },
-});
+registerLabelCommand({ group: 'snapshots', idName: 'key', service: SNAPSHOTS, field: 'info', idField: 'name', flags: [SNAPSHOTTER], extra: (f) => ({ snapshotter: f.snapshotter }) });

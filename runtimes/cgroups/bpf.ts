@@ -1,18 +1,7 @@
 // The bpf(2) calls cgroup v2 device control needs, made through ffi-rs (Node has no bpf binding). ffi-rs is
 // loaded on first use only, so hosts and containers that never touch v2 devices pay nothing for it.
-import { createRequire } from 'node:module';
 import { errInternal, errInvalidArgument } from '../../api/errdefs.ts';
-
-type Ffi = typeof import('ffi-rs');
-let ffi: Ffi | undefined;
-
-function lib(): Ffi {
-  if (!ffi) {
-    ffi = createRequire(import.meta.url)('ffi-rs') as Ffi;
-    ffi.open({ library: 'libc', path: '' });
-  }
-  return ffi;
-}
+import { libc as lib } from '../../api/libc.ts';
 
 const SYS_BPF = 321; // x86_64
 const ATTR_SIZE = 144; // sizeof(union bpf_attr) in the kernel headers this was written against

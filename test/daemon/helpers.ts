@@ -1,8 +1,6 @@
 // A berthd per test: in-process (fast, and the test can look at its stores) or as the built binary, with a
 // scratch root, state and socket, stopped when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import pino from 'pino';
@@ -10,15 +8,8 @@ import { ApiClient } from '../../api/grpc-client.ts';
 import { DEFAULT_CONFIG, finishConfig, type DaemonConfig } from '../../daemon/config.ts';
 import { Berthd } from '../../daemon/server.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { socketAccepts as accepts } from '../../api/unix-socket.ts';
 
-function accepts(path: string): Promise<boolean> {
-  if (!existsSync(path)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export const REPO = join(import.meta.dirname, '..', '..');
 

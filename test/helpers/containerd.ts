@@ -2,10 +2,10 @@
 // scratch dir, CRI disabled, stopped by PID when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { tempDir } from './tmp.ts';
+import { socketAccepts as accepts } from '../../api/unix-socket.ts';
 
 export interface TestContainerd {
   address: string;
@@ -14,13 +14,6 @@ export interface TestContainerd {
   child: ChildProcess;
 }
 
-function accepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export async function startContainerd(t: ExecutionContext): Promise<TestContainerd> {
   const dir = tempDir(t, 'containerd-');
