@@ -15,7 +15,7 @@ export interface TestContainerd {
 }
 
 
-export async function startContainerd(t: ExecutionContext): Promise<TestContainerd> {
+export async function startContainerd(t: ExecutionContext, env: NodeJS.ProcessEnv = {}): Promise<TestContainerd> {
   const dir = tempDir(t, 'containerd-');
   const root = join(dir, 'root');
   const state = join(dir, 'state');
@@ -30,7 +30,7 @@ export async function startContainerd(t: ExecutionContext): Promise<TestContaine
     '[metrics]', '  address = ""',
   ].join('\n') + '\n');
   let stderr = '';
-  const child = spawn('containerd', ['--config', config, '--root', root, '--state', state], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('containerd', ['--config', config, '--root', root, '--state', state], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-20_000); });
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -1,0 +1,30 @@
+// containerd itself (Debian's 1.6.20) runs a container through containerd-shim-berth-v2:
+// `ctr run --runtime io.containerd.berth.v2`, containerd finding berth's shim on its PATH.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startContainerd } from '../helpers/containerd.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { REPO } from '../daemon/helpers.ts';
+
+const run = promisify(execFile);
+
+test('containerd runs a container through containerd-shim-berth-v2, on the fast path and with runc behind it', async (t) => {
+  const bin = tempDir(t, 'shim-bin-');
+  const shim = join(bin, 'containerd-shim-berth-v2');
+  writeFileSync(shim, `#!/bin/sh\nexec ${process.execPath} ${join(REPO, 'dist', 'containerd-shim-berth-v2.mjs')} "$@"\n`);
+  chmodSync(shim, 0o755);
+  const cd = await startContainerd(t, { PATH: `${bin}:${process.env.PATH}` });
+  const ctr = async (...args: string[]) => (await run('ctr', ['-a', cd.address, ...args], { encoding: 'utf8' })).stdout;
+  const archive = join(tempDir(t), 'busybox.tar');
+  await run(process.execPath, ['--import', 'tsx', join(REPO, 'scripts', 'demo-image.ts'), archive, 'cd']);
+  await ctr('images', 'import', '--base-name', 'berth.local/busybox', archive);
+  const out = await ctr('run', '--rm', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:cd', 'via-berth-shim', 'sh', '-c', 'echo pid $$ in $(cat /etc/berth-release)');
+  t.is(out, 'pid 1 in berth test image cd\n');
+  const withRunc = await ctr('run', '--rm', '--runtime', 'io.containerd.berth.v2', '--runc-binary', 'runc', 'berth.local/busybox:cd', 'via-runc', 'cat', '/etc/berth-release');
+  t.is(withRunc, 'berth test image cd\n');
+  t.is((await ctr('tasks', 'ls', '-q')).trim(), '');
+  t.is((await ctr('containers', 'ls', '-q')).trim(), '');
+});
