@@ -11,7 +11,7 @@ import { REPO } from '../daemon/helpers.ts';
 
 const run = promisify(execFile);
 
-test('containerd runs a container through containerd-shim-berth-v2, on the fast path and with runc behind it', async (t) => {
+test('containerd runs a container through containerd-shim-berth-v2', async (t) => {
   const bin = tempDir(t, 'shim-bin-');
   const shim = join(bin, 'containerd-shim-berth-v2');
   writeFileSync(shim, `#!/bin/sh\nexec ${process.execPath} ${join(REPO, 'dist', 'containerd-shim-berth-v2.mjs')} "$@"\n`);
@@ -23,8 +23,7 @@ test('containerd runs a container through containerd-shim-berth-v2, on the fast 
   await ctr('images', 'import', '--base-name', 'berth.local/busybox', archive);
   const out = await ctr('run', '--rm', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:cd', 'via-berth-shim', 'sh', '-c', 'echo pid $$ in $(cat /etc/berth-release)');
   t.is(out, 'pid 1 in berth test image cd\n');
-  const withRunc = await ctr('run', '--rm', '--runtime', 'io.containerd.berth.v2', '--runc-binary', 'runc', 'berth.local/busybox:cd', 'via-runc', 'cat', '/etc/berth-release');
-  t.is(withRunc, 'berth test image cd\n');
+  // (ctr 1.6 allows --runc-binary only with io.containerd.runc.v2, so the CLI backends are tested through berthd.)
   t.is((await ctr('tasks', 'ls', '-q')).trim(), '');
   t.is((await ctr('containers', 'ls', '-q')).trim(), '');
 });
