@@ -1,5 +1,5 @@
 // berth images ls | pull | rm | tag | label
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import { registerCommand, requireArgs } from '../command.ts';
 import { formatLabels, humanSize, parseLabelArgs } from '../output.ts';
@@ -8,6 +8,7 @@ import { imageSummary } from '../remote-content.ts';
 import { registerLabelCommand } from './label.ts';
 
 const IMAGES = 'containerd.services.images.v1.Images';
+const TRANSFER = 'berth.services.transfer.v1.Transfer';
 
 registerCommand({
   path: ['images', 'ls'],
@@ -62,7 +63,7 @@ registerCommand({
     };
     const progress = new PullProgress(ctx.out.isTTY && !flags.json, (s) => process.stderr.write(s), args[0]!);
     let image: any;
-    for await (const m of ctx.client().stream<any>('berth.services.pull.v1.Pull', 'Pull', req)) {
+    for await (const m of ctx.client().stream<any>(TRANSFER, 'Pull', req)) {
       if (m.stage === 'done') image = m.image;
       else progress.update(m);
     }
@@ -128,7 +129,7 @@ registerCommand({
   async run(ctx, flags, args) {
     requireArgs(args, 1, 'berth images import [flags] <file | ->');
     const input = args[0] === '-' ? process.stdin : createReadStream(args[0]!, { highWaterMark: 1 << 20 });
-    const call = ctx.client().open('berth.services.pull.v1.Pull', 'Import');
+    const call = ctx.client().open(TRANSFER, 'Import');
     call.send({ baseName: flags['base-name'] ?? '', skipUnpack: !!flags['skip-unpack'], snapshotter: flags.snapshotter ?? '' });
     const sending = (async () => {
       for await (const chunk of input) call.send({ data: chunk });
@@ -143,5 +144,40 @@ registerCommand({
     await sending;
     progress.finish();
     for (const n of names) ctx.out.line(n);
+  },
+});
+
+registerCommand({
+  path: ['images', 'push'],
+  summary: 'push an image to a registry (berthd uploads it)',
+  args: '<remote ref> [<local name>]',
+  flags: [
+    { name: 'plain-http', type: 'bool', usage: 'use plain HTTP for the registry' },
+    { name: 'user', alias: 'u', type: 'string', usage: 'registry credentials, user[:password]' },
+  ],
+  async run(ctx, flags, args) {
+    requireArgs(args, 1, 'berth images push [flags] <remote ref> [<local name>]');
+    const [username, ...pw] = ((flags.user as string | undefined) ?? '').split(':');
+    const req = { name: args[1] ?? args[0], ref: args[0], plainHttp: !!flags['plain-http'], username: username ?? '', password: pw.join(':') };
+    for await (const m of ctx.client().stream<any>(TRANSFER, 'Push', req)) {
+      if (m.stage === 'done') ctx.out.line(`${m.image.name} ${m.image.target.digest}`);
+      else process.stderr.write(`${m.digest.replace(/^sha256:/, '').slice(0, 12)}: ${m.status}\n`);
+    }
+  },
+});
+
+registerCommand({
+  path: ['images', 'export'],
+  summary: 'export images as an OCI image-layout archive (or docker save\'s format with --format docker)',
+  args: '<out.tar | -> <name> [<name>, ...]',
+  flags: [{ name: 'format', type: 'string', usage: 'oci or docker', default: 'oci' }],
+  async run(ctx, flags, args) {
+    requireArgs(args, 2, 'berth images export [--format oci|docker] <out.tar | -> <name> [<name>, ...]');
+    if (flags.format !== 'oci' && flags.format !== 'docker') throw errInvalidArgument(`--format ${flags.format}: want oci or docker`);
+    const out = args[0] === '-' ? process.stdout : createWriteStream(args[0]!);
+    for await (const m of ctx.client().stream<any>(TRANSFER, 'Export', { names: args.slice(1), format: flags.format })) {
+      if (!out.write(m.data)) await new Promise((resolve) => out.once('drain', resolve));
+    }
+    if (out !== process.stdout) await new Promise<void>((resolve) => (out as import('node:fs').WriteStream).end(() => resolve()));
   },
 });

@@ -8,6 +8,6 @@ import './content.ts';
 import './images.ts';
 import './snapshots.ts';
 import './containers.ts';
-import './pull.ts';
+import './transfer.ts';
 import './tasks.ts';
 import './diff.ts';

@@ -87,3 +87,29 @@ test('errors are one clear line: unknown command, unknown flag, no daemon', asyn
   t.is(help.code, 0);
   t.regex(help.stdout, /--plain-http/);
 });
+
+test('images push to a registry, export an OCI archive, import it into another namespace', async (t) => {
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'push' });
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/cli/busybox:src`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const d = await startDaemon(t);
+  t.is((await berth(d.address, ['images', 'pull', '--skip-unpack', ref])).code, 0);
+  const dest = `${registry.host}/cli/copy:1`;
+  const push = await berth(d.address, ['images', 'push', dest, ref]);
+  t.is(push.code, 0, push.stderr);
+  t.is(push.stdout, `${dest} ${image.target.digest}\n`);
+  t.regex(push.stderr, /: (uploaded|mounted|exists)\n/);
+  const pulledBack = await berth(d.address, ['-n', 'other', 'images', 'pull', '--skip-unpack', dest]);
+  t.is(pulledBack.stdout, `${dest} ${image.target.digest}\n`, pulledBack.stderr);
+  const archive = join(tempDir(t), 'out.tar');
+  t.is((await berth(d.address, ['images', 'export', archive, ref])).code, 0);
+  const imported = await berth(d.address, ['-n', 'third', 'images', 'import', '--skip-unpack', archive]);
+  t.is(imported.code, 0, imported.stderr);
+  t.regex(imported.stdout, new RegExp(`${image.target.digest}\\n$`));
+  const bad = await berth(d.address, ['images', 'push', dest, 'missing:1']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^berth: image "missing:1" in namespace default: not found\n$/);
+});

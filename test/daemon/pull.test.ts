@@ -1,4 +1,4 @@
-// Pulling inside berthd (berth.services.pull.v1): from a real registry, with progress; refused references;
+// Pulling inside berthd (berth.services.transfer.v1): from a real registry, with progress; refused references;
 // and a daemon killed mid-pull loses nothing: after a restart the partial layer resumes where it stopped.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/tmp.ts';
 import { startDaemon, startDaemonProcess } from './helpers.ts';
 import type { ApiClient } from '../../api/grpc-client.ts';
 
-const PULL = 'berth.services.pull.v1.Pull';
+const PULL = 'berth.services.transfer.v1.Transfer';
 const CONTENT = 'containerd.services.content.v1.Content';
 const IMAGES = 'containerd.services.images.v1.Images';
 

@@ -1,10 +1,13 @@
-// berth.services.pull.v1.Pull: the daemon pulls (resolve, fetch with verification, then the image record),
-// streaming progress to the client. Everything written is held by a lease that expires on its own, so a
+// berth.services.transfer.v1.Transfer: images in and out of berthd. Pull resolves, fetches with verification,
+// records and unpacks; Import does the same from an archive; Push sends an image to a registry; Export
+// streams an archive. Progress streams to the client. Everything written is held by a lease that expires on its own, so a
 // pull that is cancelled or dies with the daemon leaves resumable ingests and nothing else behind.
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { bidiStream, namespaceOf, serverStream } from '../../api/grpc.ts';
 import { importArchive } from '../images/import.ts';
+import { exportDockerArchive, exportOciArchive } from '../images/export.ts';
+import { pushImage } from '../remotes/push.ts';
 import { resolveManifests } from '../images/image.ts';
 import { hostPlatform, onlyPlatform } from '../images/platforms.ts';
 import { errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
@@ -68,8 +71,8 @@ function expiringLease(ctx: DaemonContext, ns: string, what: string) {
 }
 
 registerService({
-  name: 'berth.services.pull.v1.Pull',
-  plugin: { type: 'io.containerd.grpc.v1', id: 'berth-pull' },
+  name: 'berth.services.transfer.v1.Transfer',
+  plugin: { type: 'io.containerd.grpc.v1', id: 'berth-transfer' },
   create: (ctx) => ({
     Pull: serverStream(async (req, call) => {
       const ns = namespaceOf(call);
@@ -103,6 +106,32 @@ registerService({
       } finally {
         await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'pull lease not released'));
       }
+    }),
+    Push: serverStream(async (req, call) => {
+      const ns = namespaceOf(call);
+      const image = await ctx.db.images.get(ns, req.name);
+      const credentials = req.username ? () => ({ username: req.username, password: req.password }) : undefined;
+      const result = await pushImage(req.ref || req.name, {
+        store: ctx.db.content(ns), target: image.target,
+        ...(req.plainHttp ? { plainHttp: true } : {}),
+        ...(req.insecureHosts?.length ? { insecureHosts: req.insecureHosts } : {}),
+        ...(credentials ? { credentials } : {}),
+      });
+      for (const [digest, outcome] of result.outcomes) call.write({ stage: 'push', digest, status: String(outcome) });
+      call.write({ stage: 'done', status: 'done', image: imageToProto({ ...image, name: result.name }) });
+    }),
+    Export: serverStream(async (req, call) => {
+      const ns = namespaceOf(call);
+      if (!req.names?.length) throw errInvalidArgument('export: name at least one image');
+      const images = [];
+      for (const name of req.names) images.push(await ctx.db.images.get(ns, name));
+      const out = new PassThrough();
+      const writing = (req.format === 'docker' ? exportDockerArchive : exportOciArchive)(ctx.db.content(ns), images, out);
+      writing.then(() => out.end(), (err) => out.destroy(err));
+      for await (const chunk of out) {
+        if (!call.write({ data: chunk })) await new Promise((resolve) => call.once('drain', resolve));
+      }
+      await writing;
     }),
     Import: bidiStream(async (call) => {
       const ns = namespaceOf(call);
