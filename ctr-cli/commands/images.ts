@@ -176,7 +176,7 @@ registerCommand({
     if (flags.format !== 'oci' && flags.format !== 'docker') throw errInvalidArgument(`--format ${flags.format}: want oci or docker`);
     const out = args[0] === '-' ? process.stdout : createWriteStream(args[0]!);
     for await (const m of ctx.client().stream<any>(TRANSFER, 'Export', { names: args.slice(1), format: flags.format })) {
-      if (!out.write(m.data)) await new Promise((resolve) => out.once('drain', resolve));
+      if (!out.write(m.data)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     }
     if (out !== process.stdout) await new Promise<void>((resolve) => (out as import('node:fs').WriteStream).end(() => resolve()));
   },
