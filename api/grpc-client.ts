@@ -177,6 +177,8 @@ export class ApiClient {
   }
 
   private unavailable(detail: string): BerthError {
+    const caused = /caused by: (.*)\)$/.exec(detail)?.[1];
+    if (caused) return new BerthError(ErrorCode.Unavailable, caused);
     const cause = this.connectError ?? this.shared?.connectError;
     return new BerthError(ErrorCode.Unavailable, cause ? `connect ${(cause as NodeJS.ErrnoException).code ?? ''} ${this.address}: ${cause.message}`.replace(/\s+/g, ' ') : detail);
   }

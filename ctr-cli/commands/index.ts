@@ -9,3 +9,5 @@ import './leases.ts';
 import './events.ts';
 import './run.ts';
 import './tasks.ts';
+import './doctor.ts';
+import './completion.ts';

@@ -1,6 +1,7 @@
 // The berth CLI against berthd: each verb as an operator types it, output checked as they would read it.
 import test from 'ava';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { LocalContentStore } from '../../content/local.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
 import { busyboxImage, writeImageToStore } from '../helpers/image.ts';
@@ -112,4 +113,22 @@ test('images push to a registry, export an OCI archive, import it into another n
   const bad = await berth(d.address, ['images', 'push', dest, 'missing:1']);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /^berth: image "missing:1" in namespace default: not found\n$/);
+});
+
+test('doctor reports the host and the daemon; the bash completion script completes verbs and flags', async (t) => {
+  const d = await startDaemon(t);
+  const doctor = await berth(d.address, ['doctor', '--json']);
+  t.is(doctor.code, 0, doctor.stderr);
+  const checks = new Map((JSON.parse(doctor.stdout) as { name: string; status: string; detail: string }[]).map((c) => [c.name, c]));
+  t.is(checks.get('root')?.status, 'ok');
+  t.regex(checks.get('cgroups')!.detail, /^(v1|v2|hybrid)/);
+  t.is(checks.get('runc')?.status, 'ok');
+  t.is(checks.get('daemon')?.status, 'ok');
+  const script = (await berth(d.address, ['completion', 'bash'])).stdout;
+  const file = join(tempDir(t), 'berth.bash');
+  (await import('node:fs')).writeFileSync(file, script);
+  const complete = (words: string[]) => execFileSync('bash', ['-c', `source ${file}; COMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _berth; echo "\${COMPREPLY[@]}"`]).toString().trim();
+  t.is(complete(['berth', 'ima']), 'images');
+  t.is(complete(['berth', 'images', 'p']), 'pull push');
+  t.is(complete(['berth', 'run', '--r']), '--rm --read-only --runtime --runc-binary');
 });
