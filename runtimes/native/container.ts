@@ -16,6 +16,7 @@ import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
 import { mkfifo } from '../../api/libc.ts';
 import { nativeBinary, startMonitored, type Monitored, type StdioPaths } from '../monitor.ts';
+import type { LinuxSeccomp } from '../seccomp/compile.ts';
 
 export interface CreateOptions {
   bundle: string;
@@ -111,6 +112,7 @@ export class Runtime {
     writeFileSync(planPath, buildExecPlan({
       process: proc, containerPid: record.pid, namespaces: (spec.linux?.namespaces ?? []).map((ns) => ns.type),
       mode: opts.detach || opts.monitor ? 'create' : 'run', preserveFds: opts.preserveFds,
+      ...(spec.linux?.seccomp ? { seccomp: spec.linux.seccomp as LinuxSeccomp } : {}),
     }));
     const monitorPidFile = `${planPath}.pid`;
     const init = opts.monitor ? monitoredInit(planPath, opts.monitor, monitorPidFile) : spawnInit(planPath, opts.preserveFds ?? 0);

@@ -17,6 +17,7 @@ import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
 import type { CgroupManager } from '../cgroups/types.ts';
 import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FILES, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RLIMITS } from './linux-constants.ts';
 import type { Mount, Process, Spec } from './spec.ts';
+import { compileSeccomp, type LinuxSeccomp } from '../seccomp/compile.ts';
 
 export const PLAN_VERSION = 1;
 
@@ -97,7 +98,7 @@ export function buildPlan(input: PlanInput): Buffer {
   if (spec.hostname) plan.add('hostname', spec.hostname);
   if (spec.domainname) plan.add('domainname', spec.domainname);
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, value);
-  addProcess(plan, process, input.preserveFds);
+  addProcess(plan, process, input.preserveFds, linux.seccomp as LinuxSeccomp | undefined);
   return plan.encode();
 }
 
@@ -110,6 +111,8 @@ export interface ExecPlanInput {
   /** run: wait and report the exit status; create: detach once it runs. */
   mode: 'create' | 'run';
   preserveFds?: number;
+  /** The container's seccomp profile: exec'd processes get the same filter, as with runc. */
+  seccomp?: LinuxSeccomp;
 }
 
 /** A plan that runs one more process inside a running container (`exec`): join, no new root. */
@@ -124,11 +127,11 @@ export function buildExecPlan(input: ExecPlanInput): Buffer {
     plan.add('join', NAMESPACE_FLAGS[type]!, `/proc/${input.containerPid}/ns/${NAMESPACE_FILES[type]}`);
   }
   plan.add('clone', 0);
-  addProcess(plan, input.process, input.preserveFds);
+  addProcess(plan, input.process, input.preserveFds, input.seccomp);
   return plan.encode();
 }
 
-function addProcess(plan: PlanWriter, process: Process, preserveFds?: number): void {
+function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, seccomp?: LinuxSeccomp): void {
   for (const r of process.rlimits ?? []) plan.add('rlimit', RLIMITS[r.type]!, r.soft, r.hard);
   if (process.oomScoreAdj !== undefined) plan.add('oomscoreadj', process.oomScoreAdj);
   if (preserveFds) plan.add('preservefds', preserveFds);
@@ -138,6 +141,10 @@ function addProcess(plan: PlanWriter, process: Process, preserveFds?: number): v
   if (process.noNewPrivileges) plan.add('nnp');
   const caps = process.capabilities ?? {};
   plan.add('caps', ...[caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient].map((s) => capMask(s).toString()));
+  if (seccomp) {
+    const { program, flags } = compileSeccomp(seccomp);
+    plan.add('seccomp', flags, program.toString('hex'));
+  }
   plan.add('cwd', process.cwd);
   plan.add('env', ...(process.env ?? []));
   plan.add('args', ...process.args!);

@@ -4,6 +4,7 @@ import { join, posix, resolve } from 'node:path';
 import { errInvalidArgument, errNotFound, errNotImplemented } from '../../api/errdefs.ts';
 import { CAPABILITIES, NAMESPACE_FLAGS, RLIMITS } from './linux-constants.ts';
 import type { Spec } from './spec.ts';
+import { compileSeccomp, type LinuxSeccomp } from '../seccomp/compile.ts';
 
 const invalid = (field: string, why: string) => errInvalidArgument(`config.json: ${field}: ${why}`);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -178,5 +179,9 @@ function validateLinux(linux: unknown, spec: Record<string, unknown>): void {
     throw invalid('linux.rootfsPropagation', `unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
   }
   if (seen.has('time')) throw errNotImplemented('config.json: linux.namespaces: the time namespace is not supported yet');
-  if (linux.seccomp !== undefined) throw errNotImplemented('config.json: linux.seccomp: seccomp filters are not supported by berth-runc yet');
+  if (linux.seccomp !== undefined) {
+    if (!isObject(linux.seccomp)) throw invalid('linux.seccomp', 'must be an object');
+    // Compiling checks every action, operator, index and architecture, naming the field that is wrong.
+    compileSeccomp(linux.seccomp as unknown as LinuxSeccomp);
+  }
 }
