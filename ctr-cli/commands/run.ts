@@ -10,6 +10,7 @@ import { encodeMessage } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext, type Flags, type FlagSpec } from '../command.ts';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { runnableImage, type RunnableImage } from '../image.ts';
+import { defaultSeccompProfile } from '../seccomp-profile.ts';
 import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withUser, type Spec } from '../spec.ts';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
@@ -33,6 +34,7 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { name: 'cap-drop', type: 'strings', usage: 'drop a capability (repeatable)' },
   { name: 'label', type: 'strings', usage: 'container label key=value (repeatable)' },
   { name: 'hostname', type: 'string', usage: 'hostname in the container' },
+  { name: 'seccomp', type: 'string', usage: 'apply containerd\'s default seccomp profile (true/false)', default: 'true' },
   { name: 'tty', alias: 't', type: 'bool', usage: 'allocate a terminal (not supported yet)' },
   { name: 'runtime', type: 'string', usage: 'runtime name', default: 'io.containerd.berth.v2' },
   { name: 'runc-binary', type: 'string', usage: 'OCI runtime binary for the shim (fast, runc, crun, runsc, berth-runc)' },
@@ -53,6 +55,8 @@ export async function createContainer(ctx: CliContext, flags: Flags, image: stri
   if (flags.privileged) withPrivileged(spec);
   withCaps(spec, flags['cap-add'] as string[], flags['cap-drop'] as string[]);
   if (flags['read-only']) spec.root.readonly = true;
+  if (flags.seccomp !== 'true' && flags.seccomp !== 'false') throw errInvalidArgument(`--seccomp ${flags.seccomp}: want true or false`);
+  if (flags.seccomp === 'true' && !flags.privileged) spec.linux.seccomp = defaultSeccompProfile(spec.process.capabilities.bounding);
   if (flags.hostname) spec.hostname = flags.hostname;
   if (flags['net-host']) spec.linux.namespaces = spec.linux.namespaces.filter((n: any) => n.type !== 'network');
   for (const m of flags.mount as string[]) spec.mounts.push(parseMount(m));

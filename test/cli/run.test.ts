@@ -37,6 +37,14 @@ export async function loadImage(t: ExecutionContext, c: ApiClient, name: string,
     execFileSync('tar', ['-xf', tarFile, '-C', dir]);
     await c.call(SNAPSHOTS, 'Commit', { snapshotter: 'overlayfs', name: chainIdOf(diffIds), key });
   }
+  // The references an import or pull records, so garbage collection keeps what the image needs.
+  const m = image.manifests[0]!;
+  const CONTENT = 'containerd.services.content.v1.Content';
+  const refs: Record<string, string> = { 'containerd.io/gc.ref.content.config': m.config.descriptor.digest };
+  m.layers.forEach((l, i) => { refs[`containerd.io/gc.ref.content.l.${i}`] = l.descriptor.digest; });
+  await c.call(CONTENT, 'Update', { info: { digest: m.descriptor.digest, labels: refs }, updateMask: { paths: Object.keys(refs).map((k) => `labels.${k}`) } });
+  const snap = { 'containerd.io/gc.ref.snapshot.overlayfs': chainIdOf(diffIds) };
+  await c.call(CONTENT, 'Update', { info: { digest: m.config.descriptor.digest, labels: snap }, updateMask: { paths: Object.keys(snap).map((k) => `labels.${k}`) } });
 }
 
 test.serial('berth run --rm prints the container\'s output and exits with its status', async (t) => {
@@ -115,4 +123,15 @@ test.serial('berth images pull unpacks into overlayfs, then run uses it', async 
   t.is(run.stdout, 'berth test image pulled\n');
   const again = await berth(d.address, ['images', 'pull', ref]);
   for (const l of image.manifests[0]!.layers) t.regex(again.stderr, new RegExp(`${l.descriptor.digest.slice(7, 19)}: skipped`));
+});
+
+test.serial('run applies containerd\'s default seccomp profile: busybox works, namespaces and mounts are refused', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'seccomp' }));
+  const res = await berth(d.address, ['run', '--rm', 'busybox:test', 's1', 'sh', '-c',
+    'grep Seccomp: /proc/self/status; unshare -n true 2>/dev/null; echo unshare=$?; mount -t tmpfs t /mnt 2>/dev/null; echo mount=$?; ls / >/dev/null; echo ls=$?']);
+  t.is(res.code, 0, res.stderr);
+  t.is(res.stdout, 'Seccomp:\t2\nunshare=1\nmount=1\nls=0\n');
+  const off = await berth(d.address, ['run', '--rm', '--seccomp=false', 'busybox:test', 's2', 'grep', 'Seccomp:', '/proc/self/status']);
+  t.is(off.stdout, 'Seccomp:\t0\n', off.stderr);
 });
