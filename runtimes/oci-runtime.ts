@@ -3,7 +3,7 @@
 // watched by berth-monitor, which records its exit status durably. Backends register by name; a new backend is
 // a new file in runtimes/backends/ that calls registerRuntime.
 import { errInvalidArgument } from '../api/errdefs.ts';
-import type { LinuxResources } from './cgroups/types.ts';
+import type { CgroupStats, LinuxResources } from './cgroups/types.ts';
 import type { Monitored, StdioPaths } from './monitor.ts';
 import type { Process } from './oci/spec.ts';
 
@@ -38,6 +38,8 @@ export interface OciRuntime {
   resume(id: string): Promise<void>;
   pids(id: string): Promise<number[]>;
   update(id: string, resources: LinuxResources): Promise<void>;
+  /** The container's cgroup statistics (memory, cpu, pids, blkio). */
+  stats(id: string): Promise<CgroupStats>;
 }
 
 export interface RuntimeOptions {

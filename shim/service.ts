@@ -13,6 +13,7 @@ import { ShimContainer } from './container.ts';
 import type { EventPublisher } from './events.ts';
 import { ShimProcess, type ExitInfo } from './process.ts';
 import { mountAll, unmountAll } from '../api/mounting.ts';
+import { metricsAny } from './metrics.ts';
 
 const EV = 'containerd.events.';
 
@@ -249,7 +250,10 @@ export class ShimService {
         return {};
       },
 
-      Stats: () => { throw errNotImplemented('task stats are not supported by this shim yet'); },
+      Stats: async (req) => {
+        const c = this.container(req.id);
+        return { stats: metricsAny(await c.runtime.stats(c.id)) };
+      },
       Checkpoint: () => { throw errNotImplemented('checkpoint is not supported: berth has no CRIU integration'); },
     };
   }

@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { errInvalidArgument } from '../../api/errdefs.ts';
+import { fromTimestamp, unpackAny } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext } from '../command.ts';
 import { pipeFifo, releaseFifos } from './run.ts';
 
@@ -171,5 +172,31 @@ registerCommand({
     } finally {
       io?.done();
     }
+  },
+});
+
+registerCommand({
+  path: ['tasks', 'metrics'],
+  aliases: ['metric'],
+  summary: 'show a task\'s cgroup metrics',
+  args: '<id>',
+  flags: [{ name: 'json', type: 'bool', usage: 'print JSON' }],
+  async run(ctx, flags, args) {
+    requireArgs(args, 1, 'berth tasks metrics <id>');
+    const { metrics } = await ctx.client().call(TASKS, 'Metrics', { filters: [`id==${args[0]}`] });
+    if (!metrics.length) throw errInvalidArgument(`no running task ${args[0]}`);
+    const m = metrics[0];
+    const data = unpackAny<any>(m.data);
+    if (flags.json) return ctx.out.json({ id: m.id, timestamp: fromTimestamp(m.timestamp).toISOString(), metrics: data });
+    ctx.out.table(['ID', 'TIMESTAMP'], [[m.id, fromTimestamp(m.timestamp).toISOString()]]);
+    ctx.out.line();
+    const rows: string[][] = [];
+    if (data.memory) {
+      rows.push(['memory.usage_in_bytes', String(data.memory.usage?.usage ?? 0)], ['memory.limit_in_bytes', String(data.memory.usage?.limit ?? 0)],
+        ['memory.stat.cache', String(data.memory.cache)], ['memory.stat.rss', String(data.memory.rss)]);
+    }
+    if (data.cpu) rows.push(['cpuacct.usage', String(data.cpu.usage?.total ?? 0)], ['cpuacct.usage_percpu', JSON.stringify(data.cpu.usage?.perCpu ?? [])]);
+    if (data.pids) rows.push(['pids.current', String(data.pids.current)], ['pids.limit', String(data.pids.limit)]);
+    ctx.out.table(['METRIC', 'VALUE'], rows);
   },
 });

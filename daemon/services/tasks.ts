@@ -1,6 +1,8 @@
 // containerd.services.tasks.v1.Tasks: every call goes to the task's shim over ttrpc.
 import { errFailedPrecondition, errInvalidArgument, errNotImplemented, isNotFound } from '../../api/errdefs.ts';
 import { namespaceOf, unary } from '../../api/grpc.ts';
+import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
+import { toTimestamp } from '../../api/proto.ts';
 import type { Mount } from '../../api/mount.ts';
 import { registerService } from './service.ts';
 
@@ -92,7 +94,17 @@ registerService({
         await tasks.call(taskOf(call, req.containerId), 'Update', { id: req.containerId, resources: req.resources, annotations: req.annotations });
         return {};
       }),
-      Metrics: unary(() => { throw errNotImplemented('task metrics are not supported yet'); }),
+      Metrics: unary(async (req, call) => {
+        const ns = namespaceOf(call);
+        const filter = parseFilters(req.filters);
+        const metrics = [];
+        for (const t of tasks.list(ns)) {
+          if (!filter.match(fieldsAdaptor({ id: t.id, runtime: t.runtime }))) continue;
+          const { stats } = await tasks.call<{ stats: unknown }>(t, 'Stats', { id: t.id });
+          metrics.push({ timestamp: toTimestamp(new Date()), id: t.id, data: stats });
+        }
+        return { metrics };
+      }),
       Wait: unary(async (req, call) => {
         const task = taskOf(call, req.containerId);
         const abort = new AbortController();

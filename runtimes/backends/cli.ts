@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { BerthError, ErrorCode } from '../../api/errdefs.ts';
-import type { LinuxResources } from '../cgroups/types.ts';
+import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import { startMonitored, type Monitored } from '../monitor.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
 
@@ -85,6 +85,24 @@ class CliRuntime implements OciRuntime {
   async pids(id: string): Promise<number[]> {
     const out = await this.cli(['ps', '--format', 'json', id]);
     return (JSON.parse(out || '[]') as number[] | null) ?? [];
+  }
+
+  /** `events --stats` (runc's JSON: cpu.usage, memory.usage/swap/raw, pids, blkio) in berth's shape. */
+  async stats(id: string): Promise<CgroupStats> {
+    const d = (JSON.parse(await this.cli(['events', '--stats', id])) as { data?: Record<string, any> }).data ?? {};
+    const mem = d.memory ?? {};
+    const cpu = d.cpu ?? {};
+    return {
+      ...(d.memory ? { memory: {
+        usage: mem.usage?.usage ?? 0, maxUsage: mem.usage?.max ?? 0, limit: mem.usage?.limit ?? 0, failcnt: mem.usage?.failcnt ?? 0,
+        cache: mem.cache ?? 0, rss: mem.raw?.rss ?? 0, swap: mem.swap?.usage ?? 0, swapLimit: mem.swap?.limit ?? 0, raw: mem.raw ?? {},
+      } } : {}),
+      ...(d.cpu ? { cpu: {
+        usageTotal: cpu.usage?.total ?? 0, usageUser: cpu.usage?.user ?? 0, usageSystem: cpu.usage?.kernel ?? 0, perCpu: cpu.usage?.percpu ?? [],
+        throttling: { periods: cpu.throttling?.periods ?? 0, throttledPeriods: cpu.throttling?.throttledPeriods ?? 0, throttledTime: cpu.throttling?.throttledTime ?? 0 },
+      } } : {}),
+      ...(d.pids ? { pids: { current: d.pids.current ?? 0, limit: d.pids.limit ?? 0 } } : {}),
+    };
   }
 
   async update(id: string, resources: LinuxResources): Promise<void> {

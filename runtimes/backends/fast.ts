@@ -2,7 +2,7 @@
 // berth-monitor itself. No runtime CLI process per operation.
 import { join } from 'node:path';
 import { errInternal } from '../../api/errdefs.ts';
-import type { LinuxResources } from '../cgroups/types.ts';
+import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import { Runtime } from '../native/container.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
 import type { Monitored } from '../monitor.ts';
@@ -53,6 +53,10 @@ class FastRuntime implements OciRuntime {
 
   async pids(id: string): Promise<number[]> {
     return this.runtime.cgroup(this.runtime.store.read(id)).pids();
+  }
+
+  async stats(id: string): Promise<CgroupStats> {
+    return this.runtime.cgroup(this.runtime.store.read(id)).stats();
   }
 
   async update(id: string, resources: LinuxResources): Promise<void> {

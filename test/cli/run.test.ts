@@ -135,3 +135,22 @@ test.serial('run applies containerd\'s default seccomp profile: busybox works, n
   const off = await berth(d.address, ['run', '--rm', '--seccomp=false', 'busybox:test', 's2', 'grep', 'Seccomp:', '/proc/self/status']);
   t.is(off.stdout, 'Seccomp:\t0\n', off.stderr);
 });
+
+test.serial('tasks metrics: memory, cpu and pids of a running task, on the fast path and through runc', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'metrics' }));
+  for (const [id, extra] of [['m-fast', []], ['m-runc', ['--runc-binary', 'runc']]] as const) {
+    t.is((await berth(d.address, ['run', '-d', '--memory-limit', '33554432', ...extra, 'busybox:test', id, 'sleep', '300'])).code, 0);
+    const res = await berth(d.address, ['tasks', 'metrics', '--json', id]);
+    t.is(res.code, 0, res.stderr);
+    const m = JSON.parse(res.stdout).metrics;
+    t.true(m.pids.current >= 1, `${id} pids`);
+    t.true(m.memory.usage.usage > 0, `${id} memory usage`);
+    t.is(m.memory.usage.limit, 33554432, `${id} memory limit`);
+    t.true(m.cpu.usage.total > 0, `${id} cpu`);
+    const table = await berth(d.address, ['tasks', 'metrics', id]);
+    t.regex(table.stdout, /memory\.limit_in_bytes\s+33554432/);
+    await berth(d.address, ['tasks', 'delete', '--force', id]);
+    await berth(d.address, ['containers', 'rm', id]);
+  }
+});
