@@ -14,8 +14,23 @@ import type { EventPublisher } from './events.ts';
 import { ShimProcess, type ExitInfo } from './process.ts';
 import { mountAll, unmountAll } from '../api/mounting.ts';
 import { metricsAny } from './metrics.ts';
+import { openCgroup } from '../runtimes/cgroups/index.ts';
+import type { CgroupManager } from '../runtimes/cgroups/types.ts';
+import { readFileSync } from 'node:fs';
+
+/** The container's cgroup as its spec names it (every backend here uses the cgroupfs layout). */
+function cgroupOf(bundle: string, id: string): CgroupManager | undefined {
+  try {
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { linux?: { cgroupsPath?: string } };
+    return openCgroup(spec.linux?.cgroupsPath ?? '', { containerId: id });
+  } catch {
+    return undefined;
+  }
+}
 
 const EV = 'containerd.events.';
+/** How often a running container's memory cgroup is checked for OOM kills. */
+const OOM_POLL_MS = 1000;
 
 export interface ShimServiceOptions {
   namespace: string;
@@ -74,10 +89,24 @@ export class ShimService {
   }
 
   private onExit = (c: ShimContainer) => (p: ShimProcess, e: ExitInfo) => {
+    if (!p.execId) {
+      clearInterval(c.oomWatch);
+      this.checkOom(c);
+    }
     this.publish('/tasks/exit', 'TaskExit', { containerId: c.id, id: p.id, pid: p.pid, exitStatus: e.status, exitedAt: toTimestamp(e.exitedAt) });
     // When the init ends, processes exec'd into it are gone with its pid namespace; the ones still tracked
     // as running are reported by their own monitors.
   };
+
+  /** Publishes /tasks/oom once per new OOM kill in the container's memory cgroup. */
+  private checkOom(c: ShimContainer): void {
+    let kills = 0;
+    try { kills = c.cgroup?.oomKillCount() ?? 0; } catch { return; }
+    if (kills > c.oomKills) {
+      c.oomKills = kills;
+      this.publish('/tasks/oom', 'TaskOOM', { containerId: c.id });
+    }
+  }
 
   handlers(): Record<string, TtrpcHandler> {
     return {
@@ -93,6 +122,7 @@ export class ShimService {
         const stdio = { stdin: req.stdin || undefined, stdout: req.stdout || undefined, stderr: req.stderr || undefined };
         const init = new ShimProcess(req.id, '', stdio, false);
         const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
+        c.cgroup = cgroupOf(req.bundle, req.id);
         if (rootfs.length) await mountAll(rootfs, join(req.bundle, 'rootfs'));
         try {
           const m = await runtime.create({ id: req.id, bundle: req.bundle, stdio, stateDir: c.stateDir, noPivot });
@@ -126,6 +156,8 @@ export class ShimService {
           }
           if (!p.exit) p.status = 'RUNNING';
           this.publish('/tasks/start', 'TaskStart', { containerId: c.id, pid: p.pid });
+          c.oomWatch = setInterval(() => this.checkOom(c), OOM_POLL_MS);
+          c.oomWatch.unref();
           p.markStarted();
           return { pid: p.pid };
         }

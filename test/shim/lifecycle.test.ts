@@ -83,3 +83,28 @@ for (const [backend, binary] of Object.entries(BACKENDS)) {
       '/tasks/paused', '/tasks/resumed', '/tasks/exit', '/tasks/delete']);
   });
 }
+
+for (const [backend, binary] of [['fast', undefined], ['runc', 'runc']] as const) {
+  test.serial(`${backend}: a container killed for memory raises /tasks/oom before its exit`, async (t) => {
+    const h = await shimHarness(t);
+    const id = uid();
+    const bundle = makeBundle(join(h.dir, id), {
+      args: ['/bin/sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'],
+      edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.linux.resources.memory = { limit: 32 * 1024 * 1024, swap: 32 * 1024 * 1024 }; },
+    });
+    const client = await h.start(bundle.dir, id);
+    const io = h.fifos('init');
+    await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(binary) });
+    const waiting = h.call(client, 'Wait', { id });
+    await h.call(client, 'Start', { id });
+    const waited = await waiting;
+    t.not(await io.output, 'survived\n');
+    t.true(waited.exitStatus === 137 || waited.exitStatus === 1, `exit ${waited.exitStatus}`);
+    await h.call(client, 'Delete', { id });
+    await new Promise((r) => setTimeout(r, 100));
+    const topics = h.events.map((e) => e.topic);
+    t.true(topics.includes('/tasks/oom'), topics.join(' '));
+    t.true(topics.indexOf('/tasks/oom') < topics.lastIndexOf('/tasks/exit'));
+    t.like(h.events.find((e) => e.topic === '/tasks/oom')!.event, { containerId: id });
+  });
+}
