@@ -3,11 +3,17 @@
 // starts in a few milliseconds. Wire format: HTTP/2 POST /<service>/<method>, content-type application/grpc,
 // each message prefixed by a compressed flag byte and a 4-byte big-endian length; the status comes in the
 // trailers (or in the headers of a trailers-only answer).
-import http2 from 'node:http2';
+import type http2 from 'node:http2';
 import { connect } from 'node:net';
 import { BerthError, ErrorCode, fromStatus } from './errdefs.ts';
 import { CONVERT, protos } from './proto.ts';
 import type protobuf from 'protobufjs';
+
+// node:http2 is loaded on first use, not at import: the CLI's V8 startup snapshot cannot hold it.
+let h2: typeof http2 | undefined;
+const loadHttp2 = () => (h2 ??= process.getBuiltinModule('node:http2') as typeof http2);
+const NGHTTP2_NO_ERROR = 0;
+const NGHTTP2_CANCEL = 8;
 
 export const NAMESPACE_HEADER = 'containerd-namespace';
 export const LEASE_HEADER = 'containerd-lease';
@@ -98,7 +104,7 @@ export class ApiClient {
     if (this.shared) return this.shared.connection();
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const path = this.address.replace(/^unix:\/\//, '');
-    const session = http2.connect('http://localhost', { createConnection: () => connect(path) });
+    const session = loadHttp2().connect('http://localhost', { createConnection: () => connect(path) });
     session.on('error', (err) => { this.connectError = err; });
     // An idle client must not keep the process alive.
     session.unref();
@@ -133,7 +139,7 @@ export class ApiClient {
     };
     let timer: NodeJS.Timeout | undefined;
     if (this.opts.timeoutMs) {
-      timer = setTimeout(() => { stream.close(http2.constants.NGHTTP2_CANCEL); finish(new BerthError(ErrorCode.DeadlineExceeded, `${m.path}: deadline exceeded after ${this.opts.timeoutMs} ms`)); }, this.opts.timeoutMs);
+      timer = setTimeout(() => { stream.close(NGHTTP2_CANCEL); finish(new BerthError(ErrorCode.DeadlineExceeded, `${m.path}: deadline exceeded after ${this.opts.timeoutMs} ms`)); }, this.opts.timeoutMs);
     }
     stream.on('response', (h) => { const err = statusError(h); if (err) finish(err); });
     stream.on('data', (chunk: Buffer) => {
@@ -145,7 +151,7 @@ export class ApiClient {
     stream.on('trailers', (h) => finish(statusError(h)));
     stream.on('close', () => {
       clearTimeout(timer);
-      if (!done && stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+      if (!done && stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR) {
         finish(this.unavailable(`stream reset (code ${stream.rstCode})`));
       }
       finish();
@@ -154,7 +160,7 @@ export class ApiClient {
     return {
       send: (msg) => { stream.write(frame(m.req, msg)); },
       end: () => { stream.end(); },
-      cancel: () => { if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL); finish(new BerthError(ErrorCode.Canceled, `${m.path}: cancelled`)); },
+      cancel: () => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); finish(new BerthError(ErrorCode.Canceled, `${m.path}: cancelled`)); },
       [Symbol.asyncIterator]: () => ({
         next: async (): Promise<IteratorResult<Msg>> => {
           for (;;) {
@@ -168,7 +174,7 @@ export class ApiClient {
           }
         },
         return: async (): Promise<IteratorResult<Msg>> => {
-          if (!done && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+          if (!done && !stream.closed) stream.close(NGHTTP2_CANCEL);
           finish();
           return { value: undefined, done: true };
         },

@@ -27,12 +27,13 @@ const archive = join(work, 'busybox.tar');
 run(process.execPath, ['--import', 'tsx', join(DIST, '..', 'scripts', 'demo-image.ts'), archive, 'mem']);
 const berthd = await startBerthd(join(work, 'berthd'));
 const containerd = await startContainerd(join(work, 'containerd'));
-const berth = (...a: string[]) => [join(DIST, 'berth.mjs'), '-a', berthd.address, ...a];
+const berth = (...a: string[]) => ['-a', berthd.address, ...a];
+const BERTH = join(DIST, 'berth');
 try {
-  run(process.execPath, berth('images', 'import', '--base-name', 'berth.local/busybox', archive));
+  run(BERTH, berth('images', 'import', '--base-name', 'berth.local/busybox', archive));
   run('ctr', ['-a', containerd.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
   for (let i = 0; i < n; i++) {
-    run(process.execPath, berth('run', '-d', 'berth.local/busybox:mem', `b${i}`, 'sleep', '1000'));
+    run(BERTH, berth('run', '-d', 'berth.local/busybox:mem', `b${i}`, 'sleep', '1000'));
     run('ctr', ['-a', containerd.address, 'run', '-d', 'berth.local/busybox:mem', `c${i}`, 'sleep', '1000']);
   }
   await new Promise((r) => setTimeout(r, 2000));
@@ -47,7 +48,7 @@ try {
   console.log(`daemons with ${n} containers: berthd ${bm.rss.toFixed(1)} MiB RSS / ${bm.pss.toFixed(1)} PSS, containerd ${cm.rss.toFixed(1)} MiB RSS / ${cm.pss.toFixed(1)} PSS`);
 } finally {
   for (let i = 0; i < n; i++) {
-    try { run(process.execPath, berth('tasks', 'delete', '--force', `b${i}`)); run(process.execPath, berth('containers', 'rm', `b${i}`)); } catch { /* not started */ }
+    try { run(BERTH, berth('tasks', 'delete', '--force', `b${i}`)); run(BERTH, berth('containers', 'rm', `b${i}`)); } catch { /* not started */ }
     try { run('ctr', ['-a', containerd.address, 'tasks', 'kill', '-s', 'KILL', `c${i}`]); } catch { /* gone */ }
   }
   await new Promise((r) => setTimeout(r, 1000));

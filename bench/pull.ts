@@ -77,13 +77,14 @@ const total = gz.reduce((s, l) => s + l.length, 0);
 const berthd = await startBerthd(join(work, 'berthd'));
 const containerd = await startContainerd(join(work, 'containerd'));
 try {
-  const berth = (...a: string[]) => [join(DIST, 'berth.mjs'), '-a', berthd.address, ...a];
+  const berth = (...a: string[]) => ['-a', berthd.address, ...a];
+const BERTH = join(DIST, 'berth');
   const times = new Map<string, number[]>([['ctr images pull (containerd)', []], ['berth images pull (berthd)', []]]);
   for (let i = 0; i < runs; i++) {
     times.get('ctr images pull (containerd)')!.push(await time('ctr', ['-a', containerd.address, 'images', 'pull', '--plain-http', ref]));
     run('ctr', ['-a', containerd.address, 'images', 'rm', '--sync', ref]);
-    times.get('berth images pull (berthd)')!.push(await time(process.execPath, berth('images', 'pull', ref)));
-    run(process.execPath, berth('images', 'rm', '--sync', ref));
+    times.get('berth images pull (berthd)')!.push(await time(BERTH, berth('images', 'pull', ref)));
+    run(BERTH, berth('images', 'rm', '--sync', ref));
   }
   console.log(`cold pull + unpack of ${gz.length} gzip layers, ${(total / 1048576).toFixed(0)} MiB compressed, ${runs} interleaved runs each`);
   printTable(times, 'ctr images pull (containerd)');

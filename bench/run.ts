@@ -14,16 +14,17 @@ run(process.execPath, ['--import', 'tsx', join(DIST, '..', 'scripts', 'demo-imag
 const berthd = await startBerthd(join(work, 'berthd'));
 const containerd = await startContainerd(join(work, 'containerd'));
 try {
-  const berth = (...a: string[]) => [join(DIST, 'berth.mjs'), '-a', berthd.address, ...a];
-  run(process.execPath, berth('images', 'import', '--base-name', 'berth.local/busybox', archive));
+  const berth = (...a: string[]) => ['-a', berthd.address, ...a];
+const BERTH = join(DIST, 'berth');
+  run(BERTH, berth('images', 'import', '--base-name', 'berth.local/busybox', archive));
   run('ctr', ['-a', containerd.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
   const idle = { berthd: memoryOf(berthd.child.pid!), containerd: memoryOf(containerd.child.pid!) };
   let n = 0;
   const subjects: Subject[] = [
     { name: 'ctr run --rm (runc)', run: () => command('ctr', ['-a', containerd.address, 'run', '--rm', 'berth.local/busybox:bench', `c${n++}`, '/bin/true'])() },
-    { name: 'berth run --rm (fast)', run: () => command(process.execPath, berth('run', '--rm', 'berth.local/busybox:bench', `b${n++}`, '/bin/true'))() },
-    { name: 'berth run --rm (runc)', run: () => command(process.execPath, berth('run', '--rm', '--runc-binary', 'runc', 'berth.local/busybox:bench', `r${n++}`, '/bin/true'))() },
-    { name: 'berth version (CLI start)', run: command(process.execPath, berth('version')) },
+    { name: 'berth run --rm (fast)', run: () => command(BERTH, berth('run', '--rm', 'berth.local/busybox:bench', `b${n++}`, '/bin/true'))() },
+    { name: 'berth run --rm (runc)', run: () => command(BERTH, berth('run', '--rm', '--runc-binary', 'runc', 'berth.local/busybox:bench', `r${n++}`, '/bin/true'))() },
+    { name: 'berth version (CLI start)', run: command(BERTH, berth('version')) },
     { name: 'ctr version', run: command('ctr', ['-a', containerd.address, 'version']) },
   ];
   const times = interleave(subjects, runs);

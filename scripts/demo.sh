@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 npm run -s build
 unset NODE_EXTRA_CA_CERTS
-berth="node $PWD/dist/berth.mjs"
+berth="$PWD/dist/berth"
 
 if ! $berth version >/dev/null 2>&1; then
   mkdir -p /run/berth /var/log

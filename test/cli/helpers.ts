@@ -1,4 +1,5 @@
-// Runs the built berth CLI (dist/berth.mjs) as an operator would, against a test daemon.
+// Runs the built berth CLI as an operator would (dist/berth: the launcher of its V8 startup snapshot),
+// against a test daemon.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO } from '../daemon/helpers.ts';
@@ -9,7 +10,7 @@ export function berth(address: string, args: string[], opts: { env?: Record<stri
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, BERTH_ADDRESS: address, ...opts.env };
     delete env.NODE_EXTRA_CA_CERTS;
-    const child = execFile(process.execPath, [join(REPO, 'dist', 'berth.mjs'), ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(join(REPO, 'dist', 'berth'), args, { env, encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
