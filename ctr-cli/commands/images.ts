@@ -1,7 +1,7 @@
 // berth images ls | pull | rm | tag | label
 import { createReadStream, createWriteStream } from 'node:fs';
 import { errInvalidArgument } from '../../api/errdefs.ts';
-import { registerCommand, requireArgs } from '../command.ts';
+import { registerCommand, requireArgs, type FlagSpec } from '../command.ts';
 import { formatLabels, humanSize, parseLabelArgs } from '../output.ts';
 import { PullProgress, type ProgressMessage } from '../progress.ts';
 import { imageSummary } from '../remote-content.ts';
@@ -9,6 +9,11 @@ import { registerLabelCommand } from './label.ts';
 
 const IMAGES = 'containerd.services.images.v1.Images';
 const TRANSFER = 'berth.services.transfer.v1.Transfer';
+
+const REGISTRY_FLAGS: FlagSpec[] = [
+  { name: 'plain-http', type: 'bool', usage: 'use plain HTTP for the registry' },
+  { name: 'user', alias: 'u', type: 'string', usage: 'registry credentials, user[:password]' },
+];
 
 registerCommand({
   path: ['images', 'ls'],
@@ -42,8 +47,7 @@ registerCommand({
   summary: 'pull an image from a registry (berthd fetches, verifies and unpacks it)',
   args: '<ref>',
   flags: [
-    { name: 'plain-http', type: 'bool', usage: 'use plain HTTP for the registry' },
-    { name: 'user', alias: 'u', type: 'string', usage: 'registry credentials, user[:password]' },
+    ...REGISTRY_FLAGS,
     { name: 'platform', type: 'strings', usage: 'pull this platform (repeatable); default the host\'s' },
     { name: 'all-platforms', type: 'bool', usage: 'pull every platform' },
     { name: 'snapshotter', type: 'string', usage: 'snapshotter to unpack with (default the daemon\'s)' },
@@ -151,10 +155,7 @@ registerCommand({
   path: ['images', 'push'],
   summary: 'push an image to a registry (berthd uploads it)',
   args: '<remote ref> [<local name>]',
-  flags: [
-    { name: 'plain-http', type: 'bool', usage: 'use plain HTTP for the registry' },
-    { name: 'user', alias: 'u', type: 'string', usage: 'registry credentials, user[:password]' },
-  ],
+  flags: REGISTRY_FLAGS,
   async run(ctx, flags, args) {
     requireArgs(args, 1, 'berth images push [flags] <remote ref> [<local name>]');
     const [username, ...pw] = ((flags.user as string | undefined) ?? '').split(':');
