@@ -59,6 +59,7 @@ async function unpack(ctx: DaemonContext, ns: string, lease: string, target: Ima
   const snapshotter = snapshotterName || ctx.defaultSnapshotter;
   await unpackManifest(manifest!, {
     content, snapshotter: ctx.db.snapshotter(ns, snapshotter, { lease }), snapshotterName: snapshotter, scratch: ctx.scratch,
+    stageInParallel: snapshotter === 'overlayfs',
     onLayer: (layer, status) => write({ stage: 'unpack', digest: layer.digest, mediaType: layer.mediaType, status, total: layer.size }),
   });
 }
