@@ -3,6 +3,7 @@ import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { TtrpcServer } from '../api/ttrpc/server.ts';
+import { socketAccepts } from '../api/unix-socket.ts';
 import { EventPublisher } from './events.ts';
 import type { ShimFlags } from './main.ts';
 import { ShimService } from './service.ts';
@@ -37,6 +38,11 @@ export async function serve(f: ShimFlags): Promise<void> {
     },
   });
   server.register('containerd.task.v2.Task', service.handlers());
+  // Two `start`s of one group may race: the second shim must not take the first one's live socket.
+  if (await socketAccepts(f.socket)) {
+    log.info({ socket: f.socket }, 'another shim of this group serves the socket: exiting');
+    process.exit(0);
+  }
   await server.listen(f.socket);
   process.on('SIGTERM', () => service.handlers().Shutdown!({ id: f.id, now: true }, undefined as never));
   try {

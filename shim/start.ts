@@ -4,7 +4,7 @@
 // container's `start` finds the first one's shim alive and answers its address.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import type { ShimFlags } from './main.ts';
@@ -35,8 +35,12 @@ export async function startAction(f: ShimFlags): Promise<void> {
   const address = `unix://${path}`;
   if (!(await accepts(path))) {
     mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o711 });
-    rmSync(path, { force: true });
-    await spawnServer(f, path);
+    try {
+      await spawnServer(f, path);
+    } catch (err) {
+      // Lost a race with another start of the same group: its shim serves.
+      if (!(await accepts(path))) throw err;
+    }
   }
   writeFileSync(join(bundle, 'address'), address);
   process.stdout.write(address);

@@ -58,6 +58,8 @@ export class TaskManager {
   private closing = false;
   /** Live grouped shims: runtime + namespace → ttrpc address. */
   private readonly groups = new Map<string, string>();
+  /** Group shims being started: concurrent creates of one group wait for the same start. */
+  private readonly starting = new Map<string, Promise<string>>();
 
   constructor(private readonly o: TaskManagerOptions) {}
 
@@ -144,8 +146,19 @@ export class TaskManager {
         this.groups.delete(group!);
       }
     }
-    const address = await startShim(runtime, { ...this.shimOptions(ns, id, bundle), ...(group ? { group } : {}) }, options?.value);
-    if (group) this.groups.set(group, address);
+    if (!group) {
+      const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options?.value);
+      return { address, client: await TtrpcClient.connect(address) };
+    }
+    let pending = this.starting.get(group);
+    if (!pending) {
+      pending = startShim(runtime, { ...this.shimOptions(ns, id, bundle), group }, options?.value)
+        .then((address) => { this.groups.set(group, address); return address; })
+        .finally(() => this.starting.delete(group));
+      this.starting.set(group, pending);
+    }
+    const address = await pending;
+    writeFileSync(join(bundle, 'address'), address);
     return { address, client: await TtrpcClient.connect(address) };
   }
 

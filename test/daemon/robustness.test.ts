@@ -87,6 +87,7 @@ test.serial('200 create/start/wait/delete cycles, 8 at a time, leave nothing beh
   t.deepEqual(cgroupDirs(parent), [], 'no cgroup directories left');
   // This daemon's monitors (their exit files live in its bundles); other tests may run containers meanwhile.
   t.deepEqual(processesOf('berth-monitor', d.config.state), [], 'no monitors left');
+  t.is(processesOf('containerd-shim-berth-v2', d.address).length, 1, 'one shim served the whole namespace, even with 8 creates at once');
   t.true(readdirSync('/proc/self/fd').length <= fdsBefore + 8, `daemon fds ${fdsBefore} -> ${readdirSync('/proc/self/fd').length}`);
   t.deepEqual(readdirSync(join(d.config.state, 'io.containerd.runtime.v2.task', 'default')), [], 'no bundles left');
 });
