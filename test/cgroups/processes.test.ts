@@ -82,7 +82,8 @@ test('pids lists every process in the subtree; stats report memory in use', asyn
   const child = await heldChild(t, 'x=$(/bin/busybox head -c 4000000 /dev/zero | /bin/busybox tr "\\0" a); /bin/busybox sleep 30 & /bin/busybox sleep 30 & wait');
   cg.addProcess(child.pid);
   child.go();
-  await sleep(300);
+  // The shell builds a 4 MB string, then starts two sleeps: wait for them (a loaded machine is slow).
+  for (let i = 0; i < 100 && cg.pids().length < 3; i++) await sleep(50);
   const pids = cg.pids();
   t.true(pids.includes(child.pid));
   t.true(pids.length >= 3, `pids ${pids}`);
