@@ -14,6 +14,7 @@ import type { EventPublisher } from './events.ts';
 import { ShimProcess, type ExitInfo } from './process.ts';
 import { mountAll, unmountAll } from '../api/mounting.ts';
 import { metricsAny } from './metrics.ts';
+import { stdioOf } from './stdio.ts';
 import { openCgroup } from '../runtimes/cgroups/index.ts';
 import type { CgroupManager } from '../runtimes/cgroups/types.ts';
 import { readFileSync } from 'node:fs';
@@ -119,7 +120,7 @@ export class ShimService {
         const runtimeRoot = join(this.opts.stateRoot, binaryName ? binaryName.replace(/\//g, '_') : 'fast', this.opts.namespace);
         const runtime = openRuntime(binaryName, runtimeRoot);
         const rootfs: Mount[] = (req.rootfs ?? []).map((m: Mount) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
-        const stdio = { stdin: req.stdin || undefined, stdout: req.stdout || undefined, stderr: req.stderr || undefined };
+        const stdio = stdioOf(req);
         const init = new ShimProcess(req.id, '', stdio, false);
         const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
         c.cgroup = cgroupOf(req.bundle, req.id);
@@ -242,7 +243,7 @@ export class ShimService {
         if (req.terminal) throw errNotImplemented('terminal (tty) exec is not supported by this shim yet');
         if (!req.spec?.value) throw new BerthError(ErrorCode.InvalidArgument, 'exec: the process spec is required');
         const spec = JSON.parse(Buffer.from(req.spec.value).toString('utf8')) as Process;
-        const stdio = { stdin: req.stdin || undefined, stdout: req.stdout || undefined, stderr: req.stderr || undefined };
+        const stdio = stdioOf(req);
         c.execs.set(req.execId, new ShimProcess(c.id, req.execId, stdio, false, spec));
         this.publish('/tasks/exec-added', 'TaskExecAdded', { containerId: c.id, execId: req.execId });
         return {};

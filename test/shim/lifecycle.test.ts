@@ -2,6 +2,7 @@
 // path (no runtime CLI), berth-runc, runc and runsc. (crun refuses this hybrid-cgroup host; see the note on
 // the issue.)
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { REPO } from '../daemon/helpers.ts';
@@ -108,3 +109,20 @@ for (const [backend, binary] of [['fast', undefined], ['runc', 'runc']] as const
     t.like(h.events.find((e) => e.topic === '/tasks/oom')!.event, { containerId: id });
   });
 }
+
+test.serial('file:// log URIs: stdout and stderr appended to one log file; binary:// refused clearly', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sh', '-c', 'echo to-out; echo to-err >&2'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
+  const client = await h.start(bundle.dir, id);
+  const log = join(h.dir, 'logs', 'c.log');
+  await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: `file://${log}`, stderr: `file://${log}` });
+  const waiting = h.call(client, 'Wait', { id });
+  await h.call(client, 'Start', { id });
+  t.is((await waiting).exitStatus, 0);
+  t.is(readFileSync(log, 'utf8'), 'to-out\nto-err\n');
+  await h.call(client, 'Delete', { id });
+  const id2 = uid();
+  const b2 = makeBundle(join(h.dir, id2), { edit: (s) => { s.linux.cgroupsPath = `/${id2}`; } });
+  await t.throwsAsync(h.call(client, 'Create', { id: id2, bundle: b2.dir, stdout: 'binary:///usr/bin/logger?x=1' }), { message: /binary:\/\/ log URIs are not supported/ });
+});
