@@ -92,25 +92,25 @@ test.serial('unknown runtimes and missing containers are refused clearly', async
   t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
 });
 
-test.serial('berthd killed with SIGKILL finds its running tasks again after a restart, with exits that happened meanwhile', async (t) => {
+test.serial('berthd killed with SIGKILL while 20 containers run finds them all after a restart, with the exits that happened meanwhile', async (t) => {
   const first = await startDaemonProcess(t);
   const c1 = first.client('default');
   const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
-  const ids = Array.from({ length: 4 }, uid);
+  const ids = Array.from({ length: 20 }, uid);
   for (const [i, id] of ids.entries()) {
     // Even ones keep running; odd ones exit while the daemon is down. No stdio: a FIFO read that never ends
     // would hold a thread of the test's pool.
-    await createContainer(c1, id, i % 2 ? ['/bin/sh', '-c', 'sleep 1; exit 42'] : ['/bin/sleep', '1000']);
+    await createContainer(c1, id, i % 2 ? ['/bin/sh', '-c', 'sleep 2; exit 42'] : ['/bin/sleep', '1000']);
     await c1.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
     await c1.call(TASKS, 'Start', { containerId: id });
   }
   first.child.kill('SIGKILL');
   await new Promise((resolve) => first.child.once('exit', resolve));
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await new Promise((resolve) => setTimeout(resolve, 2500));
   const second = await startDaemonProcess(t, { root: first.config.root, state: first.config.state, address: first.config.address });
   const c2 = second.client('default');
   const listed = new Map<string, any>((await c2.call(TASKS, 'List', {})).tasks.map((p: any) => [p.id, p]));
-  t.is(listed.size, 4);
+  t.is(listed.size, 20);
   for (const [i, id] of ids.entries()) {
     if (i % 2) t.like(listed.get(id), { status: 'STOPPED', exitStatus: 42 });
     else t.like(listed.get(id), { status: 'RUNNING' });
