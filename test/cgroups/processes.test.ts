@@ -1,6 +1,6 @@
 // Limits as a process inside the cgroup feels them, freeze/thaw, stats, listing, killing and removal.
 import test from 'ava';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCgroup, removeLeftoverCgroups, readProcessCgroups } from '../../runtimes/cgroups/index.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -82,8 +82,9 @@ test('pids lists every process in the subtree; stats report memory in use', asyn
   const child = await heldChild(t, 'x=$(/bin/busybox head -c 4000000 /dev/zero | /bin/busybox tr "\\0" a); /bin/busybox sleep 30 & /bin/busybox sleep 30 & wait');
   cg.addProcess(child.pid);
   child.go();
-  // The shell builds a 4 MB string, then starts two sleeps: wait for them (a loaded machine is slow).
-  for (let i = 0; i < 100 && cg.pids().length < 3; i++) await sleep(50);
+  // The shell builds a 4 MB string, then starts two sleeps: wait for both sleeps (a loaded machine is slow).
+  const sleeps = () => cg.pids().filter((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sleep'; } catch { return false; } }).length;
+  for (let i = 0; i < 200 && sleeps() < 2; i++) await sleep(50);
   const pids = cg.pids();
   t.true(pids.includes(child.pid));
   t.true(pids.length >= 3, `pids ${pids}`);
