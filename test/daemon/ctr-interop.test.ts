@@ -8,7 +8,7 @@ import { pushImage } from '../../daemon/remotes/push.ts';
 import { busyboxImage, writeImageToStore } from '../helpers/image.ts';
 import { startRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { startDaemonProcess } from './helpers.ts';
+import { REPO, startDaemonProcess } from './helpers.ts';
 
 const run = promisify(execFile);
 
@@ -81,4 +81,24 @@ test.serial('ctr images pull (client-side unpack through Snapshots and Diff) and
   t.is(runcRun, 'berth test image ctr-run\n');
   t.is((await c('containers', 'ls', '-q')).trim(), '');
   t.is((await c('tasks', 'ls', '-q')).trim(), '');
+});
+
+test.serial('ctr tasks ls, exec, metrics, kill and delete on berthd', async (t) => {
+  const d = await startDaemonProcess(t);
+  const c = ctr(d.address);
+  const archive = join(tempDir(t), 'busybox.tar');
+  await run(process.execPath, ['--import', 'tsx', join(REPO, 'scripts', 'demo-image.ts'), archive, 'ctr-tasks']);
+  await c('images', 'import', '--base-name', 'berth.local/busybox', archive);
+  await c('run', '-d', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'svc', 'sleep', '300');
+  t.regex(await c('tasks', 'ls'), /svc\s+\d+\s+RUNNING/);
+  t.is(await c('tasks', 'exec', '--exec-id', 'e1', 'svc', 'sh', '-c', 'echo from exec'), 'from exec\n');
+  const metrics = await c('tasks', 'metrics', 'svc');
+  t.regex(metrics, /memory\.usage_in_bytes\s+\d+/);
+  t.regex(metrics, /pids\.current\s+[1-9]/);
+  await c('tasks', 'kill', '-s', 'SIGKILL', 'svc');
+  for (let i = 0; i < 50 && !/STOPPED/.test(await c('tasks', 'ls')); i++) await new Promise((r) => setTimeout(r, 50));
+  t.regex(await c('tasks', 'ls'), /svc\s+\d+\s+STOPPED/);
+  await c('tasks', 'delete', 'svc');
+  await c('containers', 'rm', 'svc');
+  t.is((await c('containers', 'ls', '-q')).trim(), '');
 });
