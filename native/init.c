@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static pid_t container_pid;
@@ -155,6 +156,19 @@ int main(int argc, char **argv)
 		int fd = open(r->argv[1], O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, atoi(r->argv[0])) < 0)
 			die_to(sync, "joining namespace %s: %s", r->argv[1], strerror(errno));
+		close(fd);
+	}
+	/* A new time namespace: unshare makes our children (the container) enter it; its offsets can be set only
+	 * until the first process does. */
+	for (int i = 0; i < plan.count; i++) {
+		struct record *r = &plan.records[i];
+		if (strcmp(r->tag, "timens") || r->argc < 4)
+			continue;
+		if (unshare(CLONE_NEWTIME) < 0)
+			die_to(sync, "creating the time namespace: %s", strerror(errno));
+		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || dprintf(fd, "%d %s %s\n%d %s %s\n", CLOCK_MONOTONIC, r->argv[0], r->argv[1], CLOCK_BOOTTIME, r->argv[2], r->argv[3]) < 0)
+			die_to(sync, "setting the time namespace offsets: %s", strerror(errno));
 		close(fd);
 	}
 	const char *clone_flags = find_arg(&plan, "clone");

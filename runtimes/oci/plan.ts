@@ -3,6 +3,7 @@
 //
 // Plan format v1: a sequence of records, each `tag NUL argc NUL arg1 NUL ... argN NUL`. Records:
 //   version 1 · mode create|run · clone <CLONE_NEW* flags> · join <flag> <ns path> · uidmap <text> · gidmap <text>
+//   timens <monotonic secs> <nsecs> <boottime secs> <nsecs>
 //   propagation <MS_* flags for /> · rootfs <host path> · pivot 1|0 · rootro
 //   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file>
 //   mkdev <dest> <c|b|p> <major> <minor> <octal mode> <uid> <gid> · symlink <target> <dest>
@@ -71,7 +72,11 @@ export function buildPlan(input: PlanInput): Buffer {
   for (const ns of namespaces) {
     const flag = NAMESPACE_FLAGS[ns.type]!;
     if (ns.path) plan.add('join', flag, ns.path);
-    else cloneFlags |= flag;
+    // A new time namespace cannot come from clone(): berth-init unshares it and sets the offsets first.
+    else if (ns.type === 'time') {
+      const off = linux.timeOffsets ?? {};
+      plan.add('timens', off.monotonic?.secs ?? 0, off.monotonic?.nanosecs ?? 0, off.boottime?.secs ?? 0, off.boottime?.nanosecs ?? 0);
+    } else cloneFlags |= flag;
   }
   plan.add('clone', cloneFlags);
   const idMap = (maps: { containerID: number; hostID: number; size: number }[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
@@ -122,7 +127,7 @@ export function buildExecPlan(input: ExecPlanInput): Buffer {
   plan.add('version', PLAN_VERSION);
   plan.add('mode', input.mode);
   // The user namespace first: joining it grants the rights the other joins need.
-  const order = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'mount'];
+  const order = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'time', 'mount'];
   for (const type of order.filter((t) => input.namespaces.includes(t))) {
     plan.add('join', NAMESPACE_FLAGS[type]!, `/proc/${input.containerPid}/ns/${NAMESPACE_FILES[type]}`);
   }

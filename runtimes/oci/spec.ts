@@ -83,7 +83,7 @@ export interface Linux {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   mountLabel?: string;
-  timeOffsets?: unknown;
+  timeOffsets?: Record<string, { secs?: number; nanosecs?: number }>;
 }
 
 /** The state JSON of the runtime spec (`state` output, and hooks' stdin). */

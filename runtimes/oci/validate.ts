@@ -178,7 +178,17 @@ function validateLinux(linux: unknown, spec: Record<string, unknown>): void {
   if (linux.rootfsPropagation !== undefined && !['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'].includes(linux.rootfsPropagation as string)) {
     throw invalid('linux.rootfsPropagation', `unknown propagation ${JSON.stringify(linux.rootfsPropagation)}`);
   }
-  if (seen.has('time')) throw errNotImplemented('config.json: linux.namespaces: the time namespace is not supported yet');
+  if (linux.timeOffsets !== undefined) {
+    if (!seen.has('time')) throw invalid('linux.timeOffsets', 'needs a time namespace in linux.namespaces');
+    if (!isObject(linux.timeOffsets)) throw invalid('linux.timeOffsets', 'must be an object');
+    for (const [clock, off] of Object.entries(linux.timeOffsets)) {
+      if (clock !== 'monotonic' && clock !== 'boottime') throw invalid(`linux.timeOffsets.${clock}`, 'only monotonic and boottime clocks can be offset');
+      const o = off as { secs?: unknown; nanosecs?: unknown };
+      if (!isObject(off) || !Number.isSafeInteger(o.secs ?? 0) || !Number.isInteger(o.nanosecs ?? 0) || (o.nanosecs as number ?? 0) < 0 || (o.nanosecs as number ?? 0) > 999_999_999) {
+        throw invalid(`linux.timeOffsets.${clock}`, 'want {secs: integer, nanosecs: 0..999999999}');
+      }
+    }
+  }
   if (linux.seccomp !== undefined) {
     if (!isObject(linux.seccomp)) throw invalid('linux.seccomp', 'must be an object');
     // Compiling checks every action, operator, index and architecture, naming the field that is wrong.

@@ -41,7 +41,7 @@ export function features(): Record<string, unknown> {
     hooks: ['prestart', 'createRuntime', 'poststart', 'poststop'],
     mountOptions: [...Object.keys(MOUNT_FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS)].sort(),
     linux: {
-      namespaces: Object.keys(NAMESPACE_FLAGS).filter((ns) => ns !== 'time'),
+      namespaces: Object.keys(NAMESPACE_FLAGS),
       capabilities: [...CAPABILITIES],
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: {
