@@ -108,3 +108,10 @@ export function parseMount(s: string): { destination: string; type: string; sour
   if (!destination) throw errInvalidArgument(`--mount ${JSON.stringify(s)}: dst= is required`);
   return { destination, type: fields.type ?? 'bind', source: fields.src ?? fields.source ?? '', options: fields.options ? fields.options.split(':') : [] };
 }
+
+/** As containerd's oci.WithTTY: the process gets a terminal, and TERM for it. */
+export function withTty(spec: Spec, size?: { width: number; height: number }): void {
+  spec.process.terminal = true;
+  if (size) spec.process.consoleSize = size;
+  spec.process.env = [...spec.process.env.filter((e: string) => !e.startsWith('TERM=')), 'TERM=xterm'];
+}

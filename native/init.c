@@ -6,6 +6,7 @@
  * and send "ready\n" or "error <message>\n". In mode "create" we then exit and the container waits on its exec
  * fifo for `start`; in mode "run" we stay, forward signals, and exit with the container's status. */
 #define _GNU_SOURCE
+#include "console.h"
 #include "plan.h"
 #include "setup.h"
 
@@ -147,6 +148,12 @@ int main(int argc, char **argv)
 	if (!version || strcmp(version, "1"))
 		die_to(sync, "plan version %s is not supported (want 1)", version ? version : "(none)");
 
+	/* The console socket is a host path: connect before joining or creating a mount namespace. */
+	int console = -1;
+	const char *console_path = find_arg(&plan, "console");
+	if (console_path && (console = console_connect(console_path)) < 0)
+		die_to(sync, "connecting to the console socket %s: %s", console_path, strerror(errno));
+
 	/* Join existing namespaces first, so the clone below starts inside them (a joined pid namespace only
 	 * applies to children, which is what we want). */
 	for (int i = 0; i < plan.count; i++) {
@@ -188,10 +195,12 @@ int main(int argc, char **argv)
 		if (read(go[0], &byte, 1) != 1)
 			_exit(1);
 		close(go[0]);
-		container_setup(&plan, report[1], sync);
+		container_setup(&plan, report[1], sync, console);
 		/* not reached: container_setup execs or exits */
 	}
 	container_pid = pid;
+	if (console >= 0)
+		close(console);
 	close(go[0]);
 	close(report[1]);
 

@@ -13,23 +13,42 @@
  *   "pid <n>"                 the watched process exists
  *   "exit <status>"           it ended: exit code, or 128+signal
  *   "failed <status>"         COMMAND failed before there was a process to watch
- * EXIT_FILE holds "<status> <unix time in ns>\n", written atomically before the "exit" line. */
+ * EXIT_FILE holds "<status> <unix time in ns>\n", written atomically before the "exit" line.
+ *
+ * With --console-socket SOCK (the process has a terminal), we listen on SOCK, COMMAND is given it as its
+ * --console-socket, and the pty master it sends us is ours to hold: we copy --stdin into it and its output to
+ * --stdout (the pty merges stdout and stderr), and read requests from --control FIFO (created here), one per
+ * line: "resize <width> <height>" or "close-stdin". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_EARLY 64
 
 static int notify_fd = -1;
+static const char *exit_file, *pid_file, *console_path, *control_path;
+static pid_t child, watched;
+static pid_t early_pid[MAX_EARLY];
+static int early_status[MAX_EARLY], early;
+
+/* Console mode: the pty master and the fds we copy between. */
+static int master = -1, in_fd = -1, out_fd = -1, control_fd = -1;
 
 static void notify(const char *fmt, long value)
 {
@@ -71,15 +90,259 @@ static pid_t read_pid(const char *path)
 	return n > 0 ? (pid_t)atol(buf) : -1;
 }
 
+/* Writes all of buf to fd, waiting when it is non-blocking and full. Returns -1 once the reader is gone. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			poll(&p, 1, 1000);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Copies what the pty has to stdout. Returns 0 when the pty is drained for now, -1 when it is closed. */
+static int copy_output(void)
+{
+	char buf[32768];
+	for (;;) {
+		ssize_t n = read(master, buf, sizeof buf);
+		if (n > 0) {
+			if (out_fd >= 0 && write_all(out_fd, buf, (size_t)n) < 0) {
+				close(out_fd); /* nobody reads any more: keep draining so the container never blocks */
+				out_fd = -1;
+			}
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && errno == EAGAIN ? 0 : -1;
+	}
+}
+
+static void close_master(void)
+{
+	if (master >= 0)
+		close(master);
+	master = -1;
+}
+
+/* The process we watch ended, or never came to be: the last of its output, then its status. */
+static int finish(int status, int code)
+{
+	if (master >= 0)
+		copy_output();
+	if (control_path)
+		unlink(control_path);
+	record_exit(exit_file, status);
+	notify("exit %ld\n", status);
+	return code;
+}
+
+/* Handles one reaped child. Returns the monitor's exit code when done, -1 to go on. */
+static int reaped(pid_t pid, int st)
+{
+	if (pid == watched)
+		return finish(status_of(st), 0);
+	if (pid == child && !watched) {
+		if (status_of(st) != 0 || (watched = read_pid(pid_file)) <= 0) {
+			notify("failed %ld\n", status_of(st) ? status_of(st) : 255);
+			return 1;
+		}
+		notify("pid %ld\n", watched);
+		for (int k = 0; k < early; k++)
+			if (early_pid[k] == watched)
+				return finish(early_status[k], 0);
+		return -1;
+	}
+	if (!watched && early < MAX_EARLY) {
+		early_pid[early] = pid;
+		early_status[early++] = status_of(st);
+	}
+	return -1;
+}
+
+static int recv_fd(int sock)
+{
+	char name[256], control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = name, .iov_len = sizeof name };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	return fd;
+}
+
+static int listen_on(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof addr.sun_path) {
+		fprintf(stderr, "berth-monitor: console socket path too long: %s\n", path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(path, 0600) < 0 || listen(fd, 1) < 0) {
+		fprintf(stderr, "berth-monitor: console socket %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
+static void handle_control(void)
+{
+	static char line[256];
+	static size_t used;
+	ssize_t n = read(control_fd, line + used, sizeof line - 1 - used);
+	if (n <= 0)
+		return;
+	used += (size_t)n;
+	char *nl;
+	while ((nl = memchr(line, '\n', used))) {
+		*nl = '\0';
+		unsigned width, height;
+		if (sscanf(line, "resize %u %u", &width, &height) == 2 && master >= 0) {
+			struct winsize ws = { .ws_row = (unsigned short)height, .ws_col = (unsigned short)width };
+			ioctl(master, TIOCSWINSZ, &ws);
+		} else if (!strcmp(line, "close-stdin") && in_fd >= 0) {
+			close(in_fd);
+			in_fd = -1;
+		}
+		size_t rest = used - (size_t)(nl + 1 - line);
+		memmove(line, nl + 1, rest);
+		used = rest;
+	}
+	if (used == sizeof line - 1)
+		used = 0; /* a line too long to be a request */
+}
+
+/* Console mode: one poll loop for reaping (a signalfd), the console socket, the pty and the control FIFO. */
+static int console_loop(int sigfd, int listener)
+{
+	int conn = -1;
+	for (;;) {
+		struct pollfd p[6];
+		int n = 0, i_sig = -1, i_lis = -1, i_conn = -1, i_master = -1, i_in = -1, i_ctl = -1;
+		p[i_sig = n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+		if (listener >= 0)
+			p[i_lis = n++] = (struct pollfd){ .fd = listener, .events = POLLIN };
+		if (conn >= 0)
+			p[i_conn = n++] = (struct pollfd){ .fd = conn, .events = POLLIN };
+		if (master >= 0)
+			p[i_master = n++] = (struct pollfd){ .fd = master, .events = POLLIN };
+		if (master >= 0 && in_fd >= 0)
+			p[i_in = n++] = (struct pollfd){ .fd = in_fd, .events = POLLIN };
+		if (control_fd >= 0)
+			p[i_ctl = n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
+		if (poll(p, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("berth-monitor: poll");
+			return 1;
+		}
+		if (i_lis >= 0 && p[i_lis].revents) {
+			conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+			if (conn >= 0) {
+				close(listener);
+				listener = -1;
+				unlink(console_path);
+			}
+		}
+		if (i_conn >= 0 && p[i_conn].revents) {
+			master = recv_fd(conn);
+			close(conn);
+			conn = -1;
+			if (master >= 0)
+				fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+		}
+		if (i_master >= 0 && p[i_master].revents && copy_output() < 0)
+			close_master(); /* every holder of the pty's peer is gone */
+		if (i_in >= 0 && p[i_in].revents) {
+			char buf[8192];
+			ssize_t r = read(in_fd, buf, sizeof buf);
+			if (r > 0 && master >= 0)
+				write_all(master, buf, (size_t)r);
+			else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+				close(in_fd);
+				in_fd = -1;
+			}
+		}
+		if (i_ctl >= 0 && p[i_ctl].revents)
+			handle_control();
+		if (p[i_sig].revents) {
+			struct signalfd_siginfo info;
+			while (read(sigfd, &info, sizeof info) == sizeof info)
+				;
+			for (;;) {
+				int st;
+				pid_t pid = waitpid(-1, &st, WNOHANG);
+				if (pid == 0)
+					break;
+				if (pid < 0) {
+					if (errno == EINTR)
+						continue;
+					if (listener >= 0)
+						unlink(console_path);
+					return finish(255, 1); /* no children left and the watched process never appeared */
+				}
+				int done = reaped(pid, st);
+				if (done >= 0) {
+					if (listener >= 0)
+						unlink(console_path);
+					return done;
+				}
+			}
+		}
+	}
+}
+
+/* Opens the console-mode ends of the client's FIFOs: stdin without waiting for a writer, stdout as a shim must
+ * (blocking until the reader is there). */
+static int open_console_stdio(const char *in_path, const char *out_path)
+{
+	if (in_path && *in_path && (in_fd = open(in_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "berth-monitor: open %s: %s\n", in_path, strerror(errno));
+		return -1;
+	}
+	if (out_path && *out_path && (out_fd = open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "berth-monitor: open %s: %s\n", out_path, strerror(errno));
+		return -1;
+	}
+	if (control_path) {
+		if (mkfifo(control_path, 0600) < 0 && errno != EEXIST) {
+			fprintf(stderr, "berth-monitor: mkfifo %s: %s\n", control_path, strerror(errno));
+			return -1;
+		}
+		/* Read and write: the FIFO never reports EOF between two requests. */
+		control_fd = open(control_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] -- COMMAND [ARGS...]\n");
+		fprintf(stderr, "usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] [--stdin P] [--stdout P] [--stderr P] "
+				"[--console-socket SOCK [--control FIFO]] -- COMMAND [ARGS...]\n");
 		return 2;
 	}
-	const char *exit_file = argv[1];
+	exit_file = argv[1];
 	notify_fd = atoi(argv[2]);
-	const char *pid_file = NULL, *stdio_path[3] = {NULL, NULL, NULL};
+	const char *stdio_path[3] = {NULL, NULL, NULL};
 	int i = 3;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]; i += 2) {
 		if (strcmp(argv[i], "--pid-file") == 0)
@@ -90,6 +353,10 @@ int main(int argc, char **argv)
 			stdio_path[1] = argv[i + 1];
 		else if (strcmp(argv[i], "--stderr") == 0)
 			stdio_path[2] = argv[i + 1];
+		else if (strcmp(argv[i], "--console-socket") == 0)
+			console_path = argv[i + 1];
+		else if (strcmp(argv[i], "--control") == 0)
+			control_path = argv[i + 1];
 		else
 			break;
 	}
@@ -109,13 +376,31 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	fcntl(notify_fd, F_SETFD, FD_CLOEXEC);
 
-	pid_t child = fork();
+	/* fd 4, when handed to us, is the command's (berth-init's sync socket); nothing above it is ours. */
+	int handed = fcntl(4, F_GETFD) >= 0;
+	syscall(SYS_close_range, 5U, ~0U, 0U);
+	int listener = -1, sigfd = -1;
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	if (console_path) {
+		if ((listener = listen_on(console_path)) < 0 || open_console_stdio(stdio_path[0], stdio_path[1]) < 0) {
+			notify("failed %ld\n", 126);
+			return 1;
+		}
+		/* Blocked before the fork, so no exit is missed; the child unblocks it before exec. */
+		sigprocmask(SIG_BLOCK, &chld, NULL);
+		sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	}
+
+	child = fork();
 	if (child < 0) {
 		perror("berth-monitor: fork");
 		return 1;
 	}
 	if (child == 0) {
-		for (int fd = 0; fd < 3; fd++) {
+		sigprocmask(SIG_UNBLOCK, &chld, NULL);
+		for (int fd = 0; fd < 3 && !console_path; fd++) {
 			if (!stdio_path[fd] || !*stdio_path[fd])
 				continue;
 			/* stdin: open without waiting for a writer, then block as usual. */
@@ -136,16 +421,16 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 
-	/* Whatever else we were handed (berth-init's sync socket) belongs to the command: holding a copy would
-	 * keep the other end from seeing it close. */
-	syscall(SYS_close_range, 4U, ~0U, 0U);
+	/* berth-init's sync socket belongs to the command: holding a copy would keep the other end from seeing it
+	 * close. */
+	if (handed)
+		close(4);
 
-	pid_t watched = pid_file ? 0 : child;
+	watched = pid_file ? 0 : child;
 	if (watched)
 		notify("pid %ld\n", watched);
-	/* Processes reaped before we knew which one to watch (a container that exits at once). */
-	pid_t early_pid[MAX_EARLY];
-	int early_status[MAX_EARLY], early = 0;
+	if (console_path)
+		return console_loop(sigfd, listener);
 	for (;;) {
 		int st;
 		pid_t pid = waitpid(-1, &st, 0);
@@ -153,33 +438,10 @@ int main(int argc, char **argv)
 			if (errno == EINTR)
 				continue;
 			/* No children left and the watched process never appeared. */
-			record_exit(exit_file, 255);
-			notify("exit %ld\n", 255);
-			return 1;
+			return finish(255, 1);
 		}
-		if (pid == watched) {
-			record_exit(exit_file, status_of(st));
-			notify("exit %ld\n", status_of(st));
-			return 0;
-		}
-		if (pid == child && !watched) {
-			if (status_of(st) != 0 || (watched = read_pid(pid_file)) <= 0) {
-				notify("failed %ld\n", status_of(st) ? status_of(st) : 255);
-				return 1;
-			}
-			notify("pid %ld\n", watched);
-			for (int k = 0; k < early; k++) {
-				if (early_pid[k] == watched) {
-					record_exit(exit_file, early_status[k]);
-					notify("exit %ld\n", early_status[k]);
-					return 0;
-				}
-			}
-			continue;
-		}
-		if (!watched && early < MAX_EARLY) {
-			early_pid[early] = pid;
-			early_status[early++] = status_of(st);
-		}
+		int done = reaped(pid, st);
+		if (done >= 0)
+			return done;
 	}
 }

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "setup.h"
+#include "console.h"
 #include "rootfs.h"
 
 #include <errno.h>
@@ -221,7 +222,7 @@ static void exec_process(struct exec_plan *e)
 	fail_late("exec %s: %s", e->args[0], strerror(errno));
 }
 
-void container_setup(struct plan *plan, int report_fd, int sync_fd)
+void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_fd)
 {
 	report = report_fd;
 	close(sync_fd);
@@ -243,6 +244,16 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd)
 		fail("working directory is outside the container root");
 	if (exec.umask)
 		umask((mode_t)strtoul(exec.umask, NULL, 8));
+
+	if (console_fd >= 0) {
+		unsigned short width = 0, height = 0;
+		for (int i = 0; i < plan->count; i++)
+			if (!strcmp(plan->records[i].tag, "console") && plan->records[i].argc >= 3)
+				width = (unsigned short)atoi(plan->records[i].argv[1]), height = (unsigned short)atoi(plan->records[i].argv[2]);
+		char err[256];
+		if (console_setup(console_fd, width, height, exec.has_user ? exec.uid : 0, exec.has_user ? exec.gid : 0, err, sizeof err) < 0)
+			fail("%s", err);
+	}
 
 	const char *preserve = NULL;
 	for (int i = 0; i < plan->count; i++)

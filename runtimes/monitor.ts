@@ -2,7 +2,8 @@
 // creates the process, learns its pid, reaps it and writes its exit status to a file. Whoever started it
 // (a shim) follows the notify pipe while it lives; after a restart the exit file tells the same story.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,12 @@ export interface StdioPaths {
   stdin?: string;
   stdout?: string;
   stderr?: string;
+}
+
+/** A process with a terminal: the monitor receives its pty master on `socket` and takes requests on `control`. */
+export interface ConsolePaths {
+  socket: string;
+  control: string;
 }
 
 export interface ExitStatus {
@@ -26,6 +33,8 @@ export interface MonitorOptions {
   /** The command writes the watched pid here (runc create --pid-file); without it the command is watched. */
   pidFile?: string;
   stdio?: StdioPaths;
+  /** The process gets a pty: the monitor holds its master and copies stdin/stdout through it. */
+  console?: ConsolePaths;
   /** One extra pipe handed to the command as fd 4 (berth-init's sync socket). */
   syncPipe?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -42,6 +51,32 @@ export interface Monitored {
   sync?: Readable & Writable;
   /** The command's stderr, for errors of the create step. */
   stderr(): string;
+  /** For a process with a terminal: the monitor's control FIFO (see sendControl). */
+  control?: string;
+}
+
+/** Socket and control FIFO for a terminal process. The socket lives under /run/berth-pty: a unix socket path
+ * must stay under 108 bytes, which a bundle path may not. */
+export function consolePaths(stateDir: string, name: string): ConsolePaths {
+  const dir = '/run/berth-pty';
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return { socket: join(dir, `${randomBytes(8).toString('hex')}.sock`), control: join(stateDir, `${name}.ctl`) };
+}
+
+/** Sends one request ("resize W H", "close-stdin") to a monitor's control FIFO; false if nobody listens. */
+export function sendControl(control: string, request: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(control, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+  } catch {
+    return false; // the process (and its monitor) are gone
+  }
+  try {
+    writeSync(fd, `${request}\n`);
+    return true;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function nativeBinary(name: 'berth-init' | 'berth-monitor'): string {
@@ -71,6 +106,7 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   for (const name of ['stdin', 'stdout', 'stderr'] as const) {
     if (opts.stdio?.[name]) args.push(`--${name}`, opts.stdio[name]!);
   }
+  if (opts.console) args.push('--console-socket', opts.console.socket, '--control', opts.console.control);
   args.push('--', ...opts.command);
   const env = { ...(opts.env ?? process.env) };
   delete env.NODE_EXTRA_CA_CERTS;
@@ -112,5 +148,6 @@ export function startMonitored(opts: MonitorOptions): Monitored {
     monitorPid: child.pid!, pid, exited,
     ...(opts.syncPipe ? { sync: child.stdio[4] as Readable & Writable } : {}),
     stderr: () => stderr,
+    ...(opts.console ? { control: opts.console.control } : {}),
   };
 }

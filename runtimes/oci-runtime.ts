@@ -11,6 +11,8 @@ export interface CreateRequest {
   id: string;
   bundle: string;
   stdio: StdioPaths;
+  /** The process gets a pty (process.terminal): its monitor holds the master and copies stdio through it. */
+  terminal?: boolean;
   /** Where the backend keeps this container's pid and exit files. */
   stateDir: string;
   noPivot?: boolean;
@@ -21,6 +23,7 @@ export interface ExecRequest {
   execId: string;
   process: Process;
   stdio: StdioPaths;
+  terminal?: boolean;
   stateDir: string;
 }
 

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode, errAlreadyExists, errFailedPrecondition, errNotFound, errNotImplemented } from '../api/errdefs.ts';
+import { sendControl } from '../runtimes/monitor.ts';
 import type { Mount } from '../api/mount.ts';
 import { toTimestamp, unpackAny, type AnyMessage } from '../api/proto.ts';
 import type { TtrpcHandler } from '../api/ttrpc/server.ts';
@@ -114,19 +115,18 @@ export class ShimService {
       Create: async (req) => {
         if (this.containers.has(req.id)) throw errAlreadyExists(`container ${req.id}: already exists in this shim`);
         clearTimeout(this.idleTimer);
-        if (req.terminal) throw errNotImplemented('terminal (tty) tasks are not supported by this shim yet');
         if (req.checkpoint) throw errNotImplemented('restoring from a checkpoint is not supported');
         const { binaryName, noPivot } = runtimeOptions(req.options);
         const runtimeRoot = join(this.opts.stateRoot, binaryName ? binaryName.replace(/\//g, '_') : 'fast', this.opts.namespace);
         const runtime = openRuntime(binaryName, runtimeRoot);
         const rootfs: Mount[] = (req.rootfs ?? []).map((m: Mount) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
         const stdio = stdioOf(req);
-        const init = new ShimProcess(req.id, '', stdio, false);
+        const init = new ShimProcess(req.id, '', stdio, !!req.terminal);
         const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
         c.cgroup = cgroupOf(req.bundle, req.id);
         if (rootfs.length) await mountAll(rootfs, join(req.bundle, 'rootfs'));
         try {
-          const m = await runtime.create({ id: req.id, bundle: req.bundle, stdio, stateDir: c.stateDir, noPivot });
+          const m = await runtime.create({ id: req.id, bundle: req.bundle, stdio, terminal: !!req.terminal, stateDir: c.stateDir, noPivot });
           init.pid = await m.pid;
           // What `shim delete` needs if this shim dies.
           writeFileSync(join(c.stateDir, 'runtime.json'), JSON.stringify({ binaryName, root: runtimeRoot, pid: init.pid }));
@@ -164,7 +164,7 @@ export class ShimService {
         }
         p.holdExitUntilStarted();
         try {
-          const m = await c.runtime.exec({ id: c.id, execId: req.execId, process: p.spec!, stdio: p.stdio, stateDir: c.stateDir });
+          const m = await c.runtime.exec({ id: c.id, execId: req.execId, process: p.spec!, stdio: p.stdio, terminal: p.terminal, stateDir: c.stateDir });
           p.pid = await m.pid;
           p.watch(m, this.onExit(c));
         } catch (err) {
@@ -240,23 +240,29 @@ export class ShimService {
       Exec: (req) => {
         const c = this.container(req.id);
         if (c.execs.has(req.execId)) throw errAlreadyExists(`exec ${req.execId} in container ${req.id}: already exists`);
-        if (req.terminal) throw errNotImplemented('terminal (tty) exec is not supported by this shim yet');
         if (!req.spec?.value) throw new BerthError(ErrorCode.InvalidArgument, 'exec: the process spec is required');
         const spec = JSON.parse(Buffer.from(req.spec.value).toString('utf8')) as Process;
         const stdio = stdioOf(req);
-        c.execs.set(req.execId, new ShimProcess(c.id, req.execId, stdio, false, spec));
+        c.execs.set(req.execId, new ShimProcess(c.id, req.execId, stdio, !!req.terminal, spec));
         this.publish('/tasks/exec-added', 'TaskExecAdded', { containerId: c.id, execId: req.execId });
         return {};
       },
 
+      // A terminal's pty master is held by the process's berth-monitor: requests go to its control FIFO.
       ResizePty: (req) => {
         const { p } = this.process(req.id, req.execId);
-        if (p.terminal) throw errNotImplemented('terminal resize is not supported yet');
+        if (!p.terminal) throw errFailedPrecondition(`process ${p.id} has no terminal to resize`);
+        if (p.monitored?.control) sendControl(p.monitored.control, `resize ${req.width} ${req.height}`);
         return {};
       },
 
-      // The container reads its stdin FIFO directly; it sees EOF when the client closes its end.
-      CloseIO: (req) => { this.process(req.id, req.execId); return {}; },
+      // Without a terminal the container reads its stdin FIFO directly and sees EOF when the client closes its
+      // end; with one, the monitor stops copying stdin into the pty.
+      CloseIO: (req) => {
+        const { p } = this.process(req.id, req.execId);
+        if (req.stdin && p.terminal && p.monitored?.control) sendControl(p.monitored.control, 'close-stdin');
+        return {};
+      },
 
       Update: async (req) => {
         const c = this.container(req.id);

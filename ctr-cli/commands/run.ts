@@ -1,23 +1,19 @@
 // berth run: ctr's `run` — create a container from an image (snapshot on its top layer, spec from
 // containerd's default + the image config + flags), run it as a task with stdio on FIFOs, wait, and exit
 // with its status. --rm removes the task, container and snapshot afterwards; -d leaves it running.
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, createReadStream, mkdirSync, openSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
+import { errInvalidArgument } from '../../api/errdefs.ts';
 import { encodeMessage } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext, type Flags, type FlagSpec } from '../command.ts';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { runnableImage, type RunnableImage } from '../image.ts';
 import { defaultSeccompProfile } from '../seccomp-profile.ts';
-import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withUser, type Spec } from '../spec.ts';
+import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withTty, withUser, type Spec } from '../spec.ts';
+import { consoleSize, openTaskIo, type TaskIo } from '../task-io.ts';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
 const TASKS = 'containerd.services.tasks.v1.Tasks';
 const SNAPSHOTS = 'containerd.services.snapshots.v1.Snapshots';
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
-const FIFO_ROOT = '/run/berth/fifo';
 
 export const CONTAINER_FLAGS: FlagSpec[] = [
   { name: 'env', type: 'strings', usage: 'environment variable KEY=VALUE (repeatable)' },
@@ -35,7 +31,7 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { name: 'label', type: 'strings', usage: 'container label key=value (repeatable)' },
   { name: 'hostname', type: 'string', usage: 'hostname in the container' },
   { name: 'seccomp', type: 'string', usage: 'apply containerd\'s default seccomp profile (true/false)', default: 'true' },
-  { name: 'tty', alias: 't', type: 'bool', usage: 'allocate a terminal (not supported yet)' },
+  { name: 'tty', alias: 't', type: 'bool', usage: 'allocate a terminal (raw mode, window size followed)' },
   { name: 'runtime', type: 'string', usage: 'runtime name', default: 'io.containerd.berth.v2' },
   { name: 'runc-binary', type: 'string', usage: 'OCI runtime binary for the shim (fast, runc, crun, runsc, berth-runc)' },
   { name: 'snapshotter', type: 'string', usage: 'snapshotter', default: 'overlayfs' },
@@ -43,7 +39,6 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
 
 /** Creates the container record and its snapshot from an image; returns the rootfs mounts. */
 export async function createContainer(ctx: CliContext, flags: Flags, image: string, id: string, args: string[]): Promise<any[]> {
-  if (flags.tty) throw errNotImplemented('--tty is not supported by berth yet');
   const c = ctx.client();
   const img = await runnableImage(c, image);
   const spec = defaultSpec(ctx.namespace, id);
@@ -52,6 +47,7 @@ export async function createContainer(ctx: CliContext, flags: Flags, image: stri
   if (env.length) spec.process.env = [...spec.process.env.filter((e: string) => !env.some((x) => x.split('=')[0] === e.split('=')[0])), ...env];
   if (flags.cwd) spec.process.cwd = flags.cwd;
   if (flags.user) withUser(spec, flags.user as string);
+  if (flags.tty) withTty(spec, consoleSize());
   if (flags.privileged) withPrivileged(spec);
   withCaps(spec, flags['cap-add'] as string[], flags['cap-drop'] as string[]);
   if (flags['read-only']) spec.root.readonly = true;
@@ -108,20 +104,6 @@ function positive(v: string, flag: string): number {
   return n;
 }
 
-/** Releases readers blocked opening FIFOs that no container will ever open, then removes them. */
-export function releaseFifos(dir: string, paths: string[]): void {
-  for (const p of paths) {
-    try { closeSync(openSync(p, constants.O_WRONLY | constants.O_NONBLOCK)); } catch { /* no reader waiting */ }
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
-
-export function pipeFifo(path: string, out: NodeJS.WritableStream): Promise<void> {
-  return new Promise((resolve) => {
-    createReadStream(path).on('data', (d) => out.write(d)).on('end', () => resolve()).on('error', () => resolve());
-  });
-}
-
 registerCommand({
   path: ['run'],
   summary: 'run a container from an image',
@@ -137,30 +119,22 @@ registerCommand({
     const [image, id, ...cmd] = args as [string, string, ...string[]];
     const c = ctx.client();
     const rootfs = await createContainer(ctx, flags, image, id, cmd);
-    const fifoDir = join(FIFO_ROOT, randomBytes(8).toString('hex'));
-    let stdout = '';
-    let stderr = '';
-    let copying: Promise<unknown> = Promise.resolve();
-    if (!flags.detach) {
-      mkdirSync(fifoDir, { recursive: true, mode: 0o700 });
-      stdout = join(fifoDir, `${id}-stdout`);
-      stderr = join(fifoDir, `${id}-stderr`);
-      execFileSync('mkfifo', ['-m', '0600', stdout, stderr]);
-      copying = Promise.all([pipeFifo(stdout, process.stdout), pipeFifo(stderr, process.stderr)]);
-    }
+    const terminal = !!flags.tty;
+    const io: TaskIo | undefined = flags.detach ? undefined : openTaskIo(id, { terminal });
     try {
-      await c.call(TASKS, 'Create', { containerId: id, rootfs, stdout, stderr });
-      if (flags.detach) {
+      await c.call(TASKS, 'Create', { containerId: id, rootfs, terminal, stdin: io?.stdin ?? '', stdout: io?.stdout ?? '', stderr: io?.stderr ?? '' });
+      if (!io) {
         await c.call(TASKS, 'Start', { containerId: id });
         return 0;
       }
       const waiting = c.call(TASKS, 'Wait', { containerId: id });
       await c.call(TASKS, 'Start', { containerId: id });
+      io.started((width, height) => c.call(TASKS, 'ResizePty', { containerId: id, width, height }));
       const { exitStatus } = await waiting;
-      await copying;
+      await io.copying;
       return exitStatus;
     } finally {
-      if (!flags.detach) releaseFifos(fifoDir, [stdout, stderr]);
+      io?.done();
       if (flags.rm) {
         await c.call(TASKS, 'Delete', { containerId: id }).catch(() => undefined);
         // Snapshot first, as containerd's WithSnapshotCleanup: once the container is gone a GC may take it.

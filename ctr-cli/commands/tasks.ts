@@ -1,13 +1,9 @@
 // berth tasks ls | start | kill | ps | exec | pause | resume | delete
-import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { constants } from 'node:os';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import { fromTimestamp, unpackAny } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext } from '../command.ts';
-import { pipeFifo, releaseFifos } from './run.ts';
+import { consoleSize, openTaskIo } from '../task-io.ts';
 
 const TASKS = 'containerd.services.tasks.v1.Tasks';
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
@@ -18,16 +14,6 @@ function signalNumber(s: string): number {
   const n = constants.signals[name];
   if (!n) throw errInvalidArgument(`unknown signal ${JSON.stringify(s)}`);
   return n;
-}
-
-/** FIFOs for a process's stdout/stderr, copied to ours until the process closes them. */
-function attach(id: string): { stdout: string; stderr: string; copying: Promise<unknown>; done(): void } {
-  const dir = join('/run/berth/fifo', randomBytes(8).toString('hex'));
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const stdout = join(dir, `${id}-stdout`);
-  const stderr = join(dir, `${id}-stderr`);
-  execFileSync('mkfifo', ['-m', '0600', stdout, stderr]);
-  return { stdout, stderr, copying: Promise.all([pipeFifo(stdout, process.stdout), pipeFifo(stderr, process.stderr)]), done: () => releaseFifos(dir, [stdout, stderr]) };
 }
 
 async function waitFor(ctx: CliContext, id: string, execId = ''): Promise<number> {
@@ -55,17 +41,20 @@ registerCommand({
   async run(ctx, flags, args) {
     requireArgs(args, 1, 'berth tasks start [-d] <id>');
     const id = args[0]!;
-    await ctx.client().call(CONTAINERS, 'Get', { id });
+    const { container } = await ctx.client().call(CONTAINERS, 'Get', { id });
+    // As ctr: the container's spec says whether its process has a terminal.
+    const terminal = !!JSON.parse(Buffer.from(container.spec?.value ?? '{}').toString('utf8')).process?.terminal;
     if (flags.detach) {
-      await ctx.client().call(TASKS, 'Create', { containerId: id });
+      await ctx.client().call(TASKS, 'Create', { containerId: id, terminal });
       await ctx.client().call(TASKS, 'Start', { containerId: id });
       return 0;
     }
-    const io = attach(id);
+    const io = openTaskIo(id, { terminal });
     try {
-      await ctx.client().call(TASKS, 'Create', { containerId: id, stdout: io.stdout, stderr: io.stderr });
+      await ctx.client().call(TASKS, 'Create', { containerId: id, terminal, stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
       const waiting = waitFor(ctx, id);
       await ctx.client().call(TASKS, 'Start', { containerId: id });
+      io.started((width, height) => ctx.client().call(TASKS, 'ResizePty', { containerId: id, width, height }));
       const status = await waiting;
       await io.copying;
       await ctx.client().call(TASKS, 'Delete', { containerId: id });
@@ -144,6 +133,7 @@ registerCommand({
     { name: 'env', type: 'strings', usage: 'KEY=VALUE (repeatable)' },
     { name: 'user', alias: 'u', type: 'string', usage: 'uid[:gid]' },
     { name: 'detach', alias: 'd', type: 'bool', usage: 'do not wait' },
+    { name: 'tty', alias: 't', type: 'bool', usage: 'allocate a terminal' },
   ],
   async run(ctx, flags, args) {
     const execId = flags['exec-id'] as string | undefined;
@@ -152,19 +142,21 @@ registerCommand({
     const [id, ...cmd] = args as [string, ...string[]];
     const { container } = await ctx.client().call(CONTAINERS, 'Get', { id });
     const spec = JSON.parse(Buffer.from(container.spec.value).toString('utf8'));
-    const proc = { ...spec.process, args: cmd, terminal: false };
+    const terminal = !!flags.tty;
+    const proc = { ...spec.process, args: cmd, terminal, ...(terminal && consoleSize() ? { consoleSize: consoleSize() } : {}) };
     if (flags.cwd) proc.cwd = flags.cwd;
     if ((flags.env as string[]).length) proc.env = [...proc.env, ...(flags.env as string[])];
     if (flags.user) { const [u, g] = (flags.user as string).split(':'); proc.user = { uid: Number(u), gid: Number(g ?? 0) }; }
-    const io = flags.detach ? undefined : attach(`${id}-${execId}`);
+    const io = flags.detach ? undefined : openTaskIo(`${id}-${execId}`, { terminal });
     try {
       await ctx.client().call(TASKS, 'Exec', {
-        containerId: id, execId, stdout: io?.stdout ?? '', stderr: io?.stderr ?? '',
+        containerId: id, execId, terminal, stdin: io?.stdin ?? '', stdout: io?.stdout ?? '', stderr: io?.stderr ?? '',
         spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(proc)) },
       });
       if (flags.detach) { await ctx.client().call(TASKS, 'Start', { containerId: id, execId }); return 0; }
       const waiting = waitFor(ctx, id, execId);
       await ctx.client().call(TASKS, 'Start', { containerId: id, execId });
+      io!.started((width, height) => ctx.client().call(TASKS, 'ResizePty', { containerId: id, execId, width, height }));
       const status = await waiting;
       await io!.copying;
       await ctx.client().call(TASKS, 'DeleteProcess', { containerId: id, execId });

@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { BerthError, ErrorCode } from '../../api/errdefs.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
-import { startMonitored, type Monitored } from '../monitor.ts';
+import { consolePaths, startMonitored, type Monitored } from '../monitor.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
 
 const run = promisify(execFile);
@@ -39,16 +39,22 @@ class CliRuntime implements OciRuntime {
     }
   }
 
-  private monitored(command: string[], exitFile: string, pidFile: string, req: { stdio: CreateRequest['stdio'] }): Monitored {
+  /** Runs `command` (create or exec) under berth-monitor; with a terminal the monitor receives the pty master on
+   * the console socket it passes to the runtime. */
+  private monitored(command: string[], exitFile: string, pidFile: string, req: { stdio: CreateRequest['stdio']; terminal?: boolean; stateDir: string },
+    name: string): Monitored {
     const env = { ...process.env };
     delete env.NODE_EXTRA_CA_CERTS;
-    return startMonitored({ command: [this.binary, ...this.global, ...command], exitFile, pidFile, stdio: req.stdio, env });
+    const console = req.terminal ? consolePaths(req.stateDir, name) : undefined;
+    const [verb, ...rest] = command;
+    const args = console ? [verb!, '--console-socket', console.socket, ...rest] : command;
+    return startMonitored({ command: [this.binary, ...this.global, ...args], exitFile, pidFile, stdio: req.stdio, env, ...(console ? { console } : {}) });
   }
 
   async create(req: CreateRequest): Promise<Monitored> {
     const pidFile = join(req.stateDir, 'init.pid');
     const m = this.monitored(['create', '--bundle', req.bundle, '--pid-file', pidFile, ...(req.noPivot ? ['--no-pivot'] : []), req.id],
-      join(req.stateDir, 'init.exit'), pidFile, req);
+      join(req.stateDir, 'init.exit'), pidFile, req, 'init');
     await m.pid;
     return m;
   }
@@ -61,7 +67,7 @@ class CliRuntime implements OciRuntime {
     const processFile = join(req.stateDir, `${req.execId}.process.json`);
     writeFileSync(processFile, JSON.stringify(req.process));
     const pidFile = join(req.stateDir, `${req.execId}.pid`);
-    const m = this.monitored(['exec', '--process', processFile, '--pid-file', pidFile, '--detach', req.id], join(req.stateDir, `${req.execId}.exit`), pidFile, req);
+    const m = this.monitored(['exec', '--process', processFile, '--pid-file', pidFile, '--detach', req.id], join(req.stateDir, `${req.execId}.exit`), pidFile, req, req.execId);
     await m.pid;
     return m;
   }

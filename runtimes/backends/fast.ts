@@ -5,7 +5,7 @@ import { errInternal } from '../../api/errdefs.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import { Runtime } from '../native/container.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
-import type { Monitored } from '../monitor.ts';
+import { consolePaths, type Monitored } from '../monitor.ts';
 
 class FastRuntime implements OciRuntime {
   readonly name = 'fast';
@@ -17,7 +17,9 @@ class FastRuntime implements OciRuntime {
 
   async create(req: CreateRequest): Promise<Monitored> {
     const { monitored } = await this.runtime.create(req.id, {
-      bundle: req.bundle, noPivot: req.noPivot, monitor: { exitFile: join(req.stateDir, 'init.exit'), stdio: req.stdio },
+      bundle: req.bundle, noPivot: req.noPivot, monitor: {
+        exitFile: join(req.stateDir, 'init.exit'), stdio: req.stdio, ...(req.terminal ? { console: consolePaths(req.stateDir, 'init') } : {}),
+      },
     });
     if (!monitored) throw errInternal('fast runtime: the init was not monitored');
     return monitored;
@@ -30,7 +32,8 @@ class FastRuntime implements OciRuntime {
   async exec(req: ExecRequest): Promise<Monitored> {
     let monitored: Monitored | undefined;
     const exitFile = join(req.stateDir, `${req.execId}.exit`);
-    await this.runtime.exec(req.id, req.process, { monitor: { exitFile, stdio: req.stdio }, onMonitor: (m) => { monitored = m; } });
+    await this.runtime.exec(req.id, req.process, {
+      monitor: { exitFile, stdio: req.stdio, ...(req.terminal ? { console: consolePaths(req.stateDir, req.execId) } : {}) }, onMonitor: (m) => { monitored = m; } });
     if (!monitored) throw errInternal('fast runtime: the exec was not monitored');
     return monitored;
   }

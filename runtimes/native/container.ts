@@ -15,7 +15,7 @@ import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
 import { mkfifo } from '../../api/libc.ts';
-import { nativeBinary, startMonitored, type Monitored, type StdioPaths } from '../monitor.ts';
+import { nativeBinary, startMonitored, type ConsolePaths, type Monitored, type StdioPaths } from '../monitor.ts';
 import type { LinuxSeccomp } from '../seccomp/compile.ts';
 
 export interface CreateOptions {
@@ -23,8 +23,11 @@ export interface CreateOptions {
   preserveFds?: number;
   noPivot?: boolean;
   pidFile?: string;
-  /** Run the init under berth-monitor (the shim's fast path): stdio from these paths, exit status to the file. */
-  monitor?: { exitFile: string; stdio?: StdioPaths };
+  /** Where the pty master goes when process.terminal is true (runc's --console-socket). */
+  consoleSocket?: string;
+  /** Run the init under berth-monitor (the shim's fast path): stdio from these paths (or through a pty the
+   * monitor holds, with console), exit status to the file. */
+  monitor?: { exitFile: string; stdio?: StdioPaths; console?: ConsolePaths };
 }
 
 export class Runtime {
@@ -64,7 +67,9 @@ export class Runtime {
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
       if (execFifo) mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
-      writeFileSync(planPath, buildPlan({ spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot }));
+      writeFileSync(planPath, buildPlan({
+        spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
+      }));
 
       init = opts.monitor ? monitoredInit(planPath, opts.monitor, join(dir, 'init.pid')) : spawnInit(planPath, opts.preserveFds ?? 0);
       const { sync, next, exited } = init;
@@ -101,8 +106,8 @@ export class Runtime {
    * Runs one more process in a running container, in its namespaces and cgroup. Resolves with its exit status
    * (detach: once it runs, with undefined).
    */
-  async exec(id: string, proc: Process, opts: { detach?: boolean; pidFile?: string; preserveFds?: number; monitor?: CreateOptions['monitor'];
-    onMonitor?: (m: Monitored) => void; } = {}): Promise<number | undefined> {
+  async exec(id: string, proc: Process, opts: { detach?: boolean; pidFile?: string; preserveFds?: number; consoleSocket?: string;
+    monitor?: CreateOptions['monitor']; onMonitor?: (m: Monitored) => void; } = {}): Promise<number | undefined> {
     const record = this.store.read(id);
     const status = this.status(record);
     if (status !== 'running') throw errFailedPrecondition(`cannot exec in container ${id}: it is ${status}, not running`);
@@ -111,7 +116,7 @@ export class Runtime {
     const planPath = join(this.store.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileSync(planPath, buildExecPlan({
       process: proc, containerPid: record.pid, namespaces: (spec.linux?.namespaces ?? []).map((ns) => ns.type),
-      mode: opts.detach || opts.monitor ? 'create' : 'run', preserveFds: opts.preserveFds,
+      mode: opts.detach || opts.monitor ? 'create' : 'run', preserveFds: opts.preserveFds, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
       ...(spec.linux?.seccomp ? { seccomp: spec.linux.seccomp as LinuxSeccomp } : {}),
     }));
     const monitorPidFile = `${planPath}.pid`;
@@ -209,7 +214,7 @@ interface LaunchedInit {
  * from `pidFile`, written by the caller once berth-init reports it). */
 function monitoredInit(planPath: string, monitor: NonNullable<CreateOptions['monitor']>, pidFile: string): LaunchedInit {
   const monitored = startMonitored({
-    command: [nativeBinary('berth-init'), planPath, '4'], exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, syncPipe: true,
+    command: [nativeBinary('berth-init'), planPath, '4'], exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, console: monitor.console, syncPipe: true,
   });
   const sync = monitored.sync!;
   const lines = createInterface({ input: sync })[Symbol.asyncIterator]();

@@ -11,6 +11,7 @@
 //   sysctl <key> <value> · rlimit <resource> <soft> <hard> · oomscoreadj <n> · preservefds <n>
 //   user <uid> <gid> · groups <gid>... · umask <octal> · nnp · caps <bnd> <eff> <perm> <inh> <amb> (decimal masks)
 //   seccomp <flags> <hex filter> · cwd <path> · env <NAME=value>... · args <arg>...
+//   console <host socket path> <width> <height>: a pty for the process, its master sent over the socket
 // Container paths are absolute inside the rootfs; C resolves them without leaving it.
 import { statSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
@@ -31,6 +32,8 @@ export interface PlanInput {
   cgroup: CgroupManager;
   preserveFds?: number;
   noPivot?: boolean;
+  /** Where the pty master goes when process.terminal is true (runc's --console-socket). */
+  consoleSocket?: string;
 }
 
 class PlanWriter {
@@ -61,7 +64,6 @@ export function buildPlan(input: PlanInput): Buffer {
   const { spec, rootfs, mode } = input;
   const process = spec.process;
   if (!process) throw errInvalidArgument('config.json: process: required to create a container');
-  if (process.terminal) throw errNotImplemented('config.json: process.terminal: terminals (--console-socket) are not supported by berth-runc yet');
   const linux = spec.linux ?? {};
   const plan = new PlanWriter();
   plan.add('version', PLAN_VERSION);
@@ -103,7 +105,7 @@ export function buildPlan(input: PlanInput): Buffer {
   if (spec.hostname) plan.add('hostname', spec.hostname);
   if (spec.domainname) plan.add('domainname', spec.domainname);
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, value);
-  addProcess(plan, process, input.preserveFds, linux.seccomp as LinuxSeccomp | undefined);
+  addProcess(plan, process, input.preserveFds, linux.seccomp as LinuxSeccomp | undefined, input.consoleSocket);
   return plan.encode();
 }
 
@@ -118,11 +120,11 @@ export interface ExecPlanInput {
   preserveFds?: number;
   /** The container's seccomp profile: exec'd processes get the same filter, as with runc. */
   seccomp?: LinuxSeccomp;
+  consoleSocket?: string;
 }
 
 /** A plan that runs one more process inside a running container (`exec`): join, no new root. */
 export function buildExecPlan(input: ExecPlanInput): Buffer {
-  if (input.process.terminal) throw errNotImplemented('process.terminal: terminals (--console-socket) are not supported by berth-runc yet');
   const plan = new PlanWriter();
   plan.add('version', PLAN_VERSION);
   plan.add('mode', input.mode);
@@ -132,11 +134,14 @@ export function buildExecPlan(input: ExecPlanInput): Buffer {
     plan.add('join', NAMESPACE_FLAGS[type]!, `/proc/${input.containerPid}/ns/${NAMESPACE_FILES[type]}`);
   }
   plan.add('clone', 0);
-  addProcess(plan, input.process, input.preserveFds, input.seccomp);
+  addProcess(plan, input.process, input.preserveFds, input.seccomp, input.consoleSocket);
   return plan.encode();
 }
 
-function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, seccomp?: LinuxSeccomp): void {
+function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, seccomp?: LinuxSeccomp, consoleSocket?: string): void {
+  if (process.terminal && !consoleSocket) throw errInvalidArgument('process.terminal is true: a --console-socket is needed to receive the pty master');
+  if (!process.terminal && consoleSocket) throw errInvalidArgument('--console-socket given but process.terminal is false: there is no pty to send');
+  if (consoleSocket) plan.add('console', consoleSocket, process.consoleSize?.width ?? 0, process.consoleSize?.height ?? 0);
   for (const r of process.rlimits ?? []) plan.add('rlimit', RLIMITS[r.type]!, r.soft, r.hard);
   if (process.oomScoreAdj !== undefined) plan.add('oomscoreadj', process.oomScoreAdj);
   if (preserveFds) plan.add('preservefds', preserveFds);

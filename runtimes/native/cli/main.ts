@@ -21,8 +21,8 @@ async function main(argv: string[]): Promise<number> {
   const createOpts = {
     bundle, pidFile: flags['pid-file'] as string | undefined, noPivot: !!flags['no-pivot'],
     preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0,
+    consoleSocket: flags['console-socket'] as string | undefined,
   };
-  if (flags['console-socket']) throw errNotImplemented('--console-socket: terminals are not supported by berth-runc yet');
   switch (verb) {
     case 'create':
       await runtime.create(need(id), createOpts);
@@ -110,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
       const proc = execProcess(flags, positional.slice(1), record.bundle);
       const status = await runtime.exec(id!, proc, {
         detach: !!(flags.detach ?? flags.d), pidFile: flags['pid-file'] as string | undefined,
-        preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0,
+        preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0, consoleSocket: flags['console-socket'] as string | undefined,
       });
       return status ?? 0;
     }
@@ -127,9 +127,8 @@ function execProcess(flags: Record<string, unknown>, command: string[], bundle: 
   const file = (flags.process ?? flags.p) as string | undefined;
   if (file) return JSON.parse(readFileSync(file, 'utf8')) as Process;
   if (command.length === 0) throw errInvalidArgument('exec: a command (or --process FILE) is required');
-  if (flags.tty || flags.t) throw errNotImplemented('exec --tty: terminals are not supported by berth-runc yet');
   const base = loadBundle(bundle).spec.process!;
-  const proc: Process = { ...base, args: command, terminal: false, user: { ...base.user } };
+  const proc: Process = { ...base, args: command, terminal: !!(flags.tty || flags.t), user: { ...base.user } };
   const user = (flags.user ?? flags.u) as string | undefined;
   if (user) {
     const [uid, gid] = user.split(':');

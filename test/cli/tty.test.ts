@@ -1,0 +1,87 @@
+// Terminals as an operator meets them: `berth run -t` and `berth tasks exec -t` on a real pty (ptyrun), with
+// typed input, ^C, a window resize, the exit status, and the operator's terminal settings restored afterwards.
+// Each runtime backend gets the same pty.
+import test from 'ava';
+import { join } from 'node:path';
+import { busyboxImage } from '../helpers/image.ts';
+import { runOnPty } from '../helpers/pty.ts';
+import { REPO, startDaemon, type TestDaemon } from '../daemon/helpers.ts';
+import { berth, loadImage } from './helpers.ts';
+
+
+const BERTH = join(REPO, 'dist', 'berth');
+
+async function daemonWithImage(t: Parameters<typeof startDaemon>[0]): Promise<TestDaemon> {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:tty', await busyboxImage({ tag: 'tty' }));
+  return d;
+}
+
+const envFor = (d: TestDaemon) => ({ ...process.env, BERTH_ADDRESS: d.address, NODE_EXTRA_CA_CERTS: '' });
+
+test.serial('berth run -t: the process has a pty sized like the terminal, input and ^C reach it, status and terminal settings come back', async (t) => {
+  const d = await daemonWithImage(t);
+  const script = [
+    'stty -g',
+    `${BERTH} run --rm -t busybox:tty tty1 sh -c 'tty; stty size; echo TERM=$TERM; [ -t 0 ] && echo stdin-is-a-tty; ` +
+      `read line; echo got:$line; trap "echo interrupted; exit 7" INT; sleep 20'`,
+    'echo status=$?',
+    'stty -g',
+  ].join('; ');
+  const res = await runOnPty(['sh', '-c', script], {
+    cols: 101, rows: 37, env: envFor(d),
+    typed: [{ afterMs: 2500, text: 'hello there\r' }, { afterMs: 4000, text: '\x03' }],
+  });
+  const lines = res.screen.split('\r\n');
+  t.is(res.code, 0, res.screen);
+  t.regex(res.screen, /\/dev\/pts\/\d+\r\n37 101\r\nTERM=xterm\r\nstdin-is-a-tty\r\n/, 'a pty of the window\'s size, TERM set');
+  t.regex(res.screen, /hello there\r\ngot:hello there\r\n/, 'typed input echoed by the container\'s pty and read');
+  t.regex(res.screen, /\^Cinterrupted\r\nstatus=7\r\n/, '^C became SIGINT inside; run exited with the container\'s status');
+  t.notRegex(res.screen, /\r\r\n/, 'output is not processed twice (our terminal was raw)');
+  const settings = lines.filter((l) => /^[0-9a-f]+(:[0-9a-f]+){10,}$/.test(l));
+  t.is(settings.length, 2, res.screen);
+  t.is(settings[0], settings[1], 'the terminal\'s settings are restored');
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '');
+});
+
+test.serial('berth run -t: a window resize reaches the container (SIGWINCH → ResizePty)', async (t) => {
+  const d = await daemonWithImage(t);
+  const res = await runOnPty([BERTH, 'run', '--rm', '-t', 'busybox:tty', 'tty2', 'sh', '-c', 'stty size; sleep 3; stty size'], {
+    cols: 80, rows: 24, resize: { cols: 132, rows: 43, afterMs: 1500 }, env: envFor(d),
+  });
+  t.is(res.code, 0, res.screen);
+  t.regex(res.screen, /^24 80\r\n43 132\r\n$/);
+});
+
+for (const runtime of ['runc', 'berth-runc', 'runsc']) {
+  test.serial(`berth run -t --runc-binary ${runtime}: the same pty through a runtime CLI and its --console-socket`, async (t) => {
+    const d = await daemonWithImage(t);
+    const binary = runtime === 'berth-runc' ? join(REPO, 'dist', 'berth-runc.mjs') : runtime;
+    const res = await runOnPty([BERTH, 'run', '--rm', '-t', '--runc-binary', binary, 'busybox:tty', `tty-${runtime}`, 'sh', '-c',
+      '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; stty size; read line; echo got:$line; exit 3'], {
+      cols: 90, rows: 30, env: envFor(d), typed: [{ afterMs: runtime === 'runsc' ? 6000 : 3000, text: 'typed\r' }],
+    });
+    t.is(res.code, 3, res.screen);
+    t.regex(res.screen, /on-a-tty\r\n30 90\r\n(typed\r\n)?got:typed\r\n/);
+  });
+}
+
+test.serial('berth tasks exec -t: an interactive shell in a running container', async (t) => {
+  const d = await daemonWithImage(t);
+  t.is((await berth(d.address, ['run', '-d', 'busybox:tty', 'tty3', 'sleep', '60'])).code, 0);
+  t.teardown(async () => { await berth(d.address, ['tasks', 'delete', '-f', 'tty3']); await berth(d.address, ['containers', 'rm', 'tty3']); });
+  const res = await runOnPty([BERTH, 'tasks', 'exec', '-t', '--exec-id', 'sh1', 'tty3', 'sh'], {
+    cols: 100, rows: 30, env: envFor(d),
+    typed: [{ afterMs: 2500, text: 'echo pid=$$ size=$(stty size)\r' }, { afterMs: 3500, text: 'exit 6\r' }],
+  });
+  t.is(res.code, 6, res.screen);
+  t.regex(res.screen, /pid=\d+ size=30 100\r\n/);
+  t.notRegex(res.screen, /pid=1 /, 'a new process beside the container\'s init');
+});
+
+test.serial('berth run without -t: stdin is piped to the container and ends with ours', async (t) => {
+  const d = await daemonWithImage(t);
+  const res = await berth(d.address, ['run', '--rm', 'busybox:tty', 'stdin1', 'sh', '-c', 'while read l; do echo "<$l>"; done; echo eof'], { input: 'one\ntwo\n' });
+  t.is(res.code, 0, res.stderr);
+  t.is(res.stdout, '<one>\n<two>\neof\n');
+});
