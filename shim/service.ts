@@ -248,11 +248,11 @@ export class ShimService {
         return {};
       },
 
-      // A terminal's pty master is held by the process's berth-monitor: requests go to its control FIFO.
+      // A terminal's pty master is held by the process's berth-monitor: requests go to its control FIFO. As
+      // containerd's shim, a resize of a process without a terminal is a no-op.
       ResizePty: (req) => {
         const { p } = this.process(req.id, req.execId);
-        if (!p.terminal) throw errFailedPrecondition(`process ${p.id} has no terminal to resize`);
-        if (p.monitored?.control) sendControl(p.monitored.control, `resize ${req.width} ${req.height}`);
+        if (p.terminal && p.monitored?.control) sendControl(p.monitored.control, `resize ${req.width} ${req.height}`);
         return {};
       },
 

@@ -1,5 +1,6 @@
 // containerd's own ctr (Debian's 1.6.20) driving berthd: what an operator with containerd's tools sees.
 import test from 'ava';
+import { runOnPty } from '../helpers/pty.ts';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -92,6 +93,14 @@ test.serial('ctr tasks ls, exec, metrics, kill and delete on berthd', async (t) 
   await c('run', '-d', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'svc', 'sleep', '300');
   t.regex(await c('tasks', 'ls'), /svc\s+\d+\s+RUNNING/);
   t.is(await c('tasks', 'exec', '--exec-id', 'e1', 'svc', 'sh', '-c', 'echo from exec'), 'from exec\n');
+  // From a real terminal: ctr exec -t gets a pty in the container, and ctr run -t a whole container on one.
+  const exec = await runOnPty(['ctr', '-a', d.address, 'tasks', 'exec', '-t', '--exec-id', 'e2', 'svc', 'sh', '-c', '[ -t 0 ] && tty; exit 3'], { timeoutMs: 30_000 });
+  t.is(exec.code, 3, exec.screen);
+  t.regex(exec.screen, /\/dev\/pts\/\d+/);
+  const runTty = await runOnPty(['ctr', '-a', d.address, 'run', '--rm', '-t', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'tty1',
+    'sh', '-c', 'read line; echo got:$line; exit 9'], { typed: [{ afterMs: 2500, text: 'over ctr\r' }], timeoutMs: 30_000 });
+  t.is(runTty.code, 9, runTty.screen);
+  t.regex(runTty.screen, /got:over ctr\r+\n/);
   const metrics = await c('tasks', 'metrics', 'svc');
   t.regex(metrics, /memory\.usage_in_bytes\s+\d+/);
   t.regex(metrics, /pids\.current\s+[1-9]/);

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { startContainerd } from '../helpers/containerd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { REPO } from '../daemon/helpers.ts';
+import { runOnPty } from '../helpers/pty.ts';
 
 const run = promisify(execFile);
 
@@ -23,6 +24,11 @@ test('containerd runs a container through containerd-shim-berth-v2', async (t) =
   await ctr('images', 'import', '--base-name', 'berth.local/busybox', archive);
   const out = await ctr('run', '--rm', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:cd', 'via-berth-shim', 'sh', '-c', 'echo pid $$ in $(cat /etc/berth-release)');
   t.is(out, 'pid 1 in berth test image cd\n');
+  // ctr run -t from a real terminal: containerd hands our shim a terminal task; typed input reaches it.
+  const tty = await runOnPty(['ctr', '-a', cd.address, 'run', '--rm', '-t', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:cd', 'tty-via-berth-shim',
+    'sh', '-c', '[ -t 0 ] && tty; read line; echo got:$line; exit 4'], { typed: [{ afterMs: 3000, text: 'typed\r' }] });
+  t.is(tty.code, 4, tty.screen);
+  t.regex(tty.screen, /\/dev\/pts\/0\r+\n(typed\r+\n)?got:typed\r+\n/);
   // (ctr 1.6 allows --runc-binary only with io.containerd.runc.v2, so the CLI backends are tested through berthd.)
   t.is((await ctr('tasks', 'ls', '-q')).trim(), '');
   t.is((await ctr('containers', 'ls', '-q')).trim(), '');
