@@ -1,4 +1,4 @@
-// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, mknod, lsetxattr),
+// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, mknod, lsetxattr, fcntl),
 // through ffi-rs, loaded on first use. Each throws an Error with `code` set to the errno name.
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -65,3 +65,12 @@ export const MS = {
   ro: 1, nosuid: 2, nodev: 4, noexec: 8, sync: 16, remount: 32, noatime: 1024, nodiratime: 2048, bind: 4096,
   rec: 16384, unbindable: 1 << 17, private: 1 << 18, slave: 1 << 19, shared: 1 << 20, relatime: 1 << 21, strictatime: 1 << 24,
 } as const;
+
+/** Clears O_NONBLOCK on an open file description (one a child process will inherit and read blocking). */
+export function setBlocking(fd: number): void {
+  const { DataType } = libc();
+  const [F_GETFL, F_SETFL, O_NONBLOCK] = [3, 4, 0o4000];
+  const types = [DataType.I32, DataType.I32, DataType.I32];
+  const flags = call('fcntl', types, [fd, F_GETFL, 0]);
+  if (flags < 0 || call('fcntl', types, [fd, F_SETFL, flags & ~O_NONBLOCK]) < 0) fail('fcntl', `fd ${fd}`);
+}

@@ -17,8 +17,13 @@ export class ShimContainer {
 
   constructor(readonly id: string, readonly bundle: string, readonly runtime: OciRuntime, readonly init: ShimProcess,
     readonly rootfs: Mount[]) {
-    this.stateDir = join(bundle, '.berth');
-    mkdirSync(this.stateDir, { recursive: true });
+    this.stateDir = ShimContainer.stateDirOf(bundle);
+  }
+
+  static stateDirOf(bundle: string): string {
+    const dir = join(bundle, '.berth');
+    mkdirSync(dir, { recursive: true });
+    return dir;
   }
 
   process(execId: string): ShimProcess | undefined {

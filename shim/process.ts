@@ -1,9 +1,9 @@
 // One process the shim supervises: a container's init or an exec'd process. Its exit comes from its
 // berth-monitor; the exit event is published only after the start event, so an exit that happens before
 // Start returns is never lost nor reported out of order.
-import type { Monitored } from '../runtimes/monitor.ts';
-import type { StdioPaths } from '../runtimes/monitor.ts';
+import type { Monitored, StdioPaths } from '../runtimes/monitor.ts';
 import type { Process } from '../runtimes/oci/spec.ts';
+import type { ProcessIo } from './stdio.ts';
 
 export type ProcessStatus = 'CREATED' | 'RUNNING' | 'STOPPED' | 'PAUSED';
 
@@ -24,8 +24,12 @@ export class ShimProcess {
   private started: Promise<void> = Promise.resolve();
   private releaseStart: (() => void) | undefined;
 
-  constructor(readonly containerId: string, readonly execId: string, readonly stdio: StdioPaths, readonly terminal: boolean,
-    readonly spec?: Process) {
+  readonly stdio: StdioPaths;
+
+  /** `uris`: stdio as the client gave it (State reports these); `io`: what it resolved to. */
+  constructor(readonly containerId: string, readonly execId: string, readonly uris: { stdin?: string; stdout?: string; stderr?: string },
+    readonly io: ProcessIo, readonly terminal: boolean, readonly spec?: Process) {
+    this.stdio = io.stdio;
     this.exited = new Promise((resolve) => { this.resolveExit = resolve; });
   }
 

@@ -120,19 +120,25 @@ export class ShimService {
         const runtimeRoot = join(this.opts.stateRoot, binaryName ? binaryName.replace(/\//g, '_') : 'fast', this.opts.namespace);
         const runtime = openRuntime(binaryName, runtimeRoot);
         const rootfs: Mount[] = (req.rootfs ?? []).map((m: Mount) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
-        const stdio = stdioOf(req);
-        const init = new ShimProcess(req.id, '', stdio, !!req.terminal);
+        const io = stdioOf(req, ShimContainer.stateDirOf(req.bundle), 'init');
+        const stdio = io.stdio;
+        const init = new ShimProcess(req.id, '', req, io, !!req.terminal);
         const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
         c.cgroup = cgroupOf(req.bundle, req.id);
         if (rootfs.length) await mountAll(rootfs, join(req.bundle, 'rootfs'));
+        let created = false;
         try {
           const m = await runtime.create({ id: req.id, bundle: req.bundle, stdio, terminal: !!req.terminal, stateDir: c.stateDir, noPivot });
+          created = true;
           init.pid = await m.pid;
+          await io.logger?.start(req.id, this.opts.namespace);
           // What `shim delete` needs if this shim dies.
           writeFileSync(join(c.stateDir, 'runtime.json'), JSON.stringify({ binaryName, root: runtimeRoot, pid: init.pid }));
           init.holdExitUntilStarted();
           init.watch(m, this.onExit(c));
         } catch (err) {
+          io.logger?.release();
+          if (created) await runtime.delete(req.id, true).catch(() => undefined);
           if (rootfs.length) await unmountAll(join(req.bundle, 'rootfs')).catch(() => undefined);
           c.removeState();
           throw err;
@@ -167,7 +173,9 @@ export class ShimService {
           const m = await c.runtime.exec({ id: c.id, execId: req.execId, process: p.spec!, stdio: p.stdio, terminal: p.terminal, stateDir: c.stateDir });
           p.pid = await m.pid;
           p.watch(m, this.onExit(c));
+          await p.io.logger?.start(c.id, this.opts.namespace);
         } catch (err) {
+          p.io.logger?.release();
           p.markStarted();
           throw err;
         }
@@ -180,8 +188,8 @@ export class ShimService {
       State: (req) => {
         const { c, p } = this.process(req.id, req.execId);
         return {
-          id: p.id, bundle: c.bundle, pid: p.pid, status: p.status, stdin: p.stdio.stdin ?? '', stdout: p.stdio.stdout ?? '',
-          stderr: p.stdio.stderr ?? '', terminal: p.terminal, exitStatus: p.exit?.status ?? 0, exitedAt: exitedAt(p.exit), execId: req.execId,
+          id: p.id, bundle: c.bundle, pid: p.pid, status: p.status, stdin: p.uris.stdin ?? '', stdout: p.uris.stdout ?? '',
+          stderr: p.uris.stderr ?? '', terminal: p.terminal, exitStatus: p.exit?.status ?? 0, exitedAt: exitedAt(p.exit), execId: req.execId,
         };
       },
 
@@ -242,8 +250,8 @@ export class ShimService {
         if (c.execs.has(req.execId)) throw errAlreadyExists(`exec ${req.execId} in container ${req.id}: already exists`);
         if (!req.spec?.value) throw new BerthError(ErrorCode.InvalidArgument, 'exec: the process spec is required');
         const spec = JSON.parse(Buffer.from(req.spec.value).toString('utf8')) as Process;
-        const stdio = stdioOf(req);
-        c.execs.set(req.execId, new ShimProcess(c.id, req.execId, stdio, !!req.terminal, spec));
+        const io = stdioOf(req, c.stateDir, req.execId);
+        c.execs.set(req.execId, new ShimProcess(c.id, req.execId, req, io, !!req.terminal, spec));
         this.publish('/tasks/exec-added', 'TaskExecAdded', { containerId: c.id, execId: req.execId });
         return {};
       },

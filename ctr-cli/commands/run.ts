@@ -98,6 +98,14 @@ async function createUnderLease(c: ApiClient, flags: Flags, image: string, id: s
   return mounts;
 }
 
+/** ctr's --log-uri: a binary:// or file:// URI, or an absolute path (a file). */
+function logUriOf(value: string, terminal: boolean): string {
+  if (terminal) throw errInvalidArgument('--log-uri and --tty cannot be used together');
+  if (value.startsWith('/')) return `file://${value}`;
+  if (/^(binary|file):\/\//.test(value)) return value;
+  throw errInvalidArgument(`--log-uri ${value}: want binary:///path/to/logger, file:///path or an absolute path`);
+}
+
 function positive(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw errInvalidArgument(`${flag} ${v}: want a positive integer`);
@@ -112,26 +120,27 @@ registerCommand({
   flags: [
     { name: 'rm', type: 'bool', usage: 'remove the container when it exits' },
     { name: 'detach', alias: 'd', type: 'bool', usage: 'start it and return' },
+    { name: 'log-uri', type: 'string', usage: 'send stdout and stderr to binary:///logger?k=v, file:///path or /path instead of here' },
     ...CONTAINER_FLAGS,
   ],
   async run(ctx, flags, args) {
     requireArgs(args, 2, 'berth run [flags] <image> <id> [<command> [<arg>...]]');
     const [image, id, ...cmd] = args as [string, string, ...string[]];
     const c = ctx.client();
-    const rootfs = await createContainer(ctx, flags, image, id, cmd);
     const terminal = !!flags.tty;
-    const io: TaskIo | undefined = flags.detach ? undefined : openTaskIo(id, { terminal });
+    const logUri = flags['log-uri'] ? logUriOf(flags['log-uri'] as string, terminal) : '';
+    const rootfs = await createContainer(ctx, flags, image, id, cmd);
+    const io: TaskIo | undefined = flags.detach || logUri ? undefined : openTaskIo(id, { terminal });
     try {
-      await c.call(TASKS, 'Create', { containerId: id, rootfs, terminal, stdin: io?.stdin ?? '', stdout: io?.stdout ?? '', stderr: io?.stderr ?? '' });
-      if (!io) {
-        await c.call(TASKS, 'Start', { containerId: id });
-        return 0;
-      }
-      const waiting = c.call(TASKS, 'Wait', { containerId: id });
+      await c.call(TASKS, 'Create', {
+        containerId: id, rootfs, terminal, stdin: io?.stdin ?? '', stdout: io?.stdout ?? logUri, stderr: io?.stderr ?? logUri,
+      });
+      const waiting = flags.detach ? undefined : c.call(TASKS, 'Wait', { containerId: id });
       await c.call(TASKS, 'Start', { containerId: id });
-      io.started((width, height) => c.call(TASKS, 'ResizePty', { containerId: id, width, height }));
+      if (!waiting) return 0;
+      io?.started((width, height) => c.call(TASKS, 'ResizePty', { containerId: id, width, height }));
       const { exitStatus } = await waiting;
-      await io.copying;
+      await io?.copying;
       return exitStatus;
     } finally {
       io?.done();

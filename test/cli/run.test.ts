@@ -1,6 +1,7 @@
 // berth run / containers create / tasks against berthd: an image whose layers are unpacked into overlayfs
 // snapshots named by chain ID, run with containerd's default spec plus the image config and flags.
 import test from 'ava';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { busyboxImage } from '../helpers/image.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -113,4 +114,27 @@ test.serial('tasks metrics: memory, cpu and pids of a running task, on the fast 
     await berth(d.address, ['tasks', 'delete', '--force', id]);
     await berth(d.address, ['containers', 'rm', id]);
   }
+});
+
+test.serial('berth run --log-uri: output goes to a binary:// logger or a file instead of the terminal; the exit status still comes back', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:log', await busyboxImage({ tag: 'log' }));
+  const dir = tempDir(t);
+  const logger = join(dir, 'logger.sh');
+  writeFileSync(logger, `#!/bin/sh\nexec 5>&-\ncat <&3 > ${dir}/out & cat <&4 > ${dir}/err & wait\necho "$CONTAINER_NAMESPACE $CONTAINER_ID" > ${dir}/who\n`);
+  chmodSync(logger, 0o755);
+  const res = await berth(d.address, ['run', '--rm', '--log-uri', `binary://${logger}`, 'busybox:log', 'log1', 'sh', '-c', 'echo out; echo err >&2; exit 2']);
+  t.is(res.code, 2, res.stderr);
+  t.is(res.stdout, '');
+  for (let i = 0; i < 100 && !existsSync(join(dir, 'who')); i++) await new Promise((r) => setTimeout(r, 50));
+  t.is(readFileSync(join(dir, 'out'), 'utf8'), 'out\n');
+  t.is(readFileSync(join(dir, 'err'), 'utf8'), 'err\n');
+  t.is(readFileSync(join(dir, 'who'), 'utf8'), 'default log1\n');
+  const file = join(dir, 'logs', 'c.log');
+  t.is((await berth(d.address, ['run', '--rm', '--log-uri', file, 'busybox:log', 'log2', 'echo', 'to-file'])).code, 0);
+  t.is(readFileSync(file, 'utf8'), 'to-file\n');
+  const bad = await berth(d.address, ['run', '--rm', '--log-uri', 'syslog://x', 'busybox:log', 'log3', 'true']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /--log-uri syslog:\/\/x: want binary:/);
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '', 'nothing was created');
 });

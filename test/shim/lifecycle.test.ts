@@ -2,7 +2,8 @@
 // path (no runtime CLI), berth-runc, runc and runsc. (crun refuses this hybrid-cgroup host; see the note on
 // the issue.)
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { REPO } from '../daemon/helpers.ts';
@@ -110,19 +111,63 @@ for (const [backend, binary] of [['fast', undefined], ['runc', 'runc']] as const
   });
 }
 
-test.serial('file:// log URIs: stdout and stderr appended to one log file; binary:// refused clearly', async (t) => {
+test.serial('file:// log URIs: stdout and stderr appended to one log file', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
   const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sh', '-c', 'echo to-out; echo to-err >&2'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
   const client = await h.start(bundle.dir, id);
   const log = join(h.dir, 'logs', 'c.log');
   await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: `file://${log}`, stderr: `file://${log}` });
+  t.is((await h.call(client, 'State', { id })).stdout, `file://${log}`, 'State reports the URI the client gave');
   const waiting = h.call(client, 'Wait', { id });
   await h.call(client, 'Start', { id });
   t.is((await waiting).exitStatus, 0);
   t.is(readFileSync(log, 'utf8'), 'to-out\nto-err\n');
   await h.call(client, 'Delete', { id });
+});
+
+test.serial('binary:// log URIs: the logger gets stdout on fd 3, stderr on fd 4, its arguments and CONTAINER_ID/NAMESPACE; for execs too', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const out = join(h.dir, 'logged');
+  mkdirSync(out);
+  // A logger as containerd documents them: read fds 3 and 4, close fd 5 once ready.
+  const logger = join(h.dir, 'logger.sh');
+  writeFileSync(logger, '#!/bin/sh\nexec 5>&-\n' +
+    'echo "$CONTAINER_NAMESPACE/$CONTAINER_ID $*" > "$2/$CONTAINER_ID.$4.args"\n' +
+    'cat <&3 > "$2/$CONTAINER_ID.$4.out" & cat <&4 > "$2/$CONTAINER_ID.$4.err" & wait\n' +
+    'touch "$2/$CONTAINER_ID.$4.done"\n');
+  chmodSync(logger, 0o755);
+  const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sh', '-c', 'echo to-out; echo to-err >&2; sleep 30'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
+  const client = await h.start(bundle.dir, id);
+  const uri = (name: string) => `binary://${logger}?dir=${encodeURIComponent(out)}&name=${name}`;
+  await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: uri('init'), stderr: uri('init') });
+  t.is((await h.call(client, 'State', { id })).stdout, uri('init'));
+  await h.call(client, 'Start', { id });
+  const execSpec = { ...bundle.spec.process, args: ['/bin/sh', '-c', 'echo exec-out; echo exec-err >&2; exit 3'] };
+  await h.call(client, 'Exec', { id, execId: 'e1', stdout: uri('e1'), stderr: uri('e1'), spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(execSpec)) } });
+  const execWait = h.call(client, 'Wait', { id, execId: 'e1' });
+  await h.call(client, 'Start', { id, execId: 'e1' });
+  t.is((await execWait).exitStatus, 3);
+  const waitFor = async (path: string) => { for (let i = 0; i < 100 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 50)); };
+  await waitFor(join(out, `${id}.e1.done`));
+  t.is(readFileSync(join(out, `${id}.e1.out`), 'utf8'), 'exec-out\n');
+  t.is(readFileSync(join(out, `${id}.e1.err`), 'utf8'), 'exec-err\n');
+  t.is(readFileSync(join(out, `${id}.init.args`), 'utf8'), `${h.ns}/${id} dir ${out} name init\n`);
+  const waiting = h.call(client, 'Wait', { id });
+  await h.call(client, 'Kill', { id, signal: 9 });
+  await waiting;
+  await waitFor(join(out, `${id}.init.done`));
+  t.is(readFileSync(join(out, `${id}.init.out`), 'utf8'), 'to-out\n', 'the logger saw EOF when the container ended');
+  t.is(readFileSync(join(out, `${id}.init.err`), 'utf8'), 'to-err\n');
+  await h.call(client, 'Delete', { id });
+
   const id2 = uid();
   const b2 = makeBundle(join(h.dir, id2), { edit: (s) => { s.linux.cgroupsPath = `/${id2}`; } });
-  await t.throwsAsync(h.call(client, 'Create', { id: id2, bundle: b2.dir, stdout: 'binary:///usr/bin/logger?x=1' }), { message: /binary:\/\/ log URIs are not supported/ });
+  await t.throwsAsync(h.call(client, 'Create', { id: id2, bundle: b2.dir, stdout: 'binary:///nonexistent/logger', stderr: 'binary:///nonexistent/logger' }),
+    { message: /logging binary \/nonexistent\/logger: .*ENOENT/ });
+  await t.throwsAsync(h.call(client, 'Create', { id: id2, bundle: b2.dir, stdout: 'binary://relative/logger' }), { message: /want binary:\/\/\/absolute\/path/ });
+  t.is((await h.call(client, 'Connect', {})).shimPid > 0, true, 'the shim lives on');
+  const monitors = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('berth-monitor') && l.includes(id2));
+  t.deepEqual(monitors, [], 'nothing left running for the refused container');
 });
