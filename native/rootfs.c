@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "rootfs.h"
+#include "hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,6 +225,9 @@ int prepare_rootfs(struct plan *plan)
 			fail("opening exec fifo %s: %s", r->argv[0], strerror(errno));
 	}
 	close(root);
+	char err[600];
+	if (hooks_run(plan, "createContainer", err, sizeof err) < 0)
+		fail("%s", err);
 	pivot(rootfs, use_pivot_root);
 	for (int i = 0; i < plan->count; i++) {
 		struct record *r = &plan->records[i];

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "setup.h"
 #include "console.h"
+#include "hooks.h"
 #include "rootfs.h"
 
 #include <errno.h>
@@ -231,6 +232,7 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 	for (int i = 0; i < plan->count; i++)
 		apply_early(&plan->records[i]);
 
+	hooks_load_state(plan);
 	int fifo = prepare_rootfs(plan);
 	apply_sysctls(plan);
 	if (exec.cwd) {
@@ -274,6 +276,9 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 		close(w);
 		close(fifo);
 	}
+	char hook_err[600];
+	if (hooks_run(plan, "startContainer", hook_err, sizeof hook_err) < 0)
+		fail_late("%s", hook_err);
 	if (exec.seccomp_hex && !exec.nnp)
 		load_seccomp(exec.seccomp_flags, exec.seccomp_hex); /* needs CAP_SYS_ADMIN without no_new_privs */
 	set_credentials_and_caps(&exec);

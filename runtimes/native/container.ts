@@ -67,8 +67,10 @@ export class Runtime {
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
       if (execFifo) mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
+      const hookStateFiles: [string, string] = [join(dir, 'hook-state-creating.json'), join(dir, 'hook-state-created.json')];
       writeFileSync(planPath, buildPlan({
         spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
+        hookStateFiles,
       }));
 
       init = opts.monitor ? monitoredInit(planPath, opts.monitor, join(dir, 'init.pid')) : spawnInit(planPath, opts.preserveFds ?? 0);
@@ -86,6 +88,10 @@ export class Runtime {
       const creating = toState(record, 'creating');
       await runHooks('prestart', spec.hooks?.prestart, creating);
       await runHooks('createRuntime', spec.hooks?.createRuntime, creating);
+      if (spec.hooks?.createContainer?.length || spec.hooks?.startContainer?.length) {
+        writeFileSync(hookStateFiles[0], JSON.stringify(creating));
+        writeFileSync(hookStateFiles[1], JSON.stringify(toState(record, 'created')));
+      }
       sync.write('g');
       const ready = await next();
       if (ready !== 'ready') throw errInternal(`berth-init: unexpected report ${JSON.stringify(ready)}`);

@@ -12,6 +12,8 @@
 //   user <uid> <gid> · groups <gid>... · umask <octal> · nnp · caps <bnd> <eff> <perm> <inh> <amb> (decimal masks)
 //   seccomp <flags> <hex filter> · cwd <path> · env <NAME=value>... · args <arg>...
 //   console <host socket path> <width> <height>: a pty for the process, its master sent over the socket
+//   hook createContainer|startContainer <timeout s, 0: none> <path> <nargs> <args>... <env>...
+//   hookstate <state JSON file for createContainer> <for startContainer> (host paths, read before pivot_root)
 // Container paths are absolute inside the rootfs; C resolves them without leaving it.
 import { statSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
@@ -34,6 +36,8 @@ export interface PlanInput {
   noPivot?: boolean;
   /** Where the pty master goes when process.terminal is true (runc's --console-socket). */
   consoleSocket?: string;
+  /** Where the runtime writes the state JSON the in-container hooks get (creating, created). */
+  hookStateFiles?: [string, string];
 }
 
 class PlanWriter {
@@ -98,6 +102,7 @@ export function buildPlan(input: PlanInput): Buffer {
     plan.add('mkdev', d.path, d.type === 'u' ? 'c' : d.type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666).toString(8), d.uid ?? 0, d.gid ?? 0);
   }
   if (input.execFifo) plan.add('execfifo', input.execFifo);
+  addContainerHooks(plan, spec, input.hookStateFiles);
   for (const p of linux.readonlyPaths ?? []) plan.add('readonly', p);
   for (const p of linux.maskedPaths ?? []) plan.add('masked', p);
   if (spec.root?.readonly) plan.add('rootro');
@@ -136,6 +141,17 @@ export function buildExecPlan(input: ExecPlanInput): Buffer {
   plan.add('clone', 0);
   addProcess(plan, input.process, input.preserveFds, input.seccomp, input.consoleSocket);
   return plan.encode();
+}
+
+/** The hooks berth-init runs inside the container; the state JSON they read is written once the pid is known. */
+function addContainerHooks(plan: PlanWriter, spec: Spec, stateFiles?: [string, string]): void {
+  const kinds = ['createContainer', 'startContainer'] as const;
+  if (!kinds.some((k) => spec.hooks?.[k]?.length)) return;
+  if (!stateFiles) throw errInvalidArgument('hooks.createContainer/startContainer: no place for the hooks\' state JSON');
+  plan.add('hookstate', ...stateFiles);
+  for (const kind of kinds) {
+    for (const h of spec.hooks?.[kind] ?? []) plan.add('hook', kind, h.timeout ?? 0, h.path, h.args?.length ?? 0, ...(h.args ?? []), ...(h.env ?? []));
+  }
 }
 
 function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, seccomp?: LinuxSeccomp, consoleSocket?: string): void {

@@ -1,7 +1,7 @@
 // Validates a bundle's config.json before anything is created, with errors that name the field.
 import { readFileSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
-import { errInvalidArgument, errNotFound, errNotImplemented } from '../../api/errdefs.ts';
+import { errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
 import { CAPABILITIES, NAMESPACE_FLAGS, RLIMITS } from './linux-constants.ts';
 import type { Spec } from './spec.ts';
 import { compileSeccomp, type LinuxSeccomp } from '../seccomp/compile.ts';
@@ -123,9 +123,6 @@ function validateHooks(hooks: unknown): void {
   for (const [kind, list] of Object.entries(hooks)) {
     if (!['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'].includes(kind)) throw invalid(`hooks.${kind}`, 'is not a hook kind');
     if (!Array.isArray(list)) throw invalid(`hooks.${kind}`, 'must be an array');
-    if ((kind === 'createContainer' || kind === 'startContainer') && list.length) {
-      throw errNotImplemented(`config.json: hooks.${kind}: hooks that run inside the container are not supported by berth-runc yet`);
-    }
     list.forEach((h, i) => {
       if (!isObject(h) || typeof h.path !== 'string' || !h.path.startsWith('/')) throw invalid(`hooks.${kind}[${i}].path`, 'must be an absolute path');
       if (h.timeout !== undefined && !(Number.isInteger(h.timeout) && (h.timeout as number) > 0)) throw invalid(`hooks.${kind}[${i}].timeout`, 'must be a positive integer');

@@ -35,9 +35,9 @@ const invalidConfigs: [string, (s: Json) => void, RegExp][] = [
   ['mount destination', (s) => { s.mounts.push({ destination: 'relative', type: 'tmpfs', source: 'tmpfs' }); }, /mounts\[7\].destination: "relative" must be an absolute path/],
   ['mount options', (s) => { s.mounts[0].options = 'ro'; }, /mounts\[0\].options: must be an array of strings/],
   ['hook path', (s) => { s.hooks = { prestart: [{ path: 'relative' }] }; }, /hooks.prestart\[0\].path: must be an absolute path/],
-  ['createContainer hook', (s) => { s.hooks = { createContainer: [{ path: '/bin/true' }] }; }, /hooks.createContainer: hooks that run inside the container are not supported/],
+  ['hook timeout', (s) => { s.hooks = { createContainer: [{ path: '/bin/true', timeout: -1 }] }; }, /hooks.createContainer\[0\].timeout: must be a positive integer/],
   ['seccomp', (s) => { s.linux.seccomp = { defaultAction: 'SCMP_ACT_SOMETIMES' }; }, /linux.seccomp.defaultAction: unknown seccomp action "SCMP_ACT_SOMETIMES"/],
-  ['terminal', (s) => { s.process.terminal = true; }, /process.terminal: terminals .* are not supported/],
+  ['terminal without a console socket', (s) => { s.process.terminal = true; }, /process.terminal is true: a --console-socket is needed/],
   ['rootfsPropagation', (s) => { s.linux.rootfsPropagation = 'sideways'; }, /unknown propagation "sideways"/],
 ];
 
