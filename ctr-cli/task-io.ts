@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, createReadStream, mkdirSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
+import { errInvalidArgument } from '../api/errdefs.ts';
 
 const FIFO_ROOT = '/run/berth/fifo';
 
@@ -23,8 +24,14 @@ export interface TaskIo {
   done(): void;
 }
 
+/** As ctr: a terminal task is driven from a terminal (from a pipe, its shell would wait on its pty forever). */
+export function requireTerminal(): void {
+  if (!process.stdin.isTTY) throw errInvalidArgument('--tty: stdin is not a terminal (run without -t, or from a terminal)');
+}
+
 /** The FIFOs for a process named `name`, with our stdin attached unless `stdin` is false. */
 export function openTaskIo(name: string, opts: { terminal: boolean; stdin?: boolean }): TaskIo {
+  if (opts.terminal) requireTerminal();
   const dir = join(FIFO_ROOT, randomBytes(8).toString('hex'));
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = (which: string) => join(dir, `${name}-${which}`);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -176,7 +177,10 @@ static void readonly_path(const char *path)
 			return;
 		fail("readonly path %s: %s", path, strerror(errno));
 	}
-	if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC, NULL) < 0)
+	/* Keep the flags the mount already has (the kernel refuses to drop locked ones), add read-only: as runc. */
+	struct statfs st;
+	unsigned long keep = statfs(path, &st) == 0 ? (unsigned long)st.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC) : 0;
+	if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
 		fail("remounting %s read-only: %s", path, strerror(errno));
 }
 

@@ -8,6 +8,7 @@ npm run -s build
 npm run -s typecheck
 unset NODE_EXTRA_CA_CERTS
 set +e
-npx ava --tap "$@" | node scripts/tap-summary.mjs
+# ava's exit status travels down the pipe (sh has no pipefail): a crashed or timed-out run never reads as green.
+{ npx ava --tap "$@"; echo "# ava exit status $?"; } | node scripts/tap-summary.mjs
 status=$?
 exit $status

@@ -8,7 +8,7 @@ import type { ApiClient } from '../../api/grpc-client.ts';
 import { runnableImage, type RunnableImage } from '../image.ts';
 import { defaultSeccompProfile } from '../seccomp-profile.ts';
 import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withTty, withUser, type Spec } from '../spec.ts';
-import { consoleSize, openTaskIo, type TaskIo } from '../task-io.ts';
+import { consoleSize, openTaskIo, requireTerminal, type TaskIo } from '../task-io.ts';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
 const TASKS = 'containerd.services.tasks.v1.Tasks';
@@ -129,6 +129,7 @@ registerCommand({
     const c = ctx.client();
     const terminal = !!flags.tty;
     const logUri = flags['log-uri'] ? logUriOf(flags['log-uri'] as string, terminal) : '';
+    if (terminal && !flags.detach) requireTerminal();
     const rootfs = await createContainer(ctx, flags, image, id, cmd);
     const io: TaskIo | undefined = flags.detach || logUri ? undefined : openTaskIo(id, { terminal });
     try {

@@ -205,12 +205,14 @@ function addCgroupMount(plan: PlanWriter, dest: string, flags: number, cgroup: C
     plan.add('mount', hierarchies[0]![1], dest, 'bind', flags | MS.BIND, '', 0, 'd');
     return;
   }
+  // As runc on a v1 or hybrid host: a tmpfs (left writable) with each v1 hierarchy bound in under its
+  // controller's name (name=systemd as systemd); the unified hierarchy of a hybrid host is not shown.
   const bindFlags = MS.BIND | MS.NOSUID | MS.NODEV | MS.NOEXEC | (flags & MS.RDONLY);
   plan.add('mount', 'tmpfs', dest, 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=755', 0, 'd');
   for (const [controller, dir] of hierarchies) {
-    plan.add('mount', dir, posix.join(dest, controller === '' ? 'unified' : controller), 'bind', bindFlags, '', 0, 'd');
+    if (controller === '') continue;
+    plan.add('mount', dir, posix.join(dest, controller.replace(/^name=/, '')), 'bind', bindFlags, '', 0, 'd');
   }
-  if (flags & MS.RDONLY) plan.add('mount', 'tmpfs', dest, 'tmpfs', MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=755', 0, 'd');
 }
 
 /** The devices every container gets on a fresh /dev (runtime-spec "Default Devices"), plus the usual links. */

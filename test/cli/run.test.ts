@@ -55,7 +55,7 @@ test.serial('run refuses what it cannot do with one clear line', async (t) => {
   t.regex(missing.stderr, /^berth: image "nope:1": not found/);
   await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'bad' }));
   const tty = await berth(d.address, ['run', '-t', 'busybox:test', 'x1', 'sh']);
-  t.regex(tty.stderr, /^berth: --tty is not supported/);
+  t.regex(tty.stderr, /^berth: --tty: stdin is not a terminal/);
   const user = await berth(d.address, ['run', '--user', 'nobody', 'busybox:test', 'x2', 'true']);
   t.regex(user.stderr, /numeric uid/);
   const runtime = await berth(d.address, ['run', '--rm', '--runtime', 'io.containerd.nosuch.v2', 'busybox:test', 'x3', 'true']);

@@ -24,13 +24,13 @@ test.serial('berth run -t: the process has a pty sized like the terminal, input 
   const script = [
     'stty -g',
     `${BERTH} run --rm -t busybox:tty tty1 sh -c 'tty; stty size; echo TERM=$TERM; [ -t 0 ] && echo stdin-is-a-tty; ` +
-      `read line; echo got:$line; trap "echo interrupted; exit 7" INT; sleep 20'`,
+      `echo type-now; read line; echo got:$line; trap "echo interrupted; exit 7" INT; echo trap-set; sleep 20'`,
     'echo status=$?',
     'stty -g',
   ].join('; ');
   const res = await runOnPty(['sh', '-c', script], {
     cols: 101, rows: 37, env: envFor(d),
-    typed: [{ afterMs: 2500, text: 'hello there\r' }, { afterMs: 4000, text: '\x03' }],
+    typed: [{ when: /type-now/, text: 'hello there\r' }, { when: /trap-set/, text: '\x03' }],
   });
   const lines = res.screen.split('\r\n');
   t.is(res.code, 0, res.screen);
@@ -46,11 +46,12 @@ test.serial('berth run -t: the process has a pty sized like the terminal, input 
 
 test.serial('berth run -t: a window resize reaches the container (SIGWINCH → ResizePty)', async (t) => {
   const d = await daemonWithImage(t);
-  const res = await runOnPty([BERTH, 'run', '--rm', '-t', 'busybox:tty', 'tty2', 'sh', '-c', 'stty size; sleep 3; stty size'], {
-    cols: 80, rows: 24, resize: { cols: 132, rows: 43, afterMs: 1500 }, env: envFor(d),
+  const res = await runOnPty([BERTH, 'run', '--rm', '-t', 'busybox:tty', 'tty2', 'sh', '-c',
+    'stty size; echo resize-now; for i in $(seq 1 100); do s=$(stty size); [ "$s" != "24 80" ] && break; sleep 0.1; done; echo $s'], {
+    cols: 80, rows: 24, resize: { cols: 132, rows: 43, when: /resize-now/ }, env: envFor(d),
   });
   t.is(res.code, 0, res.screen);
-  t.regex(res.screen, /^24 80\r\n43 132\r\n$/);
+  t.regex(res.screen, /^24 80\r\nresize-now\r\n43 132\r\n$/);
 });
 
 for (const runtime of ['runc', 'berth-runc', 'runsc']) {
@@ -58,11 +59,13 @@ for (const runtime of ['runc', 'berth-runc', 'runsc']) {
     const d = await daemonWithImage(t);
     const binary = runtime === 'berth-runc' ? join(REPO, 'dist', 'berth-runc.mjs') : runtime;
     const res = await runOnPty([BERTH, 'run', '--rm', '-t', '--runc-binary', binary, 'busybox:tty', `tty-${runtime}`, 'sh', '-c',
-      '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; stty size; read line; echo got:$line; exit 3'], {
-      cols: 90, rows: 30, env: envFor(d), typed: [{ afterMs: runtime === 'runsc' ? 6000 : 3000, text: 'typed\r' }],
+      // (runsc ignores process.consoleSize: its size arrives with the first ResizePty, just after start.)
+      '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; for i in $(seq 1 50); do s=$(stty size 2>/dev/null) && [ "$s" != "0 0" ] && break; sleep 0.1; done; ' +
+      'echo $s; echo type-now; read line; echo got:$line; exit 3'], {
+      cols: 90, rows: 30, env: envFor(d), typed: [{ when: /type-now/, text: 'typed\r' }],
     });
     t.is(res.code, 3, res.screen);
-    t.regex(res.screen, /on-a-tty\r\n30 90\r\n(typed\r\n)?got:typed\r\n/);
+    t.regex(res.screen, /on-a-tty\r\n30 90\r\ntype-now\r\n(typed\r\n)?got:typed\r\n/);
   });
 }
 
@@ -72,7 +75,7 @@ test.serial('berth tasks exec -t: an interactive shell in a running container', 
   t.teardown(async () => { await berth(d.address, ['tasks', 'delete', '-f', 'tty3']); await berth(d.address, ['containers', 'rm', 'tty3']); });
   const res = await runOnPty([BERTH, 'tasks', 'exec', '-t', '--exec-id', 'sh1', 'tty3', 'sh'], {
     cols: 100, rows: 30, env: envFor(d),
-    typed: [{ afterMs: 2500, text: 'echo pid=$$ size=$(stty size)\r' }, { afterMs: 3500, text: 'exit 6\r' }],
+    typed: [{ when: /# /, text: 'echo pid=$$ size=$(stty size)\r' }, { when: /size=.*\r\n.*# /, text: 'exit 6\r' }],
   });
   t.is(res.code, 6, res.screen);
   t.regex(res.screen, /pid=\d+ size=30 100\r\n/);

@@ -98,7 +98,7 @@ test.serial('ctr tasks ls, exec, metrics, kill and delete on berthd', async (t) 
   t.is(exec.code, 3, exec.screen);
   t.regex(exec.screen, /\/dev\/pts\/\d+/);
   const runTty = await runOnPty(['ctr', '-a', d.address, 'run', '--rm', '-t', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'tty1',
-    'sh', '-c', 'read line; echo got:$line; exit 9'], { typed: [{ afterMs: 2500, text: 'over ctr\r' }], timeoutMs: 30_000 });
+    'sh', '-c', 'echo type-now; read line; echo got:$line; exit 9'], { typed: [{ when: /type-now/, text: 'over ctr\r' }], timeoutMs: 30_000 });
   t.is(runTty.code, 9, runTty.screen);
   t.regex(runTty.screen, /got:over ctr\r+\n/);
   const metrics = await c('tasks', 'metrics', 'svc');

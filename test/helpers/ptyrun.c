@@ -1,7 +1,7 @@
 /* ptyrun: runs a command on a real pty, as a person at a terminal would, for tests of terminal behaviour.
- * usage: ptyrun COLS ROWS [--resize COLS2 ROWS2 AFTER_MS] -- COMMAND [ARGS...]
- * Our stdin is copied to the pty, the pty's output to our stdout; after AFTER_MS the window is resized (the
- * kernel sends SIGWINCH to the command). Exits with the command's status (128+signal if killed). */
+ * usage: ptyrun COLS ROWS [--resize COLS2 ROWS2] -- COMMAND [ARGS...]
+ * Our stdin is copied to the pty, the pty's output to our stdout; on SIGUSR1 the window is resized to COLS2 x
+ * ROWS2 (the kernel sends SIGWINCH to the command). Exits with the command's status (128+signal if killed). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -12,32 +12,32 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static long now_ms(void)
+static volatile sig_atomic_t resize_asked;
+
+static void ask_resize(int sig)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	(void)sig;
+	resize_asked = 1;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: ptyrun COLS ROWS [--resize COLS2 ROWS2 AFTER_MS] -- COMMAND...\n");
+		fprintf(stderr, "usage: ptyrun COLS ROWS [--resize COLS2 ROWS2] -- COMMAND...\n");
 		return 2;
 	}
 	struct winsize ws = { .ws_col = (unsigned short)atoi(argv[1]), .ws_row = (unsigned short)atoi(argv[2]) };
 	struct winsize ws2 = { 0 };
-	long resize_at = -1;
 	int i = 3;
-	if (!strcmp(argv[i], "--resize") && argc > i + 4) {
+	if (!strcmp(argv[i], "--resize") && argc > i + 3) {
 		ws2.ws_col = (unsigned short)atoi(argv[i + 1]);
 		ws2.ws_row = (unsigned short)atoi(argv[i + 2]);
-		resize_at = now_ms() + atol(argv[i + 3]);
-		i += 4;
+		i += 3;
 	}
+	struct sigaction sa = { .sa_handler = ask_resize };
+	sigaction(SIGUSR1, &sa, NULL);
 	if (strcmp(argv[i], "--") || i + 1 >= argc) {
 		fprintf(stderr, "ptyrun: expected -- COMMAND\n");
 		return 2;
@@ -57,13 +57,14 @@ int main(int argc, char **argv)
 	char buf[8192];
 	for (;;) {
 		struct pollfd p[2] = { { .fd = master, .events = POLLIN }, { .fd = 0, .events = POLLIN } };
-		long timeout = resize_at < 0 ? -1 : resize_at - now_ms();
-		if (resize_at >= 0 && timeout <= 0) {
+		if (resize_asked) {
+			resize_asked = 0;
 			ioctl(master, TIOCSWINSZ, &ws2);
-			resize_at = -1;
-			continue;
 		}
-		if (poll(p, in_open ? 2 : 1, (int)timeout) < 0 && errno != EINTR)
+		int n = poll(p, in_open ? 2 : 1, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			break;
 		if (p[0].revents) {
 			ssize_t n = read(master, buf, sizeof buf);

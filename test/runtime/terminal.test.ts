@@ -40,8 +40,12 @@ async function runWithPty(bin: string[], root: string, dir: string, script: stri
     await m.pid;
     execFileSync(bin[0]!, [...bin.slice(1), '--root', root, 'start', id]);
     const w = openSync(stdin, 'w');
+    const shown = async (marker: string) => {
+      for (let i = 0; i < 400 && !readFileSync(stdout, 'utf8').includes(marker); i++) await new Promise((r) => setTimeout(r, 25));
+    };
+    await shown('type-now');
     writeSync(w, 'typed line\n');
-    await new Promise((r) => setTimeout(r, 300));
+    await shown('resize-now');
     sendControl(cons.control, 'resize 120 50');
     const { status } = await m.exited;
     closeSync(w);
@@ -57,12 +61,13 @@ test.serial('create --console-socket: the same pty through runc and berth-runc',
   for (const [name, bin] of RUNTIMES) {
     const root = join(tempDir(t, `tty-${name}-`), 'root');
     const script = 'tty; stty size; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-stdio-on-the-tty; ' +
-      'ps -o pid,tty,comm | grep -c pts/0; read line; echo got:$line; sleep 0.6; stty size; exit 5';
+      'echo type-now; read line; echo got:$line; echo resize-now; ' +
+      'for i in $(seq 1 100); do s=$(stty size); [ "$s" != "33 111" ] && break; sleep 0.05; done; echo $s; exit 5';
     const { status, screen } = await runWithPty(bin, root, tempDir(t, `tty-bundle-${name}-`), script);
     t.is(status, 5, `${name}: ${screen}`);
     screens[name] = screen;
   }
-  t.regex(screens.runc!, /^\/dev\/pts\/0\r\n33 111\r\nall-stdio-on-the-tty\r\n\d+\r\ntyped line\r\ngot:typed line\r\n50 120\r\n$/);
+  t.regex(screens.runc!, /^\/dev\/pts\/0\r\n33 111\r\nall-stdio-on-the-tty\r\ntype-now\r\ntyped line\r\ngot:typed line\r\nresize-now\r\n50 120\r\n$/);
   t.is(screens['berth-runc'], screens.runc);
 });
 

@@ -26,9 +26,9 @@ test('containerd runs a container through containerd-shim-berth-v2', async (t) =
   t.is(out, 'pid 1 in berth test image cd\n');
   // ctr run -t from a real terminal: containerd hands our shim a terminal task; typed input reaches it.
   const tty = await runOnPty(['ctr', '-a', cd.address, 'run', '--rm', '-t', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:cd', 'tty-via-berth-shim',
-    'sh', '-c', '[ -t 0 ] && tty; read line; echo got:$line; exit 4'], { typed: [{ afterMs: 3000, text: 'typed\r' }] });
+    'sh', '-c', '[ -t 0 ] && tty; echo type-now; read line; echo got:$line; exit 4'], { typed: [{ when: /type-now/, text: 'typed\r' }] });
   t.is(tty.code, 4, tty.screen);
-  t.regex(tty.screen, /\/dev\/pts\/0\r+\n(typed\r+\n)?got:typed\r+\n/);
+  t.regex(tty.screen, /\/dev\/pts\/0\r+\ntype-now\r+\n(typed\r+\n)?got:typed\r+\n/);
   // (ctr 1.6 allows --runc-binary only with io.containerd.runc.v2, so the CLI backends are tested through berthd.)
   t.is((await ctr('tasks', 'ls', '-q')).trim(), '');
   t.is((await ctr('containers', 'ls', '-q')).trim(), '');
