@@ -7,6 +7,7 @@ import { closeSync, constants, createReadStream, mkdirSync, openSync, rmSync } f
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { errInvalidArgument } from '../api/errdefs.ts';
+import { makeRaw } from '../api/terminal.ts';
 
 const FIFO_ROOT = '/run/berth/fifo';
 
@@ -69,16 +70,6 @@ export function openTaskIo(name: string, opts: { terminal: boolean; stdin?: bool
  * ResizePty). */
 export function consoleSize(): { width: number; height: number } | undefined {
   return process.stdout.isTTY && process.stdout.columns ? { width: process.stdout.columns, height: process.stdout.rows } : undefined;
-}
-
-/** cfmakeraw on our terminal, as ctr's console.SetRaw: no echo, no line editing, no signals from keys (they go
- * to the container's pty), no output processing (libuv's raw mode keeps ONLCR, which would double every CR).
- * Returns what restores the previous settings. */
-function makeRaw(): () => void {
-  const stty = (args: string[]) => execFileSync('stty', args, { stdio: ['inherit', 'pipe', 'pipe'], encoding: 'utf8' }).trim();
-  const saved = stty(['-g']);
-  stty(['raw', '-echo']);
-  return () => { try { stty([saved]); } catch { /* the terminal went away */ } };
 }
 
 /** Copies a FIFO to `out` until its writers close it. */

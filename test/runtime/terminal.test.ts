@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { consolePaths, sendControl, startMonitored } from '../../runtimes/monitor.ts';
 import { makeBundle, type Json } from '../helpers/bundle.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runOnPty } from '../helpers/pty.ts';
 import { berthRunc, CLI, cgroupDirsOf, runtimeRoot, uniqueId } from './helpers.ts';
 
 const RUNTIMES: [string, string[]][] = [['runc', ['runc']], ['berth-runc', [process.execPath, CLI]]];
@@ -129,4 +130,27 @@ test('a console socket nobody listens on is refused, naming it; nothing is left 
   t.is(berthRunc(root, ['list', '-q']).stdout, '');
   t.deepEqual(cgroupDirsOf(id), []);
   t.false(existsSync(join(root, id)));
+});
+
+test.serial('run and exec --tty in the foreground (no console socket) relay the pty to our terminal, as runc', async (t) => {
+  const screens: Record<string, string[]> = {};
+  for (const [name, bin] of RUNTIMES) {
+    const root = join(tempDir(t, `ttyfg-${name}-`), 'root');
+    const dir = tempDir(t, `ttyfg-bundle-${name}-`);
+    makeBundle(dir, { args: ['sh', '-c', 'tty; stty size; echo type-now; read line; echo got:$line; exit 4'], edit: withTerminal });
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '' };
+    const run = await runOnPty([...bin, '--root', root, 'run', '--bundle', dir, uniqueId('fg')], {
+      cols: 90, rows: 25, env, typed: [{ when: /type-now/, text: 'typed\r' }],
+    });
+    t.is(run.code, 4, `${name}: ${run.screen}`);
+    const id = uniqueId('fgx');
+    makeBundle(join(dir, 'long'), { args: ['sleep', '30'], edit: (s) => { s.linux.cgroupsPath = `/tty/${uniqueId('l')}`; } });
+    execFileSync(bin[0]!, [...bin.slice(1), '--root', root, 'run', '--detach', '--bundle', join(dir, 'long'), id], { stdio: 'ignore', env });
+    const exec = await runOnPty([...bin, '--root', root, 'exec', '--tty', id, 'sh', '-c', '[ -t 0 ] && echo exec-tty; stty size; exit 6'], { cols: 70, rows: 20, env });
+    execFileSync(bin[0]!, [...bin.slice(1), '--root', root, 'delete', '--force', id], { env });
+    t.is(exec.code, 6, `${name}: ${exec.screen}`);
+    screens[name] = [run.screen, exec.screen];
+  }
+  t.regex(screens.runc![0]!, /^\/dev\/pts\/0\r\n25 90\r\ntype-now\r\ntyped\r\ngot:typed\r\n$/);
+  t.deepEqual(screens['berth-runc'], screens.runc);
 });

@@ -8,6 +8,7 @@ import { toState } from '../state.ts';
 import { loadBundle } from '../../oci/validate.ts';
 import type { Process } from '../../oci/spec.ts';
 import { parseArgs } from './args.ts';
+import { execWithTerminal, runWithTerminal } from './foreground-tty.ts';
 import { defaultSpec, features } from './spec-default.ts';
 
 async function main(argv: string[]): Promise<number> {
@@ -35,6 +36,11 @@ async function main(argv: string[]): Promise<number> {
         await runtime.create(need(id), createOpts);
         await runtime.start(id!);
         return 0;
+      }
+      if (!createOpts.consoleSocket && loadBundle(bundle).spec.process?.terminal) {
+        const status = await runWithTerminal(runtime, need(id), createOpts);
+        await runtime.delete(id!, true);
+        return status;
       }
       const { exited } = await runtime.create(need(id), createOpts, 'run');
       const status = await exited!;
@@ -108,6 +114,9 @@ async function main(argv: string[]): Promise<number> {
     case 'exec': {
       const record = runtime.store.read(need(id));
       const proc = execProcess(flags, positional.slice(1), record.bundle);
+      if (proc.terminal && !flags['console-socket'] && !(flags.detach ?? flags.d)) {
+        return execWithTerminal(runtime, id!, proc, { pidFile: flags['pid-file'] as string | undefined, preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0 });
+      }
       const status = await runtime.exec(id!, proc, {
         detach: !!(flags.detach ?? flags.d), pidFile: flags['pid-file'] as string | undefined,
         preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0, consoleSocket: flags['console-socket'] as string | undefined,
