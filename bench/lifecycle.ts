@@ -21,10 +21,21 @@ const T = 'containerd.services.tasks.v1.Tasks';
 const C = 'containerd.services.containers.v1.Containers';
 const S = 'containerd.services.snapshots.v1.Snapshots';
 let n = 0;
+/** Per daemon, per step: where the time goes. */
+const phases = new Map<string, Map<string, number[]>>();
 
-async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnType<typeof runnableImage>>): Promise<number> {
+async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnType<typeof runnableImage>>, label?: string): Promise<number> {
   const id = `l${n++}`;
   const start = process.hrtime.bigint();
+  let last = start;
+  const step = (name: string) => {
+    const now = process.hrtime.bigint();
+    if (label) {
+      const byStep = phases.get(label) ?? phases.set(label, new Map()).get(label)!;
+      (byStep.get(name) ?? byStep.set(name, []).get(name)!).push(Number(now - last) / 1e6);
+    }
+    last = now;
+  };
   const spec = defaultSpec('default', id);
   withImageConfig(spec, image.config, ['/bin/true']);
   // As containerd's clients do: a lease holds the new snapshot until the container references it.
@@ -33,13 +44,19 @@ async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnTyp
   const { mounts } = await leased.call(S, 'Prepare', { snapshotter: 'overlayfs', key: id, parent: image.chainId });
   await leased.call(C, 'Create', { container: { id, snapshotter: 'overlayfs', snapshotKey: id, runtime: { name: runtime }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
   await c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id });
+  step('lease, snapshot, container');
   await c.call(T, 'Create', { containerId: id, rootfs: mounts });
+  step('Tasks.Create');
   const waiting = c.call(T, 'Wait', { containerId: id });
   await c.call(T, 'Start', { containerId: id });
+  step('Tasks.Start');
   await waiting;
+  step('until exit');
   await c.call(T, 'Delete', { containerId: id });
+  step('Tasks.Delete');
   await c.call(S, 'Remove', { snapshotter: 'overlayfs', key: id });
   await c.call(C, 'Delete', { id });
+  step('snapshot, container removal');
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
@@ -53,11 +70,16 @@ try {
   const times = new Map<string, number[]>([['containerd + runc shim', []], ['berthd + berth shim (fast)', []]]);
   for (let i = 0; i < 3; i++) { await lifecycle(c, 'io.containerd.runc.v2', cImage); await lifecycle(b, 'io.containerd.berth.v2', bImage); }
   for (let i = 0; i < runs; i++) {
-    times.get('containerd + runc shim')!.push(await lifecycle(c, 'io.containerd.runc.v2', cImage));
-    times.get('berthd + berth shim (fast)')!.push(await lifecycle(b, 'io.containerd.berth.v2', bImage));
+    times.get('containerd + runc shim')!.push(await lifecycle(c, 'io.containerd.runc.v2', cImage, 'containerd'));
+    times.get('berthd + berth shim (fast)')!.push(await lifecycle(b, 'io.containerd.berth.v2', bImage, 'berthd'));
   }
   console.log(`container lifecycle through the gRPC API (/bin/true), ${runs} interleaved runs each`);
   printTable(times, 'containerd + runc shim');
+  console.log('\nmedian ms per step:');
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const steps = [...phases.get('berthd')!.keys()];
+  console.log(['step'.padEnd(30), 'containerd', 'berthd'].join('  '));
+  for (const st of steps) console.log([st.padEnd(30), median(phases.get('containerd')!.get(st)!).toFixed(1).padStart(10), median(phases.get('berthd')!.get(st)!).toFixed(1).padStart(6)].join('  '));
   b.close();
   c.close();
 } finally {
