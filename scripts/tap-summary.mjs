@@ -1,14 +1,16 @@
-// Passes ava's TAP output through and ends with a plain "N passed, N failed" line. A run that did not finish
-// (no TAP plan, or ava exiting non-zero, as when its reporter dies on a timeout) counts as a failure.
+// Passes the TAP output of one or more ava runs through and ends with a plain "N passed, N failed" line. A run
+// that did not finish (no TAP plan, or ava exiting non-zero, as when its reporter dies on a timeout) counts as
+// a failure. Each run is followed by a "# ava exit status N" line from scripts/test.sh.
 import { createInterface } from 'node:readline';
 
-let passed = 0, failed = 0, skipped = 0, planned = false, avaStatus = -1;
+let passed = 0, failed = 0, skipped = 0, plans = 0;
+const statuses = [];
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   process.stdout.write(line + '\n');
-  if (/^1\.\.\d+/.test(line)) planned = true;
+  if (/^1\.\.\d+/.test(line)) plans++;
   const exit = /^# ava exit status (\d+)/.exec(line);
-  if (exit) avaStatus = Number(exit[1]);
+  if (exit) statuses.push(Number(exit[1]));
   if (/^ok \d+/.test(line)) {
     if (/# SKIP/i.test(line)) skipped++; else passed++;
   } else if (/^not ok \d+/.test(line)) {
@@ -16,8 +18,8 @@ rl.on('line', (line) => {
   }
 });
 rl.on('close', () => {
-  if (!planned || avaStatus !== 0) {
-    process.stdout.write(`# the run did not finish cleanly (${planned ? 'plan seen' : 'no TAP plan'}, ava exit status ${avaStatus}): counted as one failure\n`);
+  if (statuses.length === 0 || plans !== statuses.length || statuses.some((s) => s !== 0)) {
+    process.stdout.write(`# not every run finished cleanly (${plans} TAP plans, ava exit statuses ${statuses.join(', ') || 'none'})\n`);
     if (failed === 0) failed = 1;
   }
   if (skipped) process.stdout.write(`${skipped} skipped\n`);

@@ -1,4 +1,4 @@
-// Runs inside the QEMU guest of v2-vm.test.ts, where /sys/fs/cgroup is a pure cgroup2 hierarchy with every
+// Runs inside the QEMU guest of cgroup-v2.vmtest.ts, where /sys/fs/cgroup is a pure cgroup2 hierarchy with every
 // controller. Prints "CHECK ok|fail <name>" per check; the host test turns each line into an assertion.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
