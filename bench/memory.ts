@@ -1,13 +1,13 @@
 // Memory added per sleeping container: N containers started detached through each daemon (berthd with its
 // grouped shim and per-container berth-monitor; containerd with containerd-shim-runc-v2), then the PSS of every
 // shim and monitor process summed and divided by N; plus each daemon's own memory.
-// usage: npx tsx bench/memory.ts [containers=50]   (as root, after npm run build)
+// usage: npx tsx bench/memory.ts [containers=100]   (as root, after npm run build)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DIST, memoryOf, run, startBerthd, startContainerd } from './lib/daemons.ts';
 
-const n = Number(process.argv[2] ?? 50);
+const n = Number(process.argv[2] ?? 100);
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-mem-'));
 
 function pssOf(match: (cmdline: string) => boolean): { count: number; pss: number } {
