@@ -1,6 +1,7 @@
 // The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, mknod, lsetxattr, fcntl),
 // through ffi-rs, loaded on first use. Each throws an Error with `code` set to the errno name.
 import { createRequire } from 'node:module';
+import { closeSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
 type Ffi = typeof import('ffi-rs');
@@ -73,4 +74,22 @@ export function setBlocking(fd: number): void {
   const types = [DataType.I32, DataType.I32, DataType.I32];
   const flags = call('fcntl', types, [fd, F_GETFL, 0]);
   if (flags < 0 || call('fcntl', types, [fd, F_SETFL, flags & ~O_NONBLOCK]) < 0) fail('fcntl', `fd ${fd}`);
+}
+
+/**
+ * A sealed, anonymous in-memory copy of the file at `path` (memfd, no further writes possible), as an fd of this
+ * process. A binary run from it cannot be overwritten through /proc/<pid>/exe (CVE-2019-5736).
+ */
+export function sealedCopy(path: string, data: Buffer): number {
+  const { DataType } = libc();
+  const [MFD_CLOEXEC, MFD_ALLOW_SEALING] = [1, 2];
+  const [F_ADD_SEALS, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE] = [1033, 1, 2, 4, 8];
+  const fd = call('memfd_create', [DataType.String, DataType.I32], [path.split('/').pop()!, MFD_CLOEXEC | MFD_ALLOW_SEALING]);
+  if (fd < 0) fail('memfd_create', path);
+  for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+  if (call('fcntl', [DataType.I32, DataType.I32, DataType.I32], [fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE]) < 0) {
+    closeSync(fd);
+    fail('sealing', path);
+  }
+  return fd;
 }

@@ -1,12 +1,13 @@
-/* berth-init: executes a container plan prepared by runtimes/oci/plan.ts. It does no policy.
+/* The plan executor: runs a container plan prepared by runtimes/oci/plan.ts. It does no policy. Entered from
+ * berth-init's main (init_main.c) or, in the child it forks, from berth-monitor --init (no exec in between).
  *
- * usage: berth-init PLAN_FILE SYNC_FD
  * Protocol on SYNC_FD (a socket to the runtime): we send "pid <n>\n" once the container process exists in its
  * namespaces; the runtime places it in its cgroup and answers one byte; we let the container set itself up
  * and send "ready\n" or "error <message>\n". In mode "create" we then exit and the container waits on its exec
  * fifo for `start`; in mode "run" we stay, forward signals, and exit with the container's status. */
 #define _GNU_SOURCE
 #include "console.h"
+#include "init.h"
 #include "plan.h"
 #include "setup.h"
 
@@ -41,7 +42,7 @@ static void die_to(int fd, const char *fmt, ...)
 
 /* CVE-2019-5736: never run from a file the container could reach through /proc/<pid>/exe and overwrite.
  * Re-exec from a sealed, anonymous memfd copy of ourselves. */
-static void ensure_sealed_self(char **argv)
+void ensure_sealed_self(char **argv)
 {
 	int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (self < 0)
@@ -128,18 +129,12 @@ static void write_map(pid_t pid, const char *file, const char *content, int sync
 	close(fd);
 }
 
-int main(int argc, char **argv)
+int init_main(const char *plan_path, int sync)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: berth-init PLAN_FILE SYNC_FD\n");
-		return 2;
-	}
-	ensure_sealed_self(argv);
-	int sync = atoi(argv[2]);
 	size_t len;
-	char *buf = read_file(argv[1], &len);
+	char *buf = read_file(plan_path, &len);
 	if (!buf)
-		die_to(sync, "reading plan %s: %s", argv[1], strerror(errno));
+		die_to(sync, "reading plan %s: %s", plan_path, strerror(errno));
 	struct plan plan;
 	char err[256];
 	if (plan_parse(buf, len, &plan, err, sizeof err) < 0)

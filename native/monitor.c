@@ -4,6 +4,9 @@
  * loses nothing: the status waits in EXIT_FILE.
  *
  * usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] [--stdin P] [--stdout P] [--stderr P] -- COMMAND...
+ *        berth-monitor EXIT_FILE NOTIFY_FD [...] --init PLAN
+ * With --init the command is berth's plan executor, run in our child without an exec (fd 4 is its sync
+ * socket); we then run from a sealed memfd ourselves, as berth-init does, since the container descends from us.
  * --stdin/--stdout/--stderr name FIFOs (or files) that become COMMAND's stdio, and so the container's: opened
  * here, blocking until the other side is there, as a shim must; the monitor keeps no copy, so the container
  * sees EOF when its client closes, and its output goes straight to the reader with no copying process.
@@ -39,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "init.h"
+
 #define MAX_EARLY 64
 
 static int notify_fd = -1;
@@ -69,8 +74,9 @@ static void record_exit(const char *path, int status)
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
+		/* No fsync: the file must outlive a shim or daemon crash, which the page cache and an atomic rename
+		 * give; after a host crash there is no container left to report on. */
 		dprintf(fd, "%d %lld\n", status, (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
-		fsync(fd);
 		close(fd);
 		if (rename(tmp, path) < 0)
 			fprintf(stderr, "berth-monitor: rename %s: %s\n", path, strerror(errno));
@@ -342,7 +348,7 @@ int main(int argc, char **argv)
 	}
 	exit_file = argv[1];
 	notify_fd = atoi(argv[2]);
-	const char *stdio_path[3] = {NULL, NULL, NULL};
+	const char *stdio_path[3] = {NULL, NULL, NULL}, *init_plan = NULL;
 	int i = 3;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]; i += 2) {
 		if (strcmp(argv[i], "--pid-file") == 0)
@@ -357,14 +363,18 @@ int main(int argc, char **argv)
 			console_path = argv[i + 1];
 		else if (strcmp(argv[i], "--control") == 0)
 			control_path = argv[i + 1];
+		else if (strcmp(argv[i], "--init") == 0)
+			init_plan = argv[i + 1];
 		else
 			break;
 	}
-	if (i >= argc || strcmp(argv[i], "--") != 0 || i + 1 >= argc) {
-		fprintf(stderr, "berth-monitor: expected -- COMMAND\n");
+	if (!init_plan && (i >= argc || strcmp(argv[i], "--") != 0 || i + 1 >= argc)) {
+		fprintf(stderr, "berth-monitor: expected -- COMMAND or --init PLAN\n");
 		return 2;
 	}
-	char **command = argv + i + 1;
+	char **command = init_plan ? NULL : argv + i + 1;
+	if (init_plan)
+		ensure_sealed_self(argv);
 
 	/* Orphans of the command (the container's init once `create` exits) become our children. Our own session:
 	 * a signal to the shim's process group does not reach us. */
@@ -415,6 +425,14 @@ int main(int argc, char **argv)
 				dup2(f, fd);
 				close(f);
 			}
+		}
+		if (init_plan) {
+			/* No exec will close our own fds for the plan executor: the container must not inherit them. */
+			int ours[] = { notify_fd, listener, sigfd, in_fd, out_fd, control_fd };
+			for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
+				if (ours[k] >= 0)
+					close(ours[k]);
+			_exit(init_main(init_plan, 4));
 		}
 		execvp(command[0], command);
 		fprintf(stderr, "berth-monitor: exec %s: %s\n", command[0], strerror(errno));

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { BerthError, ErrorCode, errNotFound } from '../api/errdefs.ts';
+import { sealedCopy } from '../api/libc.ts';
 
 export interface StdioPaths {
   stdin?: string;
@@ -28,7 +29,10 @@ export interface ExitStatus {
 }
 
 export interface MonitorOptions {
+  /** The command that creates the process; or, with initPlan, none: the monitor's child runs the plan. */
   command: string[];
+  /** A berth-init plan the monitor's child executes without an exec (fd 4 is its sync socket). */
+  initPlan?: string;
   exitFile: string;
   /** The command writes the watched pid here (runc create --pid-file); without it the command is watched. */
   pidFile?: string;
@@ -90,6 +94,23 @@ export function nativeBinary(name: 'berth-init' | 'berth-monitor'): string {
   throw errNotFound(`${name} not found: run \`npm run build\` (it compiles native/)`);
 }
 
+let sealedMonitorPath: string | undefined;
+
+/** berth-monitor from a sealed memfd this process holds (made once): a container descends from the monitor
+ * that runs its plan, and must not reach the binary on disk (CVE-2019-5736); finding itself sealed, the monitor
+ * skips its own copy-and-re-exec. Its child, in our place, opens it through /proc. */
+function sealedMonitor(): string {
+  if (!sealedMonitorPath) {
+    const path = nativeBinary('berth-monitor');
+    try {
+      sealedMonitorPath = `/proc/${process.pid}/fd/${sealedCopy(path, readFileSync(path))}`;
+    } catch {
+      sealedMonitorPath = path; // the monitor seals itself
+    }
+  }
+  return sealedMonitorPath;
+}
+
 /** Reads an exit file written by berth-monitor, if the process has ended. */
 export function readExitFile(path: string): ExitStatus | undefined {
   try {
@@ -107,12 +128,14 @@ export function startMonitored(opts: MonitorOptions): Monitored {
     if (opts.stdio?.[name]) args.push(`--${name}`, opts.stdio[name]!);
   }
   if (opts.console) args.push('--console-socket', opts.console.socket, '--control', opts.console.control);
-  args.push('--', ...opts.command);
+  if (opts.initPlan) args.push('--init', opts.initPlan);
+  else args.push('--', ...opts.command);
   const env = { ...(opts.env ?? process.env) };
   delete env.NODE_EXTRA_CA_CERTS;
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
   if (opts.syncPipe) stdio.push('pipe');
-  const child = spawn(nativeBinary('berth-monitor'), args, { stdio, env, cwd: opts.cwd, detached: true });
+  const binary = opts.initPlan ? sealedMonitor() : nativeBinary('berth-monitor');
+  const child = spawn(binary, args, { stdio, env, cwd: opts.cwd, detached: true, argv0: 'berth-monitor' });
   // The monitor outlives us if we die; it must not keep our event loop alive either.
   child.unref();
   let stderr = '';

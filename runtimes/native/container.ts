@@ -216,11 +216,11 @@ interface LaunchedInit {
   abort(): void;
 }
 
-/** Starts berth-init under berth-monitor, which watches the process berth-init leaves behind (its pid comes
- * from `pidFile`, written by the caller once berth-init reports it). */
+/** Runs the plan in berth-monitor's child (no berth-init exec), the monitor watching the process it leaves
+ * behind (its pid comes from `pidFile`, written by the caller once the plan executor reports it). */
 function monitoredInit(planPath: string, monitor: NonNullable<CreateOptions['monitor']>, pidFile: string): LaunchedInit {
   const monitored = startMonitored({
-    command: [nativeBinary('berth-init'), planPath, '4'], exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, console: monitor.console, syncPipe: true,
+    command: [], initPlan: planPath, exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, console: monitor.console, syncPipe: true,
   });
   const sync = monitored.sync!;
   const lines = createInterface({ input: sync })[Symbol.asyncIterator]();

@@ -3,7 +3,7 @@
 // the issue.)
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { REPO } from '../daemon/helpers.ts';
@@ -33,6 +33,8 @@ for (const [backend, binary] of Object.entries(BACKENDS)) {
     const created = await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(binary) });
     t.true(created.pid > 0);
     t.is((await h.call(client, 'State', { id })).status, 'CREATED');
+    // CVE-2019-5736: the waiting process runs from a sealed memfd, never a runtime binary on disk.
+    if (backend === 'fast') t.regex(readlinkSync(`/proc/${created.pid}/exe`), /^\/memfd:berth-monitor \(deleted\)$/);
     const waiting = h.call(client, 'Wait', { id });
     const started = await h.call(client, 'Start', { id });
     t.is(started.pid, created.pid);
