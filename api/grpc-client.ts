@@ -9,7 +9,7 @@ import { BerthError, ErrorCode, fromStatus } from './errdefs.ts';
 import { CONVERT, protos } from './proto.ts';
 import type protobuf from 'protobufjs';
 
-// node:http2 is loaded on first use, not at import: a CLI command that never calls pays nothing for it.
+// node:http2 is loaded on first use, not at import: the CLI's V8 startup snapshot cannot hold it.
 let h2: typeof http2 | undefined;
 const loadHttp2 = () => (h2 ??= process.getBuiltinModule('node:http2') as typeof http2);
 const NGHTTP2_NO_ERROR = 0;

@@ -1,4 +1,4 @@
-// Runs the built berth CLI as an operator would (dist/berth, the launcher of dist/berth.mjs),
+// Runs the built berth CLI as an operator would (dist/berth: the launcher of its V8 startup snapshot),
 // against a test daemon.
 import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
