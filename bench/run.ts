@@ -1,13 +1,13 @@
 // `berth run --rm IMAGE ID /bin/true` against berthd vs `ctr run --rm` against containerd (runc), same image
 // in both, interleaved; also berth with runc behind its shim, and each daemon's idle memory.
-// usage: npx tsx bench/run.ts [runs=20]   (as root, after npm run build)
+// usage: npx tsx bench/run.ts [runs=30]   (as root, after npm run build)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DIST, memoryOf, run, startBerthd, startContainerd } from './lib/daemons.ts';
 import { type Subject, command, interleave, printTable } from './lib/stats.ts';
 
-const runs = Number(process.argv[2] ?? 20);
+const runs = Number(process.argv[2] ?? 30);
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-run-'));
 const archive = join(work, 'busybox.tar');
 run(process.execPath, ['--import', 'tsx', join(DIST, '..', 'scripts', 'demo-image.ts'), archive, 'bench']);
