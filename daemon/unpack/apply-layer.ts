@@ -162,6 +162,9 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
   const path = posix.join(parentDir, base);
   const existing = exists(path);
   const isDir = h.type === 'directory';
+  // A second entry for a path this layer already wrote would silently replace it (what a scanner saw first is
+  // not what runs): refused, unless both are the same directory declared twice.
+  if (written.has(path) && !(isDir && existing?.isDirectory())) throw hostile(h.name, 'a duplicate of an earlier entry in the same layer');
   if (existing && !(isDir && existing.isDirectory())) {
     rmSync(path, { recursive: true, force: true });
     state.parents.clear();

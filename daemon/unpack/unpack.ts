@@ -45,6 +45,21 @@ function checkDiffId(layer: LayerInfo, result: ApplyResult): void {
   }
 }
 
+/** A layer whose compressed stream or tar cannot be read says which layer and what is wrong with it. */
+async function applying<T>(layer: LayerInfo, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const zlib = /^Z_/.test(String(e.code ?? ''));
+    const tarOrZstd = !e.code && /unexpected end|invalid tar|header|zstd|invalid/i.test(e.message ?? '');
+    if (err instanceof BerthError || !(zlib || tarOrZstd)) throw err;
+    const compression = layerCompressionOf(layer.descriptor.mediaType);
+    throw new BerthError(ErrorCode.InvalidArgument,
+      `layer ${layer.descriptor.digest}: its ${compression === 'none' ? 'tar' : `${compression} `}stream is corrupt or truncated (${e.message}); nothing of it was committed`);
+  }
+}
+
 const layerData = (o: UnpackOptions, layer: LayerInfo) => () =>
   decompressStream(blobStream(o.content, layer.descriptor.digest), layerCompressionOf(layer.descriptor.mediaType));
 
@@ -68,7 +83,7 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
-        checkDiffId(layer, await applyLayer(layerData(o, layer)(), dir, { overlayUpper: true }));
+        checkDiffId(layer, await applying(layer, () => applyLayer(layerData(o, layer)(), dir, { overlayUpper: true })));
       });
     }
     let parent: string | undefined;
@@ -91,7 +106,7 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
           staged.delete(layer.chainId);
         } else {
           if (!stage) o.onLayer?.(layer.descriptor, 'unpacking');
-          checkDiffId(layer, await applyToMounts(mounts, layerData(o, layer), o.scratch));
+          checkDiffId(layer, await applying(layer, () => applyToMounts(mounts, layerData(o, layer), o.scratch)));
         }
         try {
           await o.snapshotter.commit(layer.chainId, key);

@@ -1,7 +1,7 @@
 // Pulling inside berthd (berth.services.transfer.v1): from a real registry, with progress; refused references;
 // and a daemon killed mid-pull loses nothing: after a restart the partial layer resumes where it stopped.
 import test from 'ava';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -132,3 +132,38 @@ test('a daemon killed mid-pull keeps the partial layer; after a restart the pull
   t.is(messages.at(-1).image.target.digest, image.target.digest);
   t.deepEqual((await c2.call(CONTENT, 'ListStatuses', {})).statuses, []);
 });
+
+/** `image` with layer `i`'s compressed bytes replaced by `data` (its descriptor and the manifest follow). */
+function withLayerBytes(image: TestImage, i: number, data: Buffer): TestImage {
+  const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+  const m = image.manifests[0]!;
+  const doc = JSON.parse(m.data.toString());
+  doc.layers[i] = { ...doc.layers[i], digest: sha(data), size: data.length };
+  const manifest = Buffer.from(JSON.stringify(doc));
+  const blobs = new Map([...image.blobs].filter(([d]) => d !== m.descriptor.digest && d !== m.layers[i]!.descriptor.digest));
+  blobs.set(sha(manifest), manifest).set(sha(data), data);
+  const target = { ...image.target, digest: sha(manifest), size: manifest.length };
+  return { target, blobs, manifests: [{ ...m, descriptor: target, data: manifest }] } as TestImage;
+}
+
+for (const [what, damage] of [
+  ['truncated', (gz: Buffer) => gz.subarray(0, Math.floor(gz.length / 2))],
+  ['corrupt', (gz: Buffer) => { const b = Buffer.from(gz); for (let k = 200; k < 260; k++) b[k] = b[k]! ^ 0x5a; return b; }],
+] as const) {
+  test(`a layer whose gzip stream is ${what} (its digest matching) fails the unpack clearly; nothing half-unpacked is committed`, async (t) => {
+    const registry = await startRegistry(t);
+    const good = await buildImage({ layers: [await tarEntries([{ name: 'base', data: 'b' }]), await tarEntries([{ name: 'top', data: Buffer.alloc(300_000, 7) }])] });
+    const bad = damage(good.manifests[0]!.layers[1]!.data);
+    const badDigest = 'sha256:' + createHash('sha256').update(bad).digest('hex');
+    const image = withLayerBytes(good, 1, bad);
+    const ref = await push(t, registry, image, `lib/${what}:1`);
+    const d = await startDaemon(t);
+    const c = d.client('default');
+    const err = await t.throwsAsync(pull(c, { ref }));
+    t.regex(err!.message, new RegExp(`^layer ${badDigest}: its gzip stream is corrupt or truncated \\((unexpected end of file|incorrect data check|invalid .*)\\)`));
+    const snaps: any[] = [];
+    for await (const m of c.stream<any>('containerd.services.snapshots.v1.Snapshots', 'List', { snapshotter: 'overlayfs' })) snaps.push(...m.info);
+    t.false(snaps.some((s) => s.kind === 'ACTIVE' || /extract/.test(s.name)), `no active or extract snapshot left: ${JSON.stringify(snaps.map((s) => s.name))}`);
+    t.is(snaps.filter((s) => s.kind === 'COMMITTED').length <= 1, true, 'at most the good base layer is committed');
+  });
+}

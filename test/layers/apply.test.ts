@@ -90,6 +90,10 @@ const hostileCases: [string, TarEntry[], RegExp][] = [
   ['a hardlink to a file outside', [{ name: 'hard', type: 'link', linkname: '../sentinel' }], /climbs out of the root/],
   ['a hardlink through an escaping symlink', [{ name: 'up', type: 'symlink', linkname: '..' }, { name: 'hard', type: 'link', linkname: 'up/sentinel' }], /leads outside the root/],
   ['a hardlink to a missing file', [{ name: 'hard', type: 'link', linkname: 'nothing' }], /does not exist/],
+  ['a whiteout that climbs out', [{ name: '../.wh.sentinel', data: '' }], /climbs out of the root/],
+  ['an opaque-directory whiteout that climbs out', [{ name: '../../.wh..wh..opq', data: '' }], /climbs out of the root/],
+  ['a duplicate file entry', [{ name: 'twice', data: 'first' }, { name: 'twice', data: 'second' }], /a duplicate of an earlier entry/],
+  ['a file entry then a symlink of the same name', [{ name: 'twice', data: 'first' }, { name: 'twice', type: 'symlink', linkname: '../sentinel' }], /a duplicate of an earlier entry/],
 ];
 
 for (const [what, entries, message] of hostileCases) {
