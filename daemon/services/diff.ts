@@ -1,12 +1,18 @@
 // containerd.services.diff.v1.Diff: Apply unpacks a layer blob from the content store onto mounts (containerd's
-// ctr unpacks client-side through this); Diff is not implemented yet.
+// ctr unpacks client-side through this); Diff writes the layer that turns the left mounts into the right ones
+// into the content store (gzip or plain tar), labelled with its uncompressed digest, as containerd's walking
+// differ does.
 import { namespaceOf, unary } from '../../api/grpc.ts';
-import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { errInvalidArgument, errNotImplemented, isAlreadyExists } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
 import { blobStream } from '../images/image.ts';
 import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { applyToMounts } from '../unpack/apply-mounts.ts';
+import { diffMounts } from '../unpack/diff-mounts.ts';
 import { leaseOf, registerService } from './service.ts';
 
 registerService({
@@ -24,6 +30,36 @@ registerService({
       const result = await applyToMounts(mounts, () => decompressStream(blobStream(content, req.diff.digest), layerCompressionOf(req.diff.mediaType)), ctx.scratch);
       return { applied: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: result.diffId, size: result.size, annotations: {} } };
     }),
-    Diff: unary(() => { throw errNotImplemented('computing a diff between mounts is not supported yet'); }),
+    Diff: unary(async (req, call) => {
+      const ns = namespaceOf(call);
+      const toMounts = (ms: any[] | undefined): Mount[] => (ms ?? []).map((m: any) => ({ type: m.type, source: m.source, target: m.target, options: m.options ?? [] }));
+      const [left, right] = [toMounts(req.left), toMounts(req.right)];
+      if (!left.length || !right.length) throw errInvalidArgument('diff: left and right mounts are required');
+      const mediaType: string = req.mediaType || 'application/vnd.oci.image.layer.v1.tar+gzip';
+      let compression: string;
+      try { compression = layerCompressionOf(mediaType); } catch { throw errInvalidArgument(`diff: media type ${mediaType} is not a layer type`); }
+      if (compression !== 'gzip' && compression !== 'none') throw errNotImplemented(`diff: writing ${compression} layers is not supported (use gzip or an uncompressed tar)`);
+      const lease = leaseOf(call);
+      const content = ctx.db.content(ns, lease ? { lease } : {});
+      const writer = await content.writer({ ref: req.ref || `diff-${randomBytes(8).toString("hex")}` });
+      try {
+        const uncompressed = createHash('sha256');
+        const tarStream = new PassThrough();
+        const compressed = compression === 'gzip' ? tarStream.pipe(createGzip()) : tarStream;
+        tarStream.on('data', (d: Buffer) => uncompressed.update(d));
+        let size = 0;
+        const written = (async () => { for await (const chunk of compressed) { size += chunk.length; await writer.write(chunk as Buffer); } })();
+        await Promise.all([diffMounts(left, right, ctx.scratch, tarStream), written]);
+        const digest = writer.digest();
+        const labels = { ...(req.labels ?? {}), 'containerd.io/uncompressed': 'sha256:' + uncompressed.digest('hex') };
+        await writer.commit(size, digest, { labels }).catch(async (err) => {
+          if (!isAlreadyExists(err)) throw err;
+          await content.update({ digest, labels }, Object.keys(labels).map((k) => `labels.${k}`));
+        });
+        return { diff: { mediaType, digest, size, annotations: {} } };
+      } finally {
+        await writer.close().catch(() => undefined);
+      }
+    }),
   }),
 });
