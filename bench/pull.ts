@@ -1,21 +1,29 @@
 // Cold pull + unpack of a 4-layer image from a local registry: berthd (berth images pull) vs containerd
-// (ctr images pull --plain-http), interleaved, each image removed with GC between runs so every pull is cold.
+// (ctr images pull --plain-http), interleaved, each image removed with GC and the page cache dropped between
+// runs so every pull is cold; then one more berthd pull stamps when each layer was fetched and unpacked.
 // The image is built from host trees as shared/targets.md describes (busybox base, /usr/include,
 // /usr/lib/python3*, /usr/share/{man,perl,i18n,zoneinfo}), gzip layers, cached under /var/tmp.
-// usage: npx tsx bench/pull.ts [runs=3]   (as root, after npm run build)
+// usage: npx tsx bench/pull.ts [runs=5]   (as root, after npm run build)
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { ApiClient } from '../api/grpc-client.ts';
 import { LocalContentStore } from '../content/local.ts';
 import { pushImage } from '../daemon/remotes/push.ts';
 import { busyboxLayerTar } from '../test/helpers/image.ts';
 import { DIST, run, startBerthd, startContainerd } from './lib/daemons.ts';
 import { median, printTable } from './lib/stats.ts';
 
-const runs = Number(process.argv[2] ?? 3);
+const runs = Number(process.argv[2] ?? 5);
+
+/** Cold means cold: written-back and dropped page cache before each pull (the registry's blobs included). */
+function dropCaches(): void {
+  run('sync', []);
+  try { writeFileSync('/proc/sys/vm/drop_caches', '3'); } catch (err) { console.error(`cannot drop the page cache: ${(err as Error).message}`); }
+}
 const CACHE = '/var/tmp/berth-bench-image';
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
@@ -81,14 +89,31 @@ try {
 const BERTH = join(DIST, 'berth');
   const times = new Map<string, number[]>([['ctr images pull (containerd)', []], ['berth images pull (berthd)', []]]);
   for (let i = 0; i < runs; i++) {
+    dropCaches();
     times.get('ctr images pull (containerd)')!.push(await time('ctr', ['-a', containerd.address, 'images', 'pull', '--plain-http', ref]));
     run('ctr', ['-a', containerd.address, 'images', 'rm', '--sync', ref]);
+    dropCaches();
     times.get('berth images pull (berthd)')!.push(await time(BERTH, berth('images', 'pull', ref)));
     run(BERTH, berth('images', 'rm', '--sync', ref));
   }
   console.log(`cold pull + unpack of ${gz.length} gzip layers, ${(total / 1048576).toFixed(0)} MiB compressed, ${runs} interleaved runs each`);
   printTable(times, 'ctr images pull (containerd)');
   void median;
+  // Where berthd's time goes: one more cold pull through the API, each layer's download and unpack stamped.
+  dropCaches();
+  const client = new ApiClient(berthd.address, { namespace: 'default' });
+  const t0 = Date.now();
+  const marks: string[] = [];
+  const at = () => ((Date.now() - t0) / 1000).toFixed(2).padStart(6);
+  for await (const m of client.stream<any>('berth.services.transfer.v1.Transfer', 'Pull', { ref })) {
+    if ((m.stage === 'layer' && m.status === 'done') || (m.stage === 'unpack' && m.status !== 'skipped') || m.stage === 'done') {
+      marks.push(`${at()} s  ${m.stage.padEnd(6)} ${(m.status ?? '').padEnd(9)} ${m.digest ? m.digest.slice(7, 19) : ''} ${m.total ? `${(Number(m.total) / 1048576).toFixed(1)} MiB` : ''}`);
+    }
+  }
+  client.close();
+  console.log('\nberthd, one cold pull, when each step ended (layer = fetched and verified, unpack = applied):');
+  for (const line of marks) console.log(line);
+  run(BERTH, berth('images', 'rm', '--sync', ref));
 } finally {
   await berthd.stop();
   await containerd.stop();

@@ -20,7 +20,11 @@ export class PullProgress {
     if (m.stage === 'resolve') { if (!this.tty) this.write(`${this.ref}: resolving\n`); return; }
     if (!m.digest) return;
     const prev = this.layers.get(m.digest);
-    const layer: Layer = { digest: m.digest, status: m.status ?? '', offset: m.offset ?? prev?.offset ?? 0, total: m.total || prev?.total || 0 };
+    const total = m.total || prev?.total || 0;
+    // Unpack messages carry no offset (0 on the wire): the layer was fetched by then, all of it.
+    const fetched = m.stage === 'unpack' || m.status === 'exists' || m.status === 'done';
+    const offset = fetched ? Math.max(total, prev?.offset ?? 0) : (m.offset || prev?.offset || 0);
+    const layer: Layer = { digest: m.digest, status: m.status ?? '', offset, total };
     this.layers.set(m.digest, layer);
     if (!this.tty) {
       if (prev?.status !== layer.status) this.write(`${short(layer.digest)}: ${layer.status}${layer.total ? ` ${humanSize(layer.total)}` : ''}\n`);

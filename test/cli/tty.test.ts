@@ -90,3 +90,30 @@ test.serial('berth run without -t: stdin is piped to the container and ends with
   t.is(res.code, 0, res.stderr);
   t.is(res.stdout, '<one>\n<two>\neof\n');
 });
+
+test.serial('berth images pull on a terminal: one redrawn bar per layer and a total, in place; the final screen shows every layer done', async (t) => {
+  const { startRegistry } = await import('../helpers/registry.ts');
+  const { LocalContentStore } = await import('../../content/local.ts');
+  const { pushImage } = await import('../../daemon/remotes/push.ts');
+  const { writeImageToStore } = await import('../helpers/image.ts');
+  const { tempDir } = await import('../helpers/tmp.ts');
+  const registry = await startRegistry(t);
+  const image = await busyboxImage({ tag: 'pty-pull' });
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/pty/busybox:1`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const d = await startDaemon(t);
+  const res = await runOnPty([BERTH, 'images', 'pull', ref], { cols: 120, rows: 30, env: envFor(d) });
+  t.is(res.code, 0, res.screen);
+  t.regex(res.screen, /\x1b\[\d+A/, 'the block is redrawn in place (cursor up)');
+  t.regex(res.screen, /\r\x1b\[2K/, 'each line is cleared before it is rewritten');
+  // What a person sees at the end: the last drawing, every layer done with a full bar, then the summary.
+  const finalLines = res.screen.split(/\x1b\[\d+A/).at(-1)!.split('\r\n').map((l) => l.replace(/\r?\x1b\[2K/g, ''));
+  for (const l of image.manifests[0]!.layers) {
+    t.true(finalLines.some((line) => line.startsWith(l.descriptor.digest.slice(7, 19)) && /(done|unpacked)\s+\|█{24}\|/.test(line)), `layer ${l.descriptor.digest} finished with a full bar:\n${finalLines.join('\n')}`);
+  }
+  t.true(finalLines.some((line) => /^total\s+\S+ \w+\/\S+ \w+\s+\S+ \w+\/s/.test(line)), 'a total line with the speed');
+  t.regex(res.screen, /done: .* in \d+\.\d s\r\n/);
+  t.regex(res.screen, new RegExp(`${ref.replace(/[.]/g, '\\.')} ${image.target.digest}\\r\\n`));
+});

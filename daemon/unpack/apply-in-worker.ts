@@ -1,0 +1,57 @@
+// Applies a layer in a worker thread (apply-worker.ts): the compressed blob is streamed to it, one chunk in
+// flight at a time, and its result or error (code kept) comes back. A worker that cannot start leaves the
+// layer to the main thread.
+import type { Readable } from 'node:stream';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { BerthError, type ErrorCode } from '../../api/errdefs.ts';
+import { decompressStream } from '../images/compression.ts';
+import type { Compression } from '../images/mediatypes.ts';
+import { applyLayer, type ApplyResult } from './apply-layer.ts';
+import type { ApplyJob, FromWorker, ToWorker } from './apply-worker.ts';
+
+/** The worker: dist/berth-apply-worker.mjs beside the bundle, or, run from the sources (tests, through tsx),
+ * apply-worker.ts loaded after tsx registers itself in the new thread. */
+function startWorker(workerData: ApplyJob): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./berth-apply-worker.mjs', import.meta.url), { workerData });
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(/index\.cjs$/, 'index.mjs');
+  const entry = new URL('./apply-worker.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); })`, { eval: true, workerData });
+}
+
+export async function applyInWorker(blob: Readable, compression: Compression, root: string, overlayUpper: boolean): Promise<ApplyResult> {
+  let worker: Worker;
+  try {
+    worker = startWorker({ root, compression, overlayUpper });
+  } catch {
+    return applyLayer(decompressStream(blob, compression), root, { overlayUpper });
+  }
+  const send = (m: ToWorker, transfer?: ArrayBuffer[]) => worker.postMessage(m, transfer);
+  try {
+    return await new Promise<ApplyResult>((resolve, reject) => {
+      let credit = 1;
+      blob.on('data', (chunk: Buffer) => {
+        // A private copy goes over (the chunk may share its buffer with others).
+        const copy = new Uint8Array(chunk);
+        send({ chunk: copy }, [copy.buffer as ArrayBuffer]);
+        if (--credit <= 0) blob.pause();
+      });
+      blob.on('end', () => send({ end: true }));
+      blob.on('error', (err) => send({ error: err.message }));
+      worker.on('message', (m: FromWorker) => {
+        if ('pull' in m) { credit++; blob.resume(); }
+        else if ('result' in m) resolve(m.result);
+        else {
+          const { message, code, berth } = m.error;
+          reject(berth ? new BerthError(code as ErrorCode, message) : Object.assign(new Error(message), code ? { code } : {}));
+        }
+      });
+      worker.on('error', reject);
+      worker.on('exit', (code) => reject(new Error(`the layer worker exited (${code}) before answering`)));
+    });
+  } finally {
+    blob.destroy();
+    void worker.terminate();
+  }
+}
