@@ -65,16 +65,9 @@ test.serial('run refuses what it cannot do with one clear line', async (t) => {
 });
 
 test.serial('berth images pull unpacks into overlayfs, then run uses it', async (t) => {
-  const { LocalContentStore } = await import('../../content/local.ts');
-  const { pushImage } = await import('../../daemon/remotes/push.ts');
-  const { startRegistry } = await import('../helpers/registry.ts');
-  const { writeImageToStore } = await import('../helpers/image.ts');
-  const registry = await startRegistry(t);
+  const { registryWithImage } = await import('../helpers/registry.ts');
   const image = await busyboxImage({ tag: 'pulled' });
-  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
-  await writeImageToStore(src, image);
-  const ref = `${registry.host}/lib/busybox:pulled`;
-  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const { ref } = await registryWithImage(t, image, 'lib/busybox:pulled');
   const d = await startDaemon(t);
   const pull = await berth(d.address, ['images', 'pull', ref]);
   t.is(pull.code, 0, pull.stderr);

@@ -5,6 +5,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { busyboxImage } from '../helpers/image.ts';
 import { runOnPty } from '../helpers/pty.ts';
+import { registryWithImage } from '../helpers/registry.ts';
 import { REPO, startDaemon, type TestDaemon } from '../daemon/helpers.ts';
 import { berth, loadImage } from './helpers.ts';
 
@@ -92,17 +93,8 @@ test.serial('berth run without -t: stdin is piped to the container and ends with
 });
 
 test.serial('berth images pull on a terminal: one redrawn bar per layer and a total, in place; the final screen shows every layer done', async (t) => {
-  const { startRegistry } = await import('../helpers/registry.ts');
-  const { LocalContentStore } = await import('../../content/local.ts');
-  const { pushImage } = await import('../../daemon/remotes/push.ts');
-  const { writeImageToStore } = await import('../helpers/image.ts');
-  const { tempDir } = await import('../helpers/tmp.ts');
-  const registry = await startRegistry(t);
   const image = await busyboxImage({ tag: 'pty-pull' });
-  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
-  await writeImageToStore(src, image);
-  const ref = `${registry.host}/pty/busybox:1`;
-  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const { ref } = await registryWithImage(t, image, 'pty/busybox:1');
   const d = await startDaemon(t);
   const res = await runOnPty([BERTH, 'images', 'pull', ref], { cols: 120, rows: 30, env: envFor(d) });
   t.is(res.code, 0, res.screen);

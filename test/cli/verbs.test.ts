@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { LocalContentStore } from '../../content/local.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
 import { busyboxImage, writeImageToStore } from '../helpers/image.ts';
-import { startRegistry } from '../helpers/registry.ts';
+import { registryWithImage, startRegistry } from '../helpers/registry.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { startDaemon } from '../daemon/helpers.ts';
 import { berth } from './helpers.ts';
@@ -27,12 +27,8 @@ test('version, namespaces and the namespace flag and environment', async (t) => 
 });
 
 test('images pull prints plain progress lines when not a terminal, then ls, tag, label and rm', async (t) => {
-  const registry = await startRegistry(t);
   const image = await busyboxImage({ tag: 'cli' });
-  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
-  await writeImageToStore(src, image);
-  const ref = `${registry.host}/cli/busybox:1`;
-  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  const { ref } = await registryWithImage(t, image, 'cli/busybox:1');
   const d = await startDaemon(t);
   const pull = await berth(d.address, ['images', 'pull', '--skip-unpack', ref]);
   t.is(pull.code, 0, pull.stderr);

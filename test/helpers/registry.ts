@@ -9,6 +9,9 @@ import https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { LocalContentStore } from '../../content/local.ts';
+import { pushImage } from '../../daemon/remotes/push.ts';
+import { writeImageToStore, type TestImage } from './image.ts';
 import { tempDir } from './tmp.ts';
 
 export interface TestRegistry {
@@ -174,4 +177,14 @@ export async function recordingProxy(t: ExecutionContext, registry: TestRegistry
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A test registry holding `image` at `<host>/<path>`: the reference to pull it by. */
+export async function registryWithImage(t: ExecutionContext, image: TestImage, path: string): Promise<{ registry: TestRegistry; ref: string }> {
+  const registry = await startRegistry(t);
+  const src = await LocalContentStore.open(join(tempDir(t), 'content'));
+  await writeImageToStore(src, image);
+  const ref = `${registry.host}/${path}`;
+  await pushImage(ref, { store: src, target: image.target, plainHttp: true });
+  return { registry, ref };
 }
