@@ -17,8 +17,7 @@ import { blobStream, type LayerInfo, type ResolvedManifest } from '../images/ima
 import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { mapLimit } from '../remotes/pull.ts';
-import type { ApplyResult } from './apply-layer.ts';
-import { applyInWorker } from './apply-in-worker.ts';
+import { applyLayer, type ApplyResult } from './apply-layer.ts';
 import { applyToMounts } from './apply-mounts.ts';
 
 export interface UnpackOptions {
@@ -84,9 +83,7 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
-        // In a worker thread each: the layers' file creation runs on every core.
-        const blob = blobStream(o.content, layer.descriptor.digest);
-        checkDiffId(layer, await applying(layer, () => applyInWorker(blob, layerCompressionOf(layer.descriptor.mediaType), dir, true)));
+        checkDiffId(layer, await applying(layer, () => applyLayer(layerData(o, layer)(), dir, { overlayUpper: true })));
       });
     }
     let parent: string | undefined;

@@ -4,7 +4,11 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { mountAll, unmountAll } from '../../api/mounting.ts';
+import { chainIdOf } from '../../ctr-cli/image.ts';
 import type { ExecutionContext } from 'ava';
 import { LocalContentStore } from '../../content/local.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
@@ -167,3 +171,43 @@ for (const [what, damage] of [
     t.is(snaps.filter((s) => s.kind === 'COMMITTED').length <= 1, true, 'at most the good base layer is committed');
   });
 }
+
+test('layers pulled into overlayfs (staged side by side, then moved into their snapshots) merge as the image says: whiteouts, opaque dirs, links, devices, xattrs', async (t) => {
+  const registry = await startRegistry(t);
+  const when = new Date('2022-01-02T03:04:05Z');
+  const image = buildImage({ layers: [
+    await tarEntries([
+      { name: 'gone', data: 'g' }, { name: 'kept', data: 'k' },
+      { name: 'opq/', type: 'directory' }, { name: 'opq/old', data: 'o' }, { name: 'dir/', type: 'directory' }, { name: 'dir/x', data: 'x' },
+    ]),
+    await tarEntries([
+      { name: '.wh.gone', data: '' },
+      { name: 'opq/', type: 'directory' }, { name: 'opq/.wh..wh..opq', data: '' }, { name: 'opq/new', data: 'n' },
+      { name: 'etc/', type: 'directory' }, { name: 'etc/conf', data: 'conf', mode: 0o640, uid: 7, gid: 8, mtime: when, xattrs: { 'user.berth': 'yes' } },
+      { name: 'etc/hard', type: 'link', linkname: 'etc/conf' }, { name: 'etc/soft', type: 'symlink', linkname: 'conf' },
+      { name: 'dev/', type: 'directory' }, { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+    ]),
+    await tarEntries([{ name: 'dir/.wh.x', data: '' }, { name: 'dir/y', data: 'y' }]),
+  ] });
+  const ref = await push(t, registry, image, 'lib/merge:1');
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const messages = await pull(c, { ref });
+  t.is(messages.at(-1).stage, 'done');
+  const top = chainIdOf(image.manifests[0]!.layers.map((l) => l.diffId));
+  const { mounts } = await c.call('containerd.services.snapshots.v1.Snapshots', 'View', { snapshotter: 'overlayfs', key: 'merged-view', parent: top });
+  const mnt = join(tempDir(t), 'mnt');
+  mkdirSync(mnt);
+  await mountAll(mounts, mnt);
+  try {
+    const tree = execFileSync('sh', ['-c', 'find . | sort'], { cwd: mnt, encoding: 'utf8' }).split('\n').filter(Boolean);
+    t.deepEqual(tree, ['.', './dev', './dev/null', './dir', './dir/y', './etc', './etc/conf', './etc/hard', './etc/soft', './kept', './opq', './opq/new']);
+    const conf = statSync(join(mnt, 'etc/conf'));
+    t.deepEqual([conf.mode & 0o7777, conf.uid, conf.gid, conf.mtime.getTime(), conf.nlink], [0o640, 7, 8, when.getTime(), 2]);
+    t.is(execFileSync('getfattr', ['--only-values', '-n', 'user.berth', join(mnt, 'etc/conf')]).toString(), 'yes');
+    t.is(readlinkSync(join(mnt, 'etc/soft')), 'conf');
+    t.is(lstatSync(join(mnt, 'dev/null')).rdev, (1 << 8) | 3);
+  } finally {
+    await unmountAll(mnt);
+  }
+});
