@@ -3,7 +3,7 @@
 // streams an archive. Progress streams to the client. Everything written is held by a lease that expires on its own, so a
 // pull that is cancelled or dies with the daemon leaves resumable ingests and nothing else behind.
 import { randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { bidiStream, namespaceOf, serverStream } from '../../api/grpc.ts';
 import { importArchive } from '../images/import.ts';
 import { exportDockerArchive, exportOciArchive } from '../images/export.ts';
@@ -12,10 +12,10 @@ import { resolveManifests } from '../images/image.ts';
 import { hostPlatform, onlyPlatform } from '../images/platforms.ts';
 import { errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
 import type { Platform } from '../../content/types.ts';
-import { pullImage } from '../remotes/pull.ts';
+import { pullImage, type PulledLayer } from '../remotes/pull.ts';
 import type { FetchProgress } from '../remotes/fetcher.ts';
 import type { Image } from '../metadata/types.ts';
-import { unpackManifest } from '../unpack/unpack.ts';
+import { LayerStager, unpackManifest, type UnpackOptions } from '../unpack/unpack.ts';
 import { descriptorToProto, toTimestamp } from './convert.ts';
 import { registerService, type DaemonContext } from './service.ts';
 
@@ -52,16 +52,19 @@ async function recordImage(ctx: DaemonContext, ns: string, name: string, target:
   }
 }
 
-/** Unpacks the host platform's image below `target` into the request's snapshotter (or the default). */
-async function unpack(ctx: DaemonContext, ns: string, lease: string, target: Image['target'], snapshotterName: string, write: (m: object) => void): Promise<void> {
-  const content = ctx.db.content(ns, { lease });
-  const [manifest] = await resolveManifests(content, target, onlyPlatform(hostPlatform()));
+function unpackOptions(ctx: DaemonContext, ns: string, lease: string, snapshotterName: string, write: (m: object) => void): UnpackOptions {
   const snapshotter = snapshotterName || ctx.defaultSnapshotter;
-  await unpackManifest(manifest!, {
-    content, snapshotter: ctx.db.snapshotter(ns, snapshotter, { lease }), snapshotterName: snapshotter, scratch: ctx.scratch,
-    stageInParallel: snapshotter === 'overlayfs',
+  return {
+    content: ctx.db.content(ns, { lease }), snapshotter: ctx.db.snapshotter(ns, snapshotter, { lease }), snapshotterName: snapshotter,
+    scratch: ctx.scratch, stageInParallel: snapshotter === 'overlayfs',
     onLayer: (layer, status) => write({ stage: 'unpack', digest: layer.digest, mediaType: layer.mediaType, status, total: layer.size }),
-  });
+  };
+}
+
+/** Unpacks the host platform's image below `target` into the request's snapshotter (or the default). */
+async function unpack(ctx: DaemonContext, ns: string, target: Image['target'], o: UnpackOptions): Promise<void> {
+  const [manifest] = await resolveManifests(o.content, target, onlyPlatform(hostPlatform()));
+  await unpackManifest(manifest!, o);
 }
 
 function expiringLease(ctx: DaemonContext, ns: string, what: string) {
@@ -81,6 +84,7 @@ registerService({
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort(new Error('pull cancelled by the client')));
       const lease = await expiringLease(ctx, ns, 'pull');
+      let stager: LayerStager | undefined;
       try {
         const lastSent = new Map<string, { at: number; status: string }>();
         const onProgress = (p: FetchProgress) => {
@@ -93,8 +97,14 @@ registerService({
         call.write({ stage: 'resolve', status: 'resolving' });
         const credentials = req.username ? () => ({ username: req.username, password: req.password }) : undefined;
         const platforms = platformsOf(req);
+        const unpacking = req.skipUnpack ? undefined : unpackOptions(ctx, ns, lease.id, req.snapshotter, (m) => call.write(m));
+        // Into an overlay snapshotter, layers are applied while they download (a pull of the host platform only,
+        // so every layer belongs to the image that is unpacked).
+        stager = unpacking?.stageInParallel && !platforms ? new LayerStager(unpacking) : undefined;
+        const staging = stager;
+        const onLayerData = staging && ((layer: PulledLayer, data: Readable) => staging.stage(layer, data));
         const result = await pullImage(req.ref, {
-          store: ctx.db.content(ns, { lease: lease.id }), onProgress, signal: abort.signal,
+          store: ctx.db.content(ns, { lease: lease.id }), onProgress, signal: abort.signal, ...(onLayerData ? { onLayerData } : {}),
           ...(platforms ? { platforms } : {}),
           ...(req.plainHttp ? { plainHttp: true } : {}),
           ...(req.insecureHosts?.length ? { insecureHosts: req.insecureHosts } : {}),
@@ -102,9 +112,10 @@ registerService({
           ...(req.maxConcurrentDownloads ? { concurrency: req.maxConcurrentDownloads } : {}),
         });
         const image = await recordImage(ctx, ns, result.image.name, result.image.target, req.labels ?? {});
-        if (!req.skipUnpack) await unpack(ctx, ns, lease.id, image.target, req.snapshotter, (m) => call.write(m));
+        if (unpacking) await unpack(ctx, ns, image.target, { ...unpacking, ...(staging ? { stager: staging } : {}) });
         call.write({ stage: 'done', status: 'done', image: imageToProto(image) });
       } finally {
+        stager?.discard();
         await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'pull lease not released'));
       }
     }),
@@ -152,7 +163,7 @@ registerService({
         const images = await importArchive(ctx.db.content(ns, { lease: lease.id }), input, first?.baseName ? { baseName: first.baseName } : {});
         for (const record of images) {
           const image = await recordImage(ctx, ns, record.name, record.target, record.labels ?? {});
-          if (!first?.skipUnpack) await unpack(ctx, ns, lease.id, image.target, first?.snapshotter ?? '', (m) => call.write(m));
+          if (!first?.skipUnpack) await unpack(ctx, ns, image.target, unpackOptions(ctx, ns, lease.id, first?.snapshotter ?? '', (m) => call.write(m)));
           call.write({ stage: 'done', status: 'done', image: imageToProto(image) });
         }
       } finally {

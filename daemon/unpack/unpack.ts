@@ -9,6 +9,7 @@
 // snapshots in order with a rename: decompression and file creation of several layers overlap.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { BerthError, ErrorCode, isAlreadyExists, isNotFound } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
@@ -20,6 +21,35 @@ import { mapLimit } from '../remotes/pull.ts';
 import { applyLayer, type ApplyResult } from './apply-layer.ts';
 import { applyToMounts } from './apply-mounts.ts';
 
+/**
+ * Stages layers while they download (an overlay snapshotter only): each layer's compressed stream, as the puller
+ * hands it over, is decompressed and applied into a scratch directory; unpackManifest then moves the staged
+ * trees into their snapshots. Fetch and apply overlap instead of following each other.
+ */
+export class LayerStager {
+  readonly staged = new Map<string, string>();
+
+  constructor(private readonly o: UnpackOptions) {}
+
+  /** The puller's onLayerData hook for `layer`: consumes `data` whatever happens. */
+  async stage(layer: LayerInfo, data: Readable): Promise<void> {
+    const exists = await this.o.snapshotter.stat(layer.chainId).then((i) => i.kind === 'committed', () => false);
+    if (exists || this.staged.has(layer.chainId)) { data.resume(); return; }
+    mkdirSync(this.o.scratch, { recursive: true });
+    const dir = mkdtempSync(`${this.o.scratch}/layer-`);
+    this.staged.set(layer.chainId, dir);
+    this.o.onLayer?.(layer.descriptor, 'unpacking');
+    const compression = layerCompressionOf(layer.descriptor.mediaType);
+    checkDiffId(layer, await applying(layer, () => applyLayer(decompressStream(data, compression), dir, { overlayUpper: true })));
+  }
+
+  /** Removes whatever was staged and not moved into a snapshot. */
+  discard(): void {
+    for (const dir of this.staged.values()) rmSync(dir, { recursive: true, force: true });
+    this.staged.clear();
+  }
+}
+
 export interface UnpackOptions {
   content: ContentStore;
   snapshotter: Snapshotter;
@@ -28,6 +58,8 @@ export interface UnpackOptions {
   scratch: string;
   /** Apply missing layers concurrently into scratch directories first (overlay snapshotters). */
   stageInParallel?: boolean;
+  /** Layers already staged while they downloaded (LayerStager): moved into their snapshots, not applied again. */
+  stager?: LayerStager;
   onLayer?: (layer: Descriptor, status: 'unpacking' | 'unpacked' | 'skipped') => void;
 }
 
@@ -75,11 +107,12 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
   const present = await Promise.all(image.layers.map((l) =>
     o.snapshotter.stat(l.chainId).then((i) => i.kind === 'committed', (err) => { if (isNotFound(err)) return false; throw err; })));
   const missing = image.layers.filter((_, i) => !present[i]);
-  const staged = new Map<string, string>();
+  const staged = o.stager?.staged ?? new Map<string, string>();
   try {
-    if (o.stageInParallel && missing.length > 1) {
+    const toStage = missing.filter((l) => !staged.has(l.chainId));
+    if (o.stageInParallel && toStage.length > 1) {
       mkdirSync(o.scratch, { recursive: true });
-      await mapLimit(missing, STAGE_CONCURRENCY, async (layer) => {
+      await mapLimit(toStage, STAGE_CONCURRENCY, async (layer) => {
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
