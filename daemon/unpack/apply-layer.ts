@@ -85,7 +85,16 @@ export interface ApplyOptions {
    * the mount): whiteouts become the overlay's own (a 0/0 character device; trusted.overlay.opaque=y).
    */
   overlayUpper?: boolean;
+  /** The syscalls Node lacks (default: api/libc.ts; a worker thread passes ones its main thread performs). */
+  sys?: LayerSyscalls;
 }
+
+export interface LayerSyscalls {
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+}
+
+const LIBC: LayerSyscalls = { mknod, lsetxattr };
 
 /** Applies `stream` (an uncompressed tar) to `root`. */
 export async function applyLayer(stream: Readable, root: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
@@ -141,7 +150,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
     }
     if (opts.overlayUpper) {
       mkdirSync(parentDir, { recursive: true });
-      lsetxattr(parentDir, 'trusted.overlay.opaque', Buffer.from('y'));
+      (opts.sys ?? LIBC).lsetxattr(parentDir, 'trusted.overlay.opaque', Buffer.from('y'));
     }
     return;
   }
@@ -151,7 +160,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
     rmSync(victim, { recursive: true, force: true });
     if (opts.overlayUpper) {
       mkdirSync(parentDir, { recursive: true });
-      mknod(victim, 0o020000, 0, 0);
+      (opts.sys ?? LIBC).mknod(victim, 0o020000, 0, 0);
     }
     return;
   }
@@ -187,7 +196,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
         futimesSync(fd, mtime, mtime);
       } finally { closeSync(fd); }
       written.add(path);
-      setXattrs(path, h);
+      setXattrs(path, h, opts.sys ?? LIBC);
       return;
     }
     case 'symlink':
@@ -212,7 +221,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
       body.resume();
       if (h.type !== 'fifo' && opts.noDevices) throw hostile(h.name, 'device nodes are not allowed here');
       const kind = h.type === 'fifo' ? 0o010000 : h.type === 'character-device' ? 0o020000 : 0o060000;
-      mknod(path, kind | mode, h.devmajor ?? 0, h.devminor ?? 0);
+      (opts.sys ?? LIBC).mknod(path, kind | mode, h.devmajor ?? 0, h.devminor ?? 0);
       break;
     }
     default:
@@ -222,15 +231,15 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
   written.add(path);
   lchownSync(path, h.uid ?? 0, h.gid ?? 0);
   if (h.type !== 'symlink') chmodSync(path, mode);
-  setXattrs(path, h);
+  setXattrs(path, h, opts.sys ?? LIBC);
   const mtime = h.mtime ?? new Date(0);
   if (isDir) dirTimes.push({ path, mtime });
   else lutimesSync(path, mtime, mtime);
 }
 
-function setXattrs(path: string, h: tar.Header): void {
+function setXattrs(path: string, h: tar.Header, sys: LayerSyscalls): void {
   for (const [k, v] of Object.entries(h.pax ?? {})) {
-    if (k.startsWith('SCHILY.xattr.')) lsetxattr(path, k.slice('SCHILY.xattr.'.length), Buffer.from(String(v), 'binary'));
+    if (k.startsWith('SCHILY.xattr.')) sys.lsetxattr(path, k.slice('SCHILY.xattr.'.length), Buffer.from(String(v), 'binary'));
   }
 }
 

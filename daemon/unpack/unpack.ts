@@ -18,7 +18,8 @@ import { blobStream, type LayerInfo, type ResolvedManifest } from '../images/ima
 import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { mapLimit } from '../remotes/pull.ts';
-import { applyLayer, type ApplyResult } from './apply-layer.ts';
+import type { ApplyResult } from './apply-layer.ts';
+import { applyInWorker } from './apply-in-worker.ts';
 import { applyToMounts } from './apply-mounts.ts';
 
 /**
@@ -39,8 +40,7 @@ export class LayerStager {
     const dir = mkdtempSync(`${this.o.scratch}/layer-`);
     this.staged.set(layer.chainId, dir);
     this.o.onLayer?.(layer.descriptor, 'unpacking');
-    const compression = layerCompressionOf(layer.descriptor.mediaType);
-    checkDiffId(layer, await applying(layer, () => applyLayer(decompressStream(data, compression), dir, { overlayUpper: true })));
+    checkDiffId(layer, await applying(layer, () => applyInWorker(data, layerCompressionOf(layer.descriptor.mediaType), dir, true)));
   }
 
   /** Removes whatever was staged and not moved into a snapshot. */
@@ -116,7 +116,9 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
-        checkDiffId(layer, await applying(layer, () => applyLayer(layerData(o, layer)(), dir, { overlayUpper: true })));
+        // In worker threads, the layers' application runs on every core.
+        const blob = blobStream(o.content, layer.descriptor.digest);
+        checkDiffId(layer, await applying(layer, () => applyInWorker(blob, layerCompressionOf(layer.descriptor.mediaType), dir, true)));
       });
     }
     let parent: string | undefined;
