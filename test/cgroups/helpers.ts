@@ -32,7 +32,8 @@ export async function heldChild(t: ExecutionContext, script: string): Promise<Ch
   proc.stderr!.on('data', (d) => { stderr += d; });
   proc.stdout!.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
-    proc.once('exit', (code, signal) => resolve({ code, signal, stderr }));
+    // 'close', not 'exit': only then has all of the child's output been read.
+    proc.once('close', (code, signal) => resolve({ code, signal, stderr }));
   });
   await new Promise((resolve, reject) => { proc.once('spawn', resolve); proc.once('error', reject); });
   t.teardown(() => { try { proc.kill('SIGKILL'); } catch { /* gone */ } });
