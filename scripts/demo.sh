@@ -33,7 +33,7 @@ $berth run --rm --hostname berth-demo berth.local/busybox:demo "$id" sh -c '
   echo "Hello from a berth container!"
   echo "  hostname:  $(hostname)"
   echo "  pid 1:     $(cat /proc/1/comm) (my pid: $$)"
-  echo "  runtime:   io.containerd.berth.v2, fast path (berth-init under berth-monitor, no runtime CLI)"
+  echo "  runtime:   io.containerd.berth.v2, fast path (plan run by berth-monitor from a sealed memfd, no runtime CLI)"
   echo "  user:      $(id)"
   echo "  caps:      $(grep CapEff /proc/self/status | tr -s "\t " " ")"
   echo "  cgroup:    $(grep memory /proc/self/cgroup)"
