@@ -173,3 +173,32 @@ test.serial('binary:// log URIs: the logger gets stdout on fd 3, stderr on fd 4,
   const monitors = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('berth-monitor') && l.includes(id2));
   t.deepEqual(monitors, [], 'nothing left running for the refused container');
 });
+
+test.serial('containers naming the same group (io.containerd.runc.v2.group, io.kubernetes.cri.sandbox-id) share one shim; others get their own', async (t) => {
+  const h = await shimHarness(t);
+  const bundles = [
+    ['g-a', { 'io.containerd.runc.v2.group': 'group-1' }], ['g-b', { 'io.containerd.runc.v2.group': 'group-1' }],
+    ['s-c', { 'io.kubernetes.cri.sandbox-id': 'sandbox-2' }], ['s-d', { 'io.kubernetes.cri.sandbox-id': 'sandbox-2' }], ['solo', {}],
+  ] as const;
+  const clients = new Map<string, Awaited<ReturnType<typeof h.start>>>();
+  for (const [name, annotations] of bundles) {
+    const id = `${name}-${uid()}`;
+    const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sh', '-c', `echo ${name}`], edit: (s) => { s.annotations = annotations; s.linux.cgroupsPath = `/${id}`; } });
+    const client = await h.start(bundle.dir, id);
+    clients.set(name, client);
+    const io = h.fifos(id);
+    await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr });
+    const waiting = h.call(client, 'Wait', { id });
+    await h.call(client, 'Start', { id });
+    t.is((await waiting).exitStatus, 0);
+    t.is(await io.output, `${name}\n`, `${name} ran through its shim`);
+    await h.call(client, 'Delete', { id });
+  }
+  const pid = async (name: string) => (await h.call(clients.get(name)!, 'Connect', {})).shimPid;
+  t.is(clients.get('g-a')!.address, clients.get('g-b')!.address);
+  t.is(await pid('g-a'), await pid('g-b'), 'one shim process for group-1');
+  t.is(clients.get('s-c')!.address, clients.get('s-d')!.address);
+  t.is(await pid('s-c'), await pid('s-d'), 'one shim process for sandbox-2');
+  const distinct = new Set(['g-a', 's-c', 'solo'].map((n) => clients.get(n)!.address));
+  t.is(distinct.size, 3, 'different groups, and no group, get shims of their own');
+});
