@@ -14,4 +14,7 @@ int console_setup(int sock, unsigned short width, unsigned short height, unsigne
 /* Sends `fd` over the unix socket `sock` with `name` as the message (the runc console-socket protocol). */
 int send_fd(int sock, int fd, const char *name);
 
+/* Receives one fd sent that way (close-on-exec), or -1. */
+int recv_fd(int sock);
+
 #endif

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "init.h"
 
 #define MAX_EARLY 64
@@ -175,21 +176,6 @@ static int reaped(pid_t pid, int st)
 		early_status[early++] = status_of(st);
 	}
 	return -1;
-}
-
-static int recv_fd(int sock)
-{
-	char name[256], control[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { .iov_base = name, .iov_len = sizeof name };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
-		return -1;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-		return -1;
-	int fd;
-	memcpy(&fd, CMSG_DATA(c), sizeof fd);
-	return fd;
 }
 
 static int listen_on(const char *path)

@@ -41,7 +41,7 @@ registerService({
       if (compression !== 'gzip' && compression !== 'none') throw errNotImplemented(`diff: writing ${compression} layers is not supported (use gzip or an uncompressed tar)`);
       const lease = leaseOf(call);
       const content = ctx.db.content(ns, lease ? { lease } : {});
-      const writer = await content.writer({ ref: req.ref || `diff-${randomBytes(8).toString("hex")}` });
+      const writer = await content.writer({ ref: req.ref || `diff-${randomBytes(8).toString('hex')}` });
       try {
         const uncompressed = createHash('sha256');
         const tarStream = new PassThrough();
@@ -49,7 +49,9 @@ registerService({
         tarStream.on('data', (d: Buffer) => uncompressed.update(d));
         let size = 0;
         const written = (async () => { for await (const chunk of compressed) { size += chunk.length; await writer.write(chunk as Buffer); } })();
-        await Promise.all([diffMounts(left, right, ctx.scratch, tarStream), written]);
+        // A differ that fails ends the tar stream with its error, so the writing side stops too.
+        const walked = diffMounts(left, right, ctx.scratch, tarStream).catch((err) => { tarStream.destroy(err); throw err; });
+        await Promise.all([walked, written]);
         const digest = writer.digest();
         const labels = { ...(req.labels ?? {}), 'containerd.io/uncompressed': 'sha256:' + uncompressed.digest('hex') };
         await writer.commit(size, digest, { labels }).catch(async (err) => {

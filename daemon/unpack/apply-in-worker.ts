@@ -1,6 +1,7 @@
 // Applies a layer in a worker thread (apply-worker.ts): the compressed blob is streamed to it, one chunk in
 // flight at a time; the syscalls it cannot make itself (mknod, lsetxattr: ffi-rs crashes in a worker) it asks of
-// this thread; its result or error (code kept) comes back. A worker that cannot start leaves the layer here.
+// this thread; its result or error (code kept) comes back. A worker takes ~60 ms to start, so small layers (and
+// any whose worker cannot start) are applied here.
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -35,11 +36,15 @@ function perform(req: SyscallRequest, word: Int32Array): void {
   Atomics.notify(word, 0);
 }
 
-export async function applyInWorker(blob: Readable, compression: Compression, root: string, overlayUpper: boolean): Promise<ApplyResult> {
+/** Compressed layers smaller than this are applied on the calling thread: a worker's start would cost more. */
+export const WORKER_MIN_BYTES = 8 << 20;
+
+export async function applyInWorker(blob: Readable, compression: Compression, size: number, root: string, overlayUpper: boolean): Promise<ApplyResult> {
   const shared = new SharedArrayBuffer(8);
   const word = new Int32Array(shared);
   let worker: Worker;
   try {
+    if (size < WORKER_MIN_BYTES) throw new Error('small layer');
     worker = startWorker({ root, compression, overlayUpper, shared });
   } catch {
     return applyLayer(decompressStream(blob, compression), root, { overlayUpper });

@@ -133,6 +133,7 @@ interface LayerState {
 
 async function applyEntry(root: string, h: tar.Header, body: Readable, opts: ApplyOptions, state: LayerState): Promise<void> {
   const { dirTimes, written } = state;
+  const sys = opts.sys ?? LIBC;
   const parts = entryComponents(h.name);
   if (parts.length === 0) { body.resume(); return; } // the root itself: keep it as the snapshot made it
   const base = parts.at(-1)!;
@@ -150,7 +151,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
     }
     if (opts.overlayUpper) {
       mkdirSync(parentDir, { recursive: true });
-      (opts.sys ?? LIBC).lsetxattr(parentDir, 'trusted.overlay.opaque', Buffer.from('y'));
+      sys.lsetxattr(parentDir, 'trusted.overlay.opaque', Buffer.from('y'));
     }
     return;
   }
@@ -160,7 +161,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
     rmSync(victim, { recursive: true, force: true });
     if (opts.overlayUpper) {
       mkdirSync(parentDir, { recursive: true });
-      (opts.sys ?? LIBC).mknod(victim, 0o020000, 0, 0);
+      sys.mknod(victim, 0o020000, 0, 0);
     }
     return;
   }
@@ -196,7 +197,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
         futimesSync(fd, mtime, mtime);
       } finally { closeSync(fd); }
       written.add(path);
-      setXattrs(path, h, opts.sys ?? LIBC);
+      setXattrs(path, h, sys);
       return;
     }
     case 'symlink':
@@ -221,7 +222,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
       body.resume();
       if (h.type !== 'fifo' && opts.noDevices) throw hostile(h.name, 'device nodes are not allowed here');
       const kind = h.type === 'fifo' ? 0o010000 : h.type === 'character-device' ? 0o020000 : 0o060000;
-      (opts.sys ?? LIBC).mknod(path, kind | mode, h.devmajor ?? 0, h.devminor ?? 0);
+      sys.mknod(path, kind | mode, h.devmajor ?? 0, h.devminor ?? 0);
       break;
     }
     default:
@@ -231,7 +232,7 @@ async function applyEntry(root: string, h: tar.Header, body: Readable, opts: App
   written.add(path);
   lchownSync(path, h.uid ?? 0, h.gid ?? 0);
   if (h.type !== 'symlink') chmodSync(path, mode);
-  setXattrs(path, h, opts.sys ?? LIBC);
+  setXattrs(path, h, sys);
   const mtime = h.mtime ?? new Date(0);
   if (isDir) dirTimes.push({ path, mtime });
   else lutimesSync(path, mtime, mtime);

@@ -12,7 +12,7 @@ import { applyLayer, type LayerSyscalls } from './apply-layer.ts';
 export interface ApplyJob { root: string; compression: Compression; overlayUpper: boolean; shared: SharedArrayBuffer }
 export type SyscallRequest = { sys: 'mknod'; path: string; mode: number; major: number; minor: number } | { sys: 'lsetxattr'; path: string; name: string; value: Uint8Array };
 export type ToWorker = { chunk: Uint8Array } | { end: true } | { error: string };
-export type FromWorker = { result: { size: number; diffId: string } } | { error: { message: string; code?: string; berth?: boolean } } | { pull: true } | SyscallRequest;
+export type FromWorker = { result: { size: number; diffId: string } } | { error: { message: string; code?: string | number; berth?: boolean } } | { pull: true } | SyscallRequest;
 
 const job = workerData as ApplyJob;
 const port = parentPort!;
@@ -42,5 +42,5 @@ port.on('message', (m: ToWorker) => {
 });
 applyLayer(decompressStream(blob, job.compression), job.root, { overlayUpper: job.overlayUpper, sys }).then(
   (result) => port.postMessage({ result } satisfies FromWorker),
-  (err: Error & { code?: string }) => port.postMessage({ error: { message: err.message, code: err.code, berth: err.name === 'BerthError' } } satisfies FromWorker),
+  (err: Error & { code?: string | number }) => port.postMessage({ error: { message: err.message, code: err.code, berth: err.name === 'BerthError' } } satisfies FromWorker),
 );

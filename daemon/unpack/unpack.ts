@@ -40,7 +40,7 @@ export class LayerStager {
     const dir = mkdtempSync(`${this.o.scratch}/layer-`);
     this.staged.set(layer.chainId, dir);
     this.o.onLayer?.(layer.descriptor, 'unpacking');
-    checkDiffId(layer, await applying(layer, () => applyInWorker(data, layerCompressionOf(layer.descriptor.mediaType), dir, true)));
+    checkDiffId(layer, await applying(layer, () => applyInWorker(data, layerCompressionOf(layer.descriptor.mediaType), layer.descriptor.size, dir, true)));
   }
 
   /** Removes whatever was staged and not moved into a snapshot. */
@@ -82,10 +82,11 @@ async function applying<T>(layer: LayerInfo, work: () => Promise<T>): Promise<T>
   try {
     return await work();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const zlib = /^Z_/.test(String(e.code ?? ''));
-    const tarOrZstd = !e.code && /unexpected end|invalid tar|header|zstd|invalid/i.test(e.message ?? '');
-    if (err instanceof BerthError || !(zlib || tarOrZstd)) throw err;
+    const e = err as Error & { code?: unknown };
+    // Damaged input as each decoder reports it: zlib's Z_* codes, fzstd's numeric codes, tar-stream's messages.
+    const damaged = /^Z_/.test(String(e.code ?? '')) || typeof e.code === 'number'
+      || (e.code === undefined && /^(Unexpected end of data|Invalid header|Invalid tar header|Header exceeds max size)/.test(e.message ?? ''));
+    if (err instanceof BerthError || !damaged) throw err;
     const compression = layerCompressionOf(layer.descriptor.mediaType);
     throw new BerthError(ErrorCode.InvalidArgument,
       `layer ${layer.descriptor.digest}: its ${compression === 'none' ? 'tar' : `${compression} `}stream is corrupt or truncated (${e.message}); nothing of it was committed`);
@@ -116,9 +117,9 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
-        // In worker threads, the layers' application runs on every core.
+        // Big layers in worker threads: their application runs on every core.
         const blob = blobStream(o.content, layer.descriptor.digest);
-        checkDiffId(layer, await applying(layer, () => applyInWorker(blob, layerCompressionOf(layer.descriptor.mediaType), dir, true)));
+        checkDiffId(layer, await applying(layer, () => applyInWorker(blob, layerCompressionOf(layer.descriptor.mediaType), layer.descriptor.size, dir, true)));
       });
     }
     let parent: string | undefined;

@@ -1,7 +1,7 @@
 // Pulling inside berthd (berth.services.transfer.v1): from a real registry, with progress; refused references;
 // and a daemon killed mid-pull loses nothing: after a restart the partial layer resumes where it stopped.
 import test from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execFileSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountAll, unmountAll } from '../../api/mounting.ts';
 import { chainIdOf } from '../../ctr-cli/image.ts';
+import { WORKER_MIN_BYTES } from '../../daemon/unpack/apply-in-worker.ts';
 import type { ExecutionContext } from 'ava';
 import { LocalContentStore } from '../../content/local.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
@@ -172,7 +173,7 @@ for (const [what, damage] of [
   });
 }
 
-test('layers pulled into overlayfs (staged side by side, then moved into their snapshots) merge as the image says: whiteouts, opaque dirs, links, devices, xattrs', async (t) => {
+test('layers pulled into overlayfs (staged side by side, the big one in a worker thread) merge as the image says: whiteouts, opaque dirs, links, devices, xattrs', async (t) => {
   const registry = await startRegistry(t);
   const when = new Date('2022-01-02T03:04:05Z');
   const image = buildImage({ layers: [
@@ -186,8 +187,11 @@ test('layers pulled into overlayfs (staged side by side, then moved into their s
       { name: 'etc/', type: 'directory' }, { name: 'etc/conf', data: 'conf', mode: 0o640, uid: 7, gid: 8, mtime: when, xattrs: { 'user.berth': 'yes' } },
       { name: 'etc/hard', type: 'link', linkname: 'etc/conf' }, { name: 'etc/soft', type: 'symlink', linkname: 'conf' },
       { name: 'dev/', type: 'directory' }, { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+      // Incompressible bulk: this layer is big enough to be applied in a worker thread (its mknod and lsetxattr
+      // go through the main thread); the next layer whites it out again.
+      { name: 'bulk', data: createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 2)).update(Buffer.alloc(WORKER_MIN_BYTES + (1 << 20))) },
     ]),
-    await tarEntries([{ name: 'dir/.wh.x', data: '' }, { name: 'dir/y', data: 'y' }]),
+    await tarEntries([{ name: 'dir/.wh.x', data: '' }, { name: 'dir/y', data: 'y' }, { name: '.wh.bulk', data: '' }]),
   ] });
   const ref = await push(t, registry, image, 'lib/merge:1');
   const d = await startDaemon(t);
