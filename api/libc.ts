@@ -1,4 +1,4 @@
-// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, mknod, lsetxattr, fcntl),
+// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, fcntl, memfd),
 // through ffi-rs, loaded on first use. Each throws an Error with `code` set to the errno name.
 import { createRequire } from 'node:module';
 import { closeSync, writeSync } from 'node:fs';
@@ -46,19 +46,6 @@ export function umount2(target: string, flags: number): void {
 export function mkfifo(path: string, mode: number): void {
   const { DataType } = libc();
   if (call('mkfifo', [DataType.String, DataType.I32], [path, mode]) !== 0) fail('mkfifo', path);
-}
-
-export function mknod(path: string, mode: number, major: number, minor: number): void {
-  const { DataType } = libc();
-  const dev = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & ~0xff) << 12) | ((major & ~0xfff) * 2 ** 32);
-  if (call('mknod', [DataType.String, DataType.I32, DataType.I64], [path, mode, dev]) !== 0) fail('mknod', path);
-}
-
-export function lsetxattr(path: string, name: string, value: Buffer): void {
-  const { DataType } = libc();
-  if (call('lsetxattr', [DataType.String, DataType.String, DataType.U8Array, DataType.I64, DataType.I32], [path, name, value, value.length, 0]) !== 0) {
-    fail('lsetxattr', `${path} ${name}`);
-  }
 }
 
 /** mount(2) flag bits by option name. */

@@ -3,13 +3,13 @@
 // (a shim) follows the notify pipe while it lives; after a restart the exit file tells the same story.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
-import { BerthError, ErrorCode, errNotFound } from '../api/errdefs.ts';
+import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import { sealedCopy } from '../api/libc.ts';
+import { nativeBinary } from '../api/native-binary.ts';
 
 export interface StdioPaths {
   stdin?: string;
@@ -83,16 +83,6 @@ export function sendControl(control: string, request: string): boolean {
   }
 }
 
-export function nativeBinary(name: 'berth-init' | 'berth-monitor'): string {
-  const env = name === 'berth-init' ? process.env.BERTH_INIT : process.env.BERTH_MONITOR;
-  if (env) return env;
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const rel of ['../native/build', '../../native/build']) {
-    const path = join(here, rel, name);
-    if (existsSync(path)) return path;
-  }
-  throw errNotFound(`${name} not found: run \`npm run build\` (it compiles native/)`);
-}
 
 let sealedMonitorPath: string | undefined;
 

@@ -15,7 +15,6 @@ export const executables = {
   'berth': 'ctr-cli/main.ts',
   'containerd-shim-berth-v2': 'shim/main.ts',
   // berthd's layer worker threads (daemon/unpack/apply-in-worker.ts finds it beside berthd.mjs).
-  'berth-apply-worker': 'daemon/unpack/apply-worker.ts',
 };
 
 // Native addons cannot be bundled; they load from node_modules at run time.

@@ -18,8 +18,7 @@ import { blobStream, type LayerInfo, type ResolvedManifest } from '../images/ima
 import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { mapLimit } from '../remotes/pull.ts';
-import type { ApplyResult } from './apply-layer.ts';
-import { applyInWorker } from './apply-in-worker.ts';
+import { applyLayer, DamagedTarError, type ApplyResult } from './apply-layer.ts';
 import { applyToMounts } from './apply-mounts.ts';
 
 /**
@@ -40,7 +39,7 @@ export class LayerStager {
     const dir = mkdtempSync(`${this.o.scratch}/layer-`);
     this.staged.set(layer.chainId, dir);
     this.o.onLayer?.(layer.descriptor, 'unpacking');
-    checkDiffId(layer, await applying(layer, () => applyInWorker(data, layerCompressionOf(layer.descriptor.mediaType), layer.descriptor.size, dir, true)));
+    checkDiffId(layer, await applying(layer, () => applyLayer(decompressStream(data, layerCompressionOf(layer.descriptor.mediaType)), dir, { overlayUpper: true })));
   }
 
   /** Removes whatever was staged and not moved into a snapshot. */
@@ -83,9 +82,8 @@ async function applying<T>(layer: LayerInfo, work: () => Promise<T>): Promise<T>
     return await work();
   } catch (err) {
     const e = err as Error & { code?: unknown };
-    // Damaged input as each decoder reports it: zlib's Z_* codes, fzstd's numeric codes, tar-stream's messages.
-    const damaged = /^Z_/.test(String(e.code ?? '')) || typeof e.code === 'number'
-      || (e.code === undefined && /^(Unexpected end of data|Invalid header|Invalid tar header|Header exceeds max size)/.test(e.message ?? ''));
+    // Damaged input as each decoder reports it: zlib's Z_* codes, fzstd's numeric codes, berth-apply's tar reader.
+    const damaged = /^Z_/.test(String(e.code ?? '')) || typeof e.code === 'number' || err instanceof DamagedTarError;
     if (err instanceof BerthError || !damaged) throw err;
     const compression = layerCompressionOf(layer.descriptor.mediaType);
     throw new BerthError(ErrorCode.InvalidArgument,
@@ -117,9 +115,7 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
-        // Big layers in worker threads: their application runs on every core.
-        const blob = blobStream(o.content, layer.descriptor.digest);
-        checkDiffId(layer, await applying(layer, () => applyInWorker(blob, layerCompressionOf(layer.descriptor.mediaType), layer.descriptor.size, dir, true)));
+        checkDiffId(layer, await applying(layer, () => applyLayer(layerData(o, layer)(), dir, { overlayUpper: true })));
       });
     }
     let parent: string | undefined;

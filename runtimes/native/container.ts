@@ -15,7 +15,8 @@ import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
 import { mkfifo } from '../../api/libc.ts';
-import { nativeBinary, startMonitored, type ConsolePaths, type Monitored, type StdioPaths } from '../monitor.ts';
+import { startMonitored, type ConsolePaths, type Monitored, type StdioPaths } from '../monitor.ts';
+import { nativeBinary } from '../../api/native-binary.ts';
 import type { LinuxSeccomp } from '../seccomp/compile.ts';
 
 export interface CreateOptions {

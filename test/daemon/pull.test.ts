@@ -9,7 +9,6 @@ import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountAll, unmountAll } from '../../api/mounting.ts';
 import { chainIdOf } from '../../ctr-cli/image.ts';
-import { WORKER_MIN_BYTES } from '../../daemon/unpack/apply-in-worker.ts';
 import type { ExecutionContext } from 'ava';
 import { LocalContentStore } from '../../content/local.ts';
 import { pushImage } from '../../daemon/remotes/push.ts';
@@ -187,9 +186,8 @@ test('layers pulled into overlayfs (staged side by side, the big one in a worker
       { name: 'etc/', type: 'directory' }, { name: 'etc/conf', data: 'conf', mode: 0o640, uid: 7, gid: 8, mtime: when, xattrs: { 'user.berth': 'yes' } },
       { name: 'etc/hard', type: 'link', linkname: 'etc/conf' }, { name: 'etc/soft', type: 'symlink', linkname: 'conf' },
       { name: 'dev/', type: 'directory' }, { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
-      // Incompressible bulk: this layer is big enough to be applied in a worker thread (its mknod and lsetxattr
-      // go through the main thread); the next layer whites it out again.
-      { name: 'bulk', data: createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 2)).update(Buffer.alloc(WORKER_MIN_BYTES + (1 << 20))) },
+      // Incompressible bulk, more than one read of the applier's buffer; the next layer whites it out again.
+      { name: 'bulk', data: createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 2)).update(Buffer.alloc(3 << 20)) },
     ]),
     await tarEntries([{ name: 'dir/.wh.x', data: '' }, { name: 'dir/y', data: 'y' }, { name: '.wh.bulk', data: '' }]),
   ] });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer } from '../../daemon/unpack/apply-layer.ts';
+import { applyLayer, DamagedTarError } from '../../daemon/unpack/apply-layer.ts';
 import { tarEntries, type TarEntry } from '../helpers/image.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -92,6 +92,8 @@ const hostileCases: [string, TarEntry[], RegExp][] = [
   ['a hardlink to a missing file', [{ name: 'hard', type: 'link', linkname: 'nothing' }], /does not exist/],
   ['a whiteout that climbs out', [{ name: '../.wh.sentinel', data: '' }], /climbs out of the root/],
   ['an opaque-directory whiteout that climbs out', [{ name: '../../.wh..wh..opq', data: '' }], /climbs out of the root/],
+  ['a whiteout of ".."', [{ name: 'a/', type: 'directory' }, { name: 'a/.wh...', data: '' }], /a whiteout that names no entry/],
+  ['a whiteout of "." at the root', [{ name: '.wh..', data: '' }], /a whiteout that names no entry/],
   ['a duplicate file entry', [{ name: 'twice', data: 'first' }, { name: 'twice', data: 'second' }], /a duplicate of an earlier entry/],
   ['a file entry then a symlink of the same name', [{ name: 'twice', data: 'first' }, { name: 'twice', type: 'symlink', linkname: '../sentinel' }], /a duplicate of an earlier entry/],
 ];
@@ -137,4 +139,62 @@ test('applied straight into an overlay upper dir, whiteouts take the overlay\'s 
   } finally {
     execFileSync('umount', [merged!]);
   }
+});
+
+/** Every entry below `dir` with what a layer carries: type, mode, owner, mtime to the nanosecond, link target. */
+const listing = (dir: string) => execFileSync('find', ['.', '-printf', '%p %y %m %U %G %T@ %l %s\\n'], { cwd: dir }).toString().split('\n').filter((l) => l && !l.startsWith('. ')).sort();
+
+for (const format of ['gnu', 'posix']) {
+  const posix = format === 'posix';
+  test(`a tar written by GNU tar (--format=${format}): long names, long link targets, hardlinks${posix ? ', xattrs, nanosecond times' : ''}`, async (t) => {
+    const dir = tempDir(t, 'gnutar-');
+    const src = join(dir, 'src');
+    const deep = join(src, 'a'.repeat(90), 'b'.repeat(90), 'c'.repeat(60));
+    mkdirSync(deep, { recursive: true });
+    writeFileSync(join(deep, 'file-with-a-rather-long-name-' + 'x'.repeat(60)), 'deep');
+    writeFileSync(join(src, 'big'), Buffer.alloc(3 << 20, 7));
+    execFileSync('ln', [join(src, 'big'), join(src, 'big-hard')]);
+    execFileSync('ln', ['-s', 'z'.repeat(150), join(src, 'long-link')]);
+    execFileSync('setfattr', ['-n', 'user.binary', '-v', '0x00ff10', join(src, 'big')]);
+    execFileSync('chown', ['-h', '1234:5678', join(src, 'long-link')]);
+    execFileSync('touch', ['-h', '-d', '2020-01-02 03:04:05.123456789', join(src, 'long-link'), join(src, 'big'), deep]);
+    const tarFile = join(dir, 'layer.tar');
+    // GNU's own format carries long names in 'L'/'K' entries; pax (with xattrs) in extended headers.
+    execFileSync('tar', [`--format=${format}`, ...(posix ? ['--xattrs', '--xattrs-include=user.*'] : []), '-C', src, '-cf', tarFile, '.']);
+    const root = join(dir, 'root');
+    mkdirSync(root);
+    const res = await applyLayer(Readable.from(readFileSync(tarFile)), root);
+    t.is(res.size, statSync(tarFile).size);
+    let expected = listing(src);
+    // GNU's own format keeps whole seconds only.
+    if (!posix) expected = expected.map((l) => l.replace(/ (\d+)\.\d+ /, ' $1.0000000000 '));
+    t.deepEqual(listing(root), expected);
+    t.is(statSync(join(root, 'big-hard')).ino, statSync(join(root, 'big')).ino);
+    if (posix) t.is(execFileSync('getfattr', ['--only-values', '-n', 'user.binary', join(root, 'big')]).toString('hex'), '00ff10');
+  });
+}
+
+const damagedCases: [string, (tar: Buffer) => Buffer][] = [
+  ['a header whose checksum does not match', (b) => { const c = Buffer.from(b); c[0] ^= 1; return c; }],
+  ['an archive cut inside a file', (b) => b.subarray(0, 512 + 100)],
+  ['an archive cut inside a header', (b) => b.subarray(0, 300)],
+  ['not a tar at all', () => Buffer.from('this is not a tar stream, just text that goes on for a while '.repeat(20))],
+];
+
+for (const [what, damage] of damagedCases) {
+  test(`a damaged tar is reported as damaged: ${what}`, async (t) => {
+    const { root } = scratch(t);
+    const tarData = damage(await tarEntries([{ name: 'file', data: 'x'.repeat(1000) }, { name: 'second', data: 'y' }]));
+    const err = await t.throwsAsync(applyLayer(Readable.from(tarData), root));
+    t.true(err instanceof DamagedTarError, err?.message);
+    t.regex(err!.message, /bad checksum|unexpected end of data/);
+  });
+}
+
+test('a failing input stream fails the apply with its own error', async (t) => {
+  const { root } = scratch(t);
+  const good = await tarEntries([{ name: 'file', data: 'x'.repeat(100_000) }]);
+  async function* broken() { yield good.subarray(0, 4096); throw Object.assign(new Error('the download broke'), { code: 'ECONNRESET_TEST' }); }
+  const err = await t.throwsAsync(applyLayer(Readable.from(broken()), root));
+  t.is(err!.message, 'the download broke');
 });

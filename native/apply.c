@@ -1,0 +1,368 @@
+/* berth-apply: applies an uncompressed layer tar, read from stdin, onto the directory ROOT: files, directories,
+ * symlinks, hardlinks, devices and fifos with owners, modes, times (to the nanosecond) and xattrs, and OCI
+ * whiteouts as deletions (`.wh.<name>` removes <name>; `.wh..wh..opq` empties the directory of what lower
+ * layers had). With --overlay-upper, ROOT is an overlay upper directory and whiteouts take the overlay's own
+ * form (a 0/0 character device; trusted.overlay.opaque=y). The caller (daemon/unpack/apply-layer.ts) feeds the
+ * stream and computes its digest; this process only creates files, which is where a layer's time goes.
+ *
+ * Nothing is written outside ROOT: names are cleaned and `..` that climbs above the root is refused; parent
+ * directories are resolved inside the root, absolute symlinks meaning root-relative paths (as the container
+ * will see them), and a relative symlink that climbs above the root is refused, as are hardlinks to anything
+ * outside it and whiteouts naming "." or "..".
+ *
+ * usage: berth-apply [--overlay-upper] [--no-devices] ROOT < layer.tar
+ * Exit status: 0 applied; 2 a hostile entry was refused; 3 the tar is damaged or cut short; 1 anything else.
+ * One line on stderr says why. The input is always read to its end. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include "strmap.h"
+#include "tar.h"
+
+#define EXIT_IO 1
+#define EXIT_HOSTILE 2
+#define EXIT_DAMAGED 3
+
+static struct tar_reader reader;
+static const char *entry_name = "";
+static int overlay_upper, no_devices;
+static struct strmap written; /* paths this layer wrote (an opaque directory keeps them) */
+static struct strmap parents; /* parent directories resolved and made, by their cleaned name in the tar */
+
+static void print_quoted(const char *s) {
+  fputc('"', stderr);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(stderr, "\\%c", c);
+    else if (c < 0x20) fprintf(stderr, "\\u%04x", c);
+    else fputc(c, stderr);
+  }
+  fputc('"', stderr);
+}
+
+__attribute__((noreturn)) static void finish(int status) {
+  tar_drain(&reader); /* the writer hashes the whole stream: let it finish */
+  exit(status);
+}
+
+__attribute__((format(printf, 1, 2), noreturn)) static void hostile(const char *fmt, ...) {
+  va_list ap;
+  fputs("layer entry ", stderr);
+  print_quoted(entry_name);
+  fputs(": ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("; refused, nothing written outside the layer root\n", stderr);
+  finish(EXIT_HOSTILE);
+}
+
+__attribute__((noreturn)) static void fail_errno(const char *op, const char *path) {
+  int err = errno;
+  fputs("applying layer entry ", stderr);
+  print_quoted(entry_name);
+  fprintf(stderr, ": %s %s: %s\n", op, *path ? path : ".", strerror(err));
+  finish(EXIT_IO);
+}
+
+static const char *at(const char *rel) { return *rel ? rel : "."; }
+
+static void join(char *out, const char *dir, const char *name) {
+  if (snprintf(out, PATH_MAX, "%s%s%s", dir, *dir ? "/" : "", name) >= PATH_MAX) {
+    errno = ENAMETOOLONG;
+    fail_errno("join", name);
+  }
+}
+
+/* Cleans `name` into `out` (components below the root, no leading slash); -1 when ".." climbs above it. */
+static int clean(const char *name, char *out) {
+  size_t len = 0;
+  const char *p = name;
+  out[0] = 0;
+  while (*p) {
+    while (*p == '/') p++;
+    const char *end = strchrnul(p, '/');
+    size_t n = (size_t)(end - p);
+    if (n == 0 || (n == 1 && p[0] == '.')) { p = end; continue; }
+    if (n == 2 && p[0] == '.' && p[1] == '.') {
+      if (len == 0) return -1;
+      while (len > 0 && out[len - 1] != '/') len--;
+      if (len > 0) len--;
+      out[len] = 0;
+    } else {
+      if (len + n + 2 > PATH_MAX) { errno = ENAMETOOLONG; fail_errno("clean", name); }
+      if (len) out[len++] = '/';
+      memcpy(out + len, p, n);
+      out[len += n] = 0;
+    }
+    p = end;
+  }
+  return 0;
+}
+
+/* The real directory inside the root that the clean path `rel` names, following symlinks as the container will
+ * (absolute targets from the root). A relative target that climbs above the root is refused. */
+static void resolve_dir(const char *rel, char *out, int depth) {
+  char cur[PATH_MAX] = "", next[PATH_MAX], target[PATH_MAX], base[PATH_MAX], joined[PATH_MAX];
+  int missing = 0;
+  const char *p = rel;
+  while (*p) {
+    const char *end = strchrnul(p, '/');
+    char part[NAME_MAX + 1];
+    size_t n = (size_t)(end - p);
+    if (n > NAME_MAX) { errno = ENAMETOOLONG; fail_errno("resolve", rel); }
+    memcpy(part, p, n);
+    part[n] = 0;
+    p = *end ? end + 1 : end;
+    join(next, cur, part);
+    struct stat st;
+    if (!missing && lstat(next, &st) < 0) {
+      if (errno != ENOENT) fail_errno("lstat", next);
+      missing = 1; /* nothing below it exists either: created later as plain directories */
+    }
+    if (missing || !S_ISLNK(st.st_mode)) {
+      strcpy(cur, next);
+      continue;
+    }
+    if (depth > 40) hostile("too many levels of symbolic links");
+    ssize_t tl = readlink(next, target, sizeof target - 1);
+    if (tl < 0) fail_errno("readlink", next);
+    target[tl] = 0;
+    if (target[0] == '/') {
+      if (clean(target, base) < 0) hostile("climbs out of the root with \"..\"");
+    } else {
+      join(joined, cur, target);
+      if (clean(joined, base) < 0) hostile("its path goes through %s, a symlink to %s that leads outside the root", next, target);
+    }
+    resolve_dir(base, cur, depth + 1);
+  }
+  strcpy(out, cur);
+}
+
+static void mkdir_all(const char *rel) {
+  char path[PATH_MAX];
+  size_t len = strlen(rel);
+  if (!len) return;
+  memcpy(path, rel, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (path[i] != '/' && path[i] != 0) continue;
+    char c = path[i];
+    path[i] = 0;
+    if (mkdir(path, 0777) < 0 && errno != EEXIST) fail_errno("mkdir", path);
+    path[i] = c;
+  }
+}
+
+static void remove_all(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT) return;
+    fail_errno("lstat", path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlink(path) < 0 && errno != ENOENT) fail_errno("unlink", path);
+    return;
+  }
+  DIR *d = opendir(at(path));
+  if (!d) fail_errno("opendir", path);
+  struct dirent *de;
+  char child[PATH_MAX];
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    join(child, path, de->d_name);
+    remove_all(child);
+  }
+  closedir(d);
+  if (*path && rmdir(path) < 0) fail_errno("rmdir", path);
+}
+
+static void set_xattrs(const char *path, const struct tar_entry *e) {
+  for (size_t i = 0; i < e->nxattrs; i++) {
+    /* A filesystem without that namespace: skipped, as containerd does. */
+    if (lsetxattr(at(path), e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len, 0) < 0 && errno != ENOTSUP)
+      fail_errno("lsetxattr", path);
+  }
+}
+
+static void whiteout(const char *parent, const char *base) {
+  char path[PATH_MAX];
+  strmap_clear(&parents);
+  if (!strcmp(base, ".wh..wh..opq")) {
+    DIR *d = opendir(at(parent));
+    if (d) {
+      struct dirent *de;
+      while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        join(path, parent, de->d_name);
+        if (!strmap_get(&written, path)) remove_all(path);
+      }
+      closedir(d);
+    }
+    if (overlay_upper) {
+      mkdir_all(parent);
+      if (lsetxattr(at(parent), "trusted.overlay.opaque", "y", 1, 0) < 0) fail_errno("lsetxattr", parent);
+    }
+    return;
+  }
+  if (!strncmp(base, ".wh..wh.", 8)) return; /* other aufs metadata: nothing to apply, as containerd */
+  const char *victim = base + 4;
+  if (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..")) hostile("a whiteout that names no entry below its directory");
+  join(path, parent, victim);
+  remove_all(path);
+  if (overlay_upper) {
+    mkdir_all(parent);
+    if (mknod(path, S_IFCHR, makedev(0, 0)) < 0) fail_errno("mknod", path);
+  }
+}
+
+struct dir_time { char *path; struct timespec mtime; };
+static struct dir_time *dir_times;
+static size_t n_dir_times, cap_dir_times;
+
+static void remember_dir_time(const char *path, struct timespec mtime) {
+  if (n_dir_times == cap_dir_times) {
+    cap_dir_times = cap_dir_times ? cap_dir_times * 2 : 256;
+    dir_times = realloc(dir_times, cap_dir_times * sizeof *dir_times);
+    if (!dir_times) { errno = ENOMEM; fail_errno("remember", path); }
+  }
+  dir_times[n_dir_times++] = (struct dir_time){ strdup(path), mtime };
+}
+
+static void write_file(const char *path, const struct tar_entry *e) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) fail_errno("open", path);
+  const unsigned char *data;
+  ssize_t n;
+  while ((n = tar_body(&reader, &data, SIZE_MAX)) > 0) {
+    while (n > 0) {
+      ssize_t w = write(fd, data, (size_t)n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) fail_errno("write", path);
+      data += w;
+      n -= w;
+    }
+  }
+  if (n < 0) { fprintf(stderr, "%s\n", reader.err); finish(EXIT_DAMAGED); }
+  /* Owner first: chown clears set-id bits that the mode then sets. */
+  struct timespec times[2] = { e->mtime, e->mtime };
+  if (fchown(fd, e->uid, e->gid) < 0) fail_errno("fchown", path);
+  if (fchmod(fd, e->mode) < 0) fail_errno("fchmod", path);
+  if (futimens(fd, times) < 0) fail_errno("futimens", path);
+  if (close(fd) < 0) fail_errno("close", path);
+}
+
+static void apply_link(const char *path, const struct tar_entry *e) {
+  char clean_target[PATH_MAX], dir[PATH_MAX], target[PATH_MAX];
+  if (clean(e->linkname, clean_target) < 0) hostile("climbs out of the root with \"..\"");
+  if (!*clean_target) hostile("hardlink to the root itself");
+  char *slash = strrchr(clean_target, '/');
+  const char *last = slash ? slash + 1 : clean_target;
+  if (slash) *slash = 0;
+  resolve_dir(slash ? clean_target : "", dir, 0);
+  join(target, dir, last);
+  struct stat st;
+  if (lstat(target, &st) < 0) hostile("hardlink target %s does not exist in the layer", e->linkname);
+  if (S_ISDIR(st.st_mode)) hostile("hardlink to a directory (%s)", e->linkname);
+  if (link(target, path) < 0) fail_errno("link", path);
+}
+
+static void apply_entry(struct tar_entry *e) {
+  char name[PATH_MAX], parent[PATH_MAX], path[PATH_MAX];
+  entry_name = e->name;
+  if (clean(e->name, name) < 0) hostile("climbs out of the root with \"..\"");
+  if (!*name) return; /* the root itself: kept as the snapshot made it */
+  char *slash = strrchr(name, '/');
+  const char *base = slash ? slash + 1 : name;
+  if (slash) *slash = 0;
+  const char *parent_key = slash ? name : "";
+  const char *cached = strmap_get(&parents, parent_key);
+  if (cached) strcpy(parent, cached);
+  else resolve_dir(parent_key, parent, 0);
+  if (!strncmp(base, ".wh.", 4)) { whiteout(parent, base); return; }
+  if (!cached) {
+    mkdir_all(parent);
+    if (strmap_put(&parents, parent_key, parent) < 0) { errno = ENOMEM; fail_errno("cache", parent); }
+  }
+  join(path, parent, base);
+  struct stat st;
+  int exists = lstat(path, &st) == 0;
+  int is_dir = e->type == '5';
+  int keep_dir = is_dir && exists && S_ISDIR(st.st_mode);
+  /* A second entry for a path this layer already wrote would silently replace it (what a scanner saw first is
+   * not what runs): refused, unless both are the same directory declared twice. */
+  if (strmap_get(&written, path) && !keep_dir) hostile("a duplicate of an earlier entry in the same layer");
+  if (exists && !keep_dir) {
+    remove_all(path);
+    strmap_clear(&parents);
+  }
+  switch (e->type) {
+  case '5':
+    if (!keep_dir && mkdir(path, 0700) < 0) fail_errno("mkdir", path);
+    break;
+  case '0': case '7':
+    write_file(path, e);
+    if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
+    set_xattrs(path, e);
+    return;
+  case '2':
+    if (symlink(e->linkname, path) < 0) fail_errno("symlink", path);
+    break;
+  case '1':
+    apply_link(path, e);
+    if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
+    return;
+  case '3': case '4': case '6': {
+    if (e->type != '6' && no_devices) hostile("device nodes are not allowed here");
+    mode_t kind = e->type == '6' ? S_IFIFO : e->type == '3' ? S_IFCHR : S_IFBLK;
+    if (mknod(path, kind | e->mode, makedev(e->devmajor, e->devminor)) < 0) fail_errno("mknod", path);
+    break;
+  }
+  default:
+    return; /* other types (sparse, volume labels ...) carry nothing to apply */
+  }
+  if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
+  if (lchown(path, e->uid, e->gid) < 0) fail_errno("lchown", path);
+  if (e->type != '2' && chmod(path, e->mode) < 0) fail_errno("chmod", path);
+  set_xattrs(path, e);
+  if (is_dir) remember_dir_time(path, e->mtime);
+  else {
+    struct timespec times[2] = { e->mtime, e->mtime };
+    if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0) fail_errno("utimensat", path);
+  }
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
+    if (!strcmp(argv[i], "--overlay-upper")) overlay_upper = 1;
+    else if (!strcmp(argv[i], "--no-devices")) no_devices = 1;
+    else { fprintf(stderr, "berth-apply: unknown option %s\n", argv[i]); return EXIT_IO; }
+  }
+  if (i != argc - 1) { fputs("usage: berth-apply [--overlay-upper] [--no-devices] ROOT < layer.tar\n", stderr); return EXIT_IO; }
+  if (tar_open(&reader, 0) < 0) { fprintf(stderr, "berth-apply: %s\n", reader.err); return EXIT_IO; }
+  if (chdir(argv[i]) < 0) { fprintf(stderr, "berth-apply: cannot enter %s: %s\n", argv[i], strerror(errno)); finish(EXIT_IO); }
+  struct tar_entry e;
+  int rc;
+  while ((rc = tar_next(&reader, &e)) > 0) {
+    if (e.type == '0' && *e.name && e.name[strlen(e.name) - 1] == '/') e.type = '5'; /* an old-style directory */
+    apply_entry(&e);
+    tar_entry_free(&e);
+  }
+  if (rc < 0) { fprintf(stderr, "%s\n", reader.err); finish(EXIT_DAMAGED); }
+  /* Directory times last: creating entries inside a directory changes its mtime. */
+  while (n_dir_times--) {
+    struct timespec times[2] = { dir_times[n_dir_times].mtime, dir_times[n_dir_times].mtime };
+    utimensat(AT_FDCWD, dir_times[n_dir_times].path, times, AT_SYMLINK_NOFOLLOW);
+  }
+  finish(0);
+}
