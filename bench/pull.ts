@@ -56,6 +56,14 @@ function time(cmd: string, args: string[]): Promise<number> {
   });
 }
 
+/** CPU seconds a process used itself, and its waited-for children used. */
+function cpuOf(pid: number): { self: number; children: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const tick = (i: number) => Number(f[i - 3]) / 100; // fields 14-17 of stat(5), after pid, comm and state
+  return { self: tick(14) + tick(15), children: tick(16) + tick(17) };
+}
+
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-pull-'));
 const gz = await layers();
 const diffIds = gz.map((l) => sha(gunzipSync(l)));
@@ -102,6 +110,7 @@ const BERTH = join(DIST, 'berth');
   // Where berthd's time goes: one more cold pull through the API, each layer's download and unpack stamped.
   dropCaches();
   const client = new ApiClient(berthd.address, { namespace: 'default' });
+  const cpu0 = [cpuOf(berthd.child.pid!), cpuOf(registry.pid!)];
   const t0 = Date.now();
   const marks: string[] = [];
   const at = () => ((Date.now() - t0) / 1000).toFixed(2).padStart(6);
@@ -111,8 +120,11 @@ const BERTH = join(DIST, 'berth');
     }
   }
   client.close();
+  const cpu1 = [cpuOf(berthd.child.pid!), cpuOf(registry.pid!)];
   console.log('\nberthd, one cold pull, when each step ended (layer = fetched and verified, unpack = applied):');
   for (const line of marks) console.log(line);
+  const spent = (i: number, k: 'self' | 'children') => (cpu1[i]![k] - cpu0[i]![k]).toFixed(2);
+  console.log(`CPU seconds during that pull: berthd ${spent(0, 'self')} (fetch, verify, store), its berth-apply processes ${spent(0, 'children')} (decompress, diff ID, file creation), the registry ${spent(1, 'self')}`);
   run(BERTH, berth('images', 'rm', '--sync', ref));
 } finally {
   await berthd.stop();

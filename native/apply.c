@@ -2,17 +2,19 @@
  * symlinks, hardlinks, devices and fifos with owners, modes, times (to the nanosecond) and xattrs, and OCI
  * whiteouts as deletions (`.wh.<name>` removes <name>; `.wh..wh..opq` empties the directory of what lower
  * layers had). With --overlay-upper, ROOT is an overlay upper directory and whiteouts take the overlay's own
- * form (a 0/0 character device; trusted.overlay.opaque=y). The caller (daemon/unpack/apply-layer.ts) feeds the
- * stream and computes its digest; this process only creates files, which is where a layer's time goes.
+ * form (a 0/0 character device; trusted.overlay.opaque=y). The caller (daemon/unpack/apply-layer.ts) feeds it
+ * the blob; decompression, the diff ID and file creation, a layer's whole cost, happen here.
  *
  * Nothing is written outside ROOT: names are cleaned and `..` that climbs above the root is refused; parent
  * directories are resolved inside the root, absolute symlinks meaning root-relative paths (as the container
  * will see them), and a relative symlink that climbs above the root is refused, as are hardlinks to anything
  * outside it and whiteouts naming "." or "..".
  *
- * usage: berth-apply [--overlay-upper] [--no-devices] ROOT < layer.tar
- * Exit status: 0 applied; 2 a hostile entry was refused; 3 the tar is damaged or cut short; 1 anything else.
- * One line on stderr says why. The input is always read to its end. */
+ * usage: berth-apply [--gzip|--zstd] [--overlay-upper] [--no-devices] ROOT < layer
+ * The layer blob comes on stdin as stored (compressed or not); on success, stdout gets "<diff ID> <size>" of
+ * its uncompressed tar, every byte to the stream's end. Exit status: 0 applied; 2 a hostile entry was refused;
+ * 3 the tar is damaged or cut short; 4 the compressed stream is; 1 anything else. One line on stderr says why;
+ * on failure the rest of the input is not read. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -26,12 +28,15 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "layer_source.h"
 #include "strmap.h"
 #include "tar.h"
 
+#define USAGE "usage: berth-apply [--gzip|--zstd] [--overlay-upper] [--no-devices] ROOT < layer\n"
 #define EXIT_IO 1
 #define EXIT_HOSTILE 2
 #define EXIT_DAMAGED 3
+#define EXIT_CORRUPT_STREAM 4
 
 static struct tar_reader reader;
 static const char *entry_name = "";
@@ -50,9 +55,16 @@ static void print_quoted(const char *s) {
   fputc('"', stderr);
 }
 
-__attribute__((noreturn)) static void finish(int status) {
-  tar_drain(&reader); /* the writer hashes the whole stream: let it finish */
-  exit(status);
+static struct layer_source *source;
+
+/* The archive or the compressed stream under it is damaged: says which, and how. */
+__attribute__((noreturn)) static void damaged(void) {
+  if (reader.read_failed) {
+    fprintf(stderr, "%s\n", source_error(source));
+    exit(EXIT_CORRUPT_STREAM);
+  }
+  fprintf(stderr, "%s\n", reader.err);
+  exit(EXIT_DAMAGED);
 }
 
 __attribute__((format(printf, 1, 2), noreturn)) static void hostile(const char *fmt, ...) {
@@ -64,7 +76,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static void hostile(const char *
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputs("; refused, nothing written outside the layer root\n", stderr);
-  finish(EXIT_HOSTILE);
+  exit(EXIT_HOSTILE);
 }
 
 __attribute__((noreturn)) static void fail_errno(const char *op, const char *path) {
@@ -72,7 +84,7 @@ __attribute__((noreturn)) static void fail_errno(const char *op, const char *pat
   fputs("applying layer entry ", stderr);
   print_quoted(entry_name);
   fprintf(stderr, ": %s %s: %s\n", op, *path ? path : ".", strerror(err));
-  finish(EXIT_IO);
+  exit(EXIT_IO);
 }
 
 static const char *at(const char *rel) { return *rel ? rel : "."; }
@@ -252,7 +264,7 @@ static void write_file(const char *path, const struct tar_entry *e) {
       n -= w;
     }
   }
-  if (n < 0) { fprintf(stderr, "%s\n", reader.err); finish(EXIT_DAMAGED); }
+  if (n < 0) damaged();
   /* Owner first: chown clears set-id bits that the mode then sets. */
   struct timespec times[2] = { e->mtime, e->mtime };
   if (fchown(fd, e->uid, e->gid) < 0) fail_errno("fchown", path);
@@ -342,15 +354,19 @@ static void apply_entry(struct tar_entry *e) {
 }
 
 int main(int argc, char **argv) {
+  enum compression compression = COMPRESSION_NONE;
   int i = 1;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
     if (!strcmp(argv[i], "--overlay-upper")) overlay_upper = 1;
     else if (!strcmp(argv[i], "--no-devices")) no_devices = 1;
+    else if (!strcmp(argv[i], "--gzip")) compression = COMPRESSION_GZIP;
+    else if (!strcmp(argv[i], "--zstd")) compression = COMPRESSION_ZSTD;
     else { fprintf(stderr, "berth-apply: unknown option %s\n", argv[i]); return EXIT_IO; }
   }
-  if (i != argc - 1) { fputs("usage: berth-apply [--overlay-upper] [--no-devices] ROOT < layer.tar\n", stderr); return EXIT_IO; }
-  if (tar_open(&reader, 0) < 0) { fprintf(stderr, "berth-apply: %s\n", reader.err); return EXIT_IO; }
-  if (chdir(argv[i]) < 0) { fprintf(stderr, "berth-apply: cannot enter %s: %s\n", argv[i], strerror(errno)); finish(EXIT_IO); }
+  if (i != argc - 1) { fputs(USAGE, stderr); return EXIT_IO; }
+  source = source_open(0, compression);
+  if (!source || tar_open(&reader, (tar_read_fn)source_read, source) < 0) { fputs("berth-apply: out of memory\n", stderr); return EXIT_IO; }
+  if (chdir(argv[i]) < 0) { fprintf(stderr, "berth-apply: cannot enter %s: %s\n", argv[i], strerror(errno)); return EXIT_IO; }
   struct tar_entry e;
   int rc;
   while ((rc = tar_next(&reader, &e)) > 0) {
@@ -358,11 +374,15 @@ int main(int argc, char **argv) {
     apply_entry(&e);
     tar_entry_free(&e);
   }
-  if (rc < 0) { fprintf(stderr, "%s\n", reader.err); finish(EXIT_DAMAGED); }
+  if (rc < 0 || tar_drain(&reader) < 0) damaged(); /* the diff ID covers every byte, to the stream's end */
   /* Directory times last: creating entries inside a directory changes its mtime. */
   while (n_dir_times--) {
     struct timespec times[2] = { dir_times[n_dir_times].mtime, dir_times[n_dir_times].mtime };
     utimensat(AT_FDCWD, dir_times[n_dir_times].path, times, AT_SYMLINK_NOFOLLOW);
   }
-  finish(0);
+  char digest[72];
+  uint64_t size;
+  source_digest(source, digest, &size);
+  printf("%s %llu\n", digest, (unsigned long long)size);
+  return 0;
 }

@@ -3,7 +3,6 @@
  * whatever their size field says, as Go's archive/tar reads them. */
 #define _GNU_SOURCE
 #include "tar.h"
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +21,10 @@ static int fail(struct tar_reader *r, const char *fmt, ...) {
   return -1;
 }
 
-int tar_open(struct tar_reader *r, int fd) {
+int tar_open(struct tar_reader *r, tar_read_fn read, void *ctx) {
   memset(r, 0, sizeof *r);
-  r->fd = fd;
+  r->read = read;
+  r->ctx = ctx;
   r->cap = BUF_SIZE;
   r->buf = malloc(r->cap);
   return r->buf ? 0 : fail(r, "out of memory");
@@ -39,9 +39,9 @@ static size_t fill(struct tar_reader *r, size_t need) {
     r->start = 0;
   }
   while (!r->eof && r->end - r->start < need) {
-    ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) { r->eof = 1; break; }
+    ssize_t n = r->read(r->ctx, r->buf + r->end, r->cap - r->end);
+    if (n < 0) { r->read_failed = 1; r->eof = 1; break; }
+    if (n == 0) { r->eof = 1; break; }
     r->end += (size_t)n;
   }
   return r->end - r->start;
@@ -74,9 +74,10 @@ static int finish_body(struct tar_reader *r) {
   return 0;
 }
 
-void tar_drain(struct tar_reader *r) {
+int tar_drain(struct tar_reader *r) {
   while (!r->eof) { r->start = r->end; fill(r, r->cap); }
   r->start = r->end;
+  return r->read_failed ? -1 : 0;
 }
 
 /* A numeric header field: octal digits (space or NUL padded), or GNU base-256 when the top bit is set. */

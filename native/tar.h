@@ -26,25 +26,30 @@ struct tar_entry {
   size_t nxattrs;
 };
 
+/* Where the archive's bytes come from: like read(2), -1 on failure. */
+typedef ssize_t (*tar_read_fn)(void *ctx, void *buf, size_t n);
+
 struct tar_reader {
-  int fd;
+  tar_read_fn read;
+  void *ctx;
   unsigned char *buf;
   size_t cap, start, end; /* buffered bytes are buf[start, end) */
   int eof;
   uint64_t body_left;     /* of the current entry's body */
   size_t body_pad;        /* padding after it to the next 512-byte block */
+  int read_failed;        /* the source failed (its own error says why), not the archive */
   char err[256];          /* why the archive is unreadable, when a call returns -1 */
 };
 
-int tar_open(struct tar_reader *r, int fd);
+int tar_open(struct tar_reader *r, tar_read_fn read, void *ctx);
 /* The next entry into e (1), the end of the archive (0), or a damaged archive (-1, r->err says why).
  * Whatever remains of the previous entry's body is skipped. */
 int tar_next(struct tar_reader *r, struct tar_entry *e);
 /* Up to max bytes of the current entry's body, in place: *data points into the reader's buffer. Returns the
  * count, 0 at the body's end, -1 if the archive ends inside it. */
 ssize_t tar_body(struct tar_reader *r, const unsigned char **data, size_t max);
-/* Reads and discards everything up to the end of the input (the caller hashes the whole stream). */
-void tar_drain(struct tar_reader *r);
+/* Reads and discards everything up to the end of the input (the source digests the whole stream): 0, or -1. */
+int tar_drain(struct tar_reader *r);
 void tar_entry_free(struct tar_entry *e);
 
 #endif

@@ -9,9 +9,9 @@ import { createGzip } from 'node:zlib';
 import { errInvalidArgument, errNotImplemented, isAlreadyExists } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
 import { blobStream } from '../images/image.ts';
-import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { applyToMounts } from '../unpack/apply-mounts.ts';
+import { DamagedLayerError, damagedLayer } from '../unpack/apply-layer.ts';
 import { diffMounts } from '../unpack/diff-mounts.ts';
 import { leaseOf, registerService } from './service.ts';
 
@@ -27,7 +27,10 @@ registerService({
       const lease = leaseOf(call);
       const content = ctx.db.content(ns, lease ? { lease } : {});
       await content.info(req.diff.digest);
-      const result = await applyToMounts(mounts, () => decompressStream(blobStream(content, req.diff.digest), layerCompressionOf(req.diff.mediaType)), ctx.scratch);
+      const compression = layerCompressionOf(req.diff.mediaType);
+      const result = await applyToMounts(mounts, () => blobStream(content, req.diff.digest), compression, ctx.scratch).catch((err) => {
+        throw err instanceof DamagedLayerError ? damagedLayer(req.diff.digest, compression, err) : err;
+      });
       return { applied: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: result.diffId, size: result.size, annotations: {} } };
     }),
     Diff: unary(async (req, call) => {

@@ -1,14 +1,12 @@
-// Applies an uncompressed layer tar onto a directory tree (a snapshot's mounted view, or an overlay upper
-// directory) through native/'s berth-apply, which creates the files: a layer's time is file creation, and a C
-// process does it several times faster than Node's fs calls, on its own core. This side feeds it the stream and
-// computes the diff ID on the way. What it applies, and what it refuses: native/apply.c.
+// Applies a layer blob (gzip, zstd or plain tar) onto a directory tree (a snapshot's mounted view, or an overlay
+// upper directory) through native/'s berth-apply, which decompresses it, computes its diff ID and creates the
+// files: a layer's whole cost, done by a C process on its own core several times faster than Node's zlib,
+// hashing and fs calls did it. This side only feeds it the blob. What it applies and refuses: native/apply.c.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BerthError, ErrorCode } from '../../api/errdefs.ts';
 import { nativeBinary } from '../../api/native-binary.ts';
+import type { Compression } from '../images/mediatypes.ts';
 
 export interface ApplyResult {
   /** Bytes of the uncompressed tar. */
@@ -18,6 +16,8 @@ export interface ApplyResult {
 }
 
 export interface ApplyOptions {
+  /** How the blob is compressed. Default: a plain tar. */
+  compression?: Compression;
   /** Refuse device nodes (unprivileged unpack). Default: allowed. */
   noDevices?: boolean;
   /**
@@ -27,49 +27,62 @@ export interface ApplyOptions {
   overlayUpper?: boolean;
 }
 
-/** The tar itself is damaged or cut short (not a hostile entry, not an I/O failure). */
-export class DamagedTarError extends Error {
-  override name = 'DamagedTarError';
+/** The layer is damaged or cut short (not a hostile entry, not an I/O failure): its tar, or the compressed
+ * stream around it. The message is the decoder's own. */
+export class DamagedLayerError extends Error {
+  override name = 'DamagedLayerError';
+  constructor(message: string, readonly part: 'tar' | 'compressed') { super(message); }
+}
+
+/** A damaged layer as an invalid-argument error naming the layer and what is wrong with it. */
+export function damagedLayer(digest: string, compression: Compression, err: DamagedLayerError): BerthError {
+  const what = err.part === 'tar' ? 'tar' : `${compression} stream`;
+  return new BerthError(ErrorCode.InvalidArgument, `layer ${digest}: its ${what} is corrupt or truncated (${err.message}); nothing of it was committed`);
 }
 
 const EXIT_HOSTILE = 2;
-const EXIT_DAMAGED = 3;
+const EXIT_DAMAGED_TAR = 3;
+const EXIT_DAMAGED_STREAM = 4;
 
-/** Applies `stream` (an uncompressed tar) to `root`. */
-export async function applyLayer(stream: Readable, root: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  const args = [...(opts.overlayUpper ? ['--overlay-upper'] : []), ...(opts.noDevices ? ['--no-devices'] : []), root];
-  const child = spawn(nativeBinary('berth-apply'), args, { stdio: ['pipe', 'ignore', 'pipe'] });
+/** Applies `blob` (a layer as stored, compressed as opts.compression says) to `root`. */
+export async function applyLayer(blob: Readable, root: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const compression = opts.compression ?? 'none';
+  const args = [
+    ...(compression === 'none' ? [] : [`--${compression}`]),
+    ...(opts.overlayUpper ? ['--overlay-upper'] : []), ...(opts.noDevices ? ['--no-devices'] : []), root,
+  ];
+  const child = spawn(nativeBinary('berth-apply'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
+  let stdout = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
     child.on('error', (error) => resolve({ code: null, signal: null, error }));
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
-  const hash = createHash('sha256');
-  let size = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) { hash.update(chunk); size += chunk.length; cb(null, chunk); },
+  // The blob's own failure (a broken download) is the error to report, and stops the applier; the applier
+  // stopping early (its exit status says why) stops the blob.
+  let blobError: Error | undefined;
+  let stopped = false;
+  blob.on('error', (err) => {
+    if (stopped) return;
+    blobError = err;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  let inputError: Error | undefined;
-  try {
-    await pipeline(stream, counter, child.stdin);
-  } catch (err) {
-    inputError = err as Error;
-    // The input failed (or the applier stopped reading): an applier still running is stopped.
-    if (child.exitCode === null && child.signalCode === null && !isBrokenPipe(err)) child.kill('SIGKILL');
-  }
+  child.stdin.on('error', () => {
+    stopped = true;
+    blob.unpipe(child.stdin);
+    blob.destroy();
+  });
+  blob.pipe(child.stdin);
   const { code, signal, error } = await exited;
   if (error) throw error;
+  if (blobError) throw blobError;
   const message = stderr.trim().split('\n').at(-1) ?? '';
   if (code === EXIT_HOSTILE) throw new BerthError(ErrorCode.InvalidArgument, message);
-  if (inputError && !isBrokenPipe(inputError)) throw inputError;
-  if (code === EXIT_DAMAGED) throw new DamagedTarError(message);
+  if (code === EXIT_DAMAGED_TAR) throw new DamagedLayerError(message, 'tar');
+  if (code === EXIT_DAMAGED_STREAM) throw new DamagedLayerError(message, 'compressed');
   if (code !== 0) throw new Error(message || `berth-apply ended by ${signal ?? `status ${code}`}`);
-  if (inputError) throw inputError;
-  return { size, diffId: 'sha256:' + hash.digest('hex') };
-}
-
-function isBrokenPipe(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ECONNRESET';
+  const [diffId, size] = stdout.trim().split(' ');
+  return { size: Number(size), diffId: diffId! };
 }

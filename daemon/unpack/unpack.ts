@@ -15,10 +15,9 @@ import type { Mount } from '../../api/mount.ts';
 import type { ContentStore, Descriptor } from '../../content/types.ts';
 import type { Snapshotter } from '../../snapshotters/types.ts';
 import { blobStream, type LayerInfo, type ResolvedManifest } from '../images/image.ts';
-import { decompressStream } from '../images/compression.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { mapLimit } from '../remotes/pull.ts';
-import { applyLayer, DamagedTarError, type ApplyResult } from './apply-layer.ts';
+import { applyLayer, DamagedLayerError, damagedLayer, type ApplyResult } from './apply-layer.ts';
 import { applyToMounts } from './apply-mounts.ts';
 
 /**
@@ -39,7 +38,7 @@ export class LayerStager {
     const dir = mkdtempSync(`${this.o.scratch}/layer-`);
     this.staged.set(layer.chainId, dir);
     this.o.onLayer?.(layer.descriptor, 'unpacking');
-    checkDiffId(layer, await applying(layer, () => applyLayer(decompressStream(data, layerCompressionOf(layer.descriptor.mediaType)), dir, { overlayUpper: true })));
+    checkDiffId(layer, await applying(layer, () => applyLayer(data, dir, { compression: layerCompressionOf(layer.descriptor.mediaType), overlayUpper: true })));
   }
 
   /** Removes whatever was staged and not moved into a snapshot. */
@@ -81,18 +80,10 @@ async function applying<T>(layer: LayerInfo, work: () => Promise<T>): Promise<T>
   try {
     return await work();
   } catch (err) {
-    const e = err as Error & { code?: unknown };
-    // Damaged input as each decoder reports it: zlib's Z_* codes, fzstd's numeric codes, berth-apply's tar reader.
-    const damaged = /^Z_/.test(String(e.code ?? '')) || typeof e.code === 'number' || err instanceof DamagedTarError;
-    if (err instanceof BerthError || !damaged) throw err;
-    const compression = layerCompressionOf(layer.descriptor.mediaType);
-    throw new BerthError(ErrorCode.InvalidArgument,
-      `layer ${layer.descriptor.digest}: its ${compression === 'none' ? 'tar' : `${compression} `}stream is corrupt or truncated (${e.message}); nothing of it was committed`);
+    if (!(err instanceof DamagedLayerError)) throw err;
+    throw damagedLayer(layer.descriptor.digest, layerCompressionOf(layer.descriptor.mediaType), err);
   }
 }
-
-const layerData = (o: UnpackOptions, layer: LayerInfo) => () =>
-  decompressStream(blobStream(o.content, layer.descriptor.digest), layerCompressionOf(layer.descriptor.mediaType));
 
 /** The directory a fresh snapshot's own files live in: an overlay's upper dir, or a rw bind's source. */
 function ownDir(mounts: Mount[]): string | undefined {
@@ -115,7 +106,8 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         o.onLayer?.(layer.descriptor, 'unpacking');
         const dir = mkdtempSync(`${o.scratch}/layer-`);
         staged.set(layer.chainId, dir);
-        checkDiffId(layer, await applying(layer, () => applyLayer(layerData(o, layer)(), dir, { overlayUpper: true })));
+        const compression = layerCompressionOf(layer.descriptor.mediaType);
+        checkDiffId(layer, await applying(layer, () => applyLayer(blobStream(o.content, layer.descriptor.digest), dir, { compression, overlayUpper: true })));
       });
     }
     let parent: string | undefined;
@@ -138,7 +130,8 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
           staged.delete(layer.chainId);
         } else {
           if (!stage) o.onLayer?.(layer.descriptor, 'unpacking');
-          checkDiffId(layer, await applying(layer, () => applyToMounts(mounts, layerData(o, layer), o.scratch)));
+          const blob = () => blobStream(o.content, layer.descriptor.digest);
+          checkDiffId(layer, await applying(layer, () => applyToMounts(mounts, blob, layerCompressionOf(layer.descriptor.mediaType), o.scratch)));
         }
         try {
           await o.snapshotter.commit(layer.chainId, key);

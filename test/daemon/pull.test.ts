@@ -172,7 +172,7 @@ for (const [what, damage] of [
   });
 }
 
-test('layers pulled into overlayfs (staged side by side, the big one in a worker thread) merge as the image says: whiteouts, opaque dirs, links, devices, xattrs', async (t) => {
+test('layers pulled into overlayfs (each applied by berth-apply while it downloads) merge as the image says: whiteouts, opaque dirs, links, devices, xattrs', async (t) => {
   const registry = await startRegistry(t);
   const when = new Date('2022-01-02T03:04:05Z');
   const image = buildImage({ layers: [

@@ -2,11 +2,12 @@
 // entries refused with nothing written outside the root.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer, DamagedTarError } from '../../daemon/unpack/apply-layer.ts';
+import { gzipSync } from 'node:zlib';
+import { applyLayer, DamagedLayerError } from '../../daemon/unpack/apply-layer.ts';
 import { tarEntries, type TarEntry } from '../helpers/image.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -186,7 +187,7 @@ for (const [what, damage] of damagedCases) {
     const { root } = scratch(t);
     const tarData = damage(await tarEntries([{ name: 'file', data: 'x'.repeat(1000) }, { name: 'second', data: 'y' }]));
     const err = await t.throwsAsync(applyLayer(Readable.from(tarData), root));
-    t.true(err instanceof DamagedTarError, err?.message);
+    t.true(err instanceof DamagedLayerError && err.part === 'tar', err?.message);
     t.regex(err!.message, /bad checksum|unexpected end of data/);
   });
 }
@@ -198,3 +199,33 @@ test('a failing input stream fails the apply with its own error', async (t) => {
   const err = await t.throwsAsync(applyLayer(Readable.from(broken()), root));
   t.is(err!.message, 'the download broke');
 });
+
+for (const compression of ['gzip', 'zstd'] as const) {
+  test(`a ${compression} blob is decompressed by the applier; the diff ID and size are the uncompressed tar's`, async (t) => {
+    const { root } = scratch(t);
+    const tarData = await tarEntries([{ name: 'etc/', type: 'directory' }, { name: 'etc/motd', data: 'compressed hello\n'.repeat(5000) }]);
+    const blob = compression === 'gzip'
+      ? Buffer.concat([gzipSync(tarData.subarray(0, 1000)), gzipSync(tarData.subarray(1000))]) // two members, as pigz may write
+      : execFileSync('zstd', ['-q', '-c'], { input: tarData });
+    const res = await applyLayer(Readable.from(blob), root, { compression });
+    t.is(res.size, tarData.length);
+    t.is(res.diffId, 'sha256:' + createHash('sha256').update(tarData).digest('hex'));
+    t.is(readFileSync(join(root, 'etc/motd'), 'utf8'), 'compressed hello\n'.repeat(5000));
+  });
+
+  test(`a corrupt or cut ${compression} stream is reported as such, in the decoder's words`, async (t) => {
+    const tarData = await tarEntries([{ name: 'file', data: randomBytes(200_000) }]);
+    const blob = compression === 'gzip' ? gzipSync(tarData) : execFileSync('zstd', ['-q', '-c'], { input: tarData });
+    const flipped = Buffer.from(blob);
+    flipped[Math.floor(blob.length / 2)]! ^= 0xff;
+    for (const [what, bad, message] of [
+      ['cut', blob.subarray(0, blob.length - 100), /unexpected end of file/],
+      ['corrupt', flipped, compression === 'gzip' ? /invalid|incorrect/ : /corrupt|checksum|error/i],
+    ] as const) {
+      const { root } = scratch(t);
+      const err = await t.throwsAsync(applyLayer(Readable.from(bad), root, { compression }), undefined, what);
+      t.true(err instanceof DamagedLayerError && err.part === 'compressed', `${what}: ${err?.message}`);
+      t.regex(err!.message, message, what);
+    }
+  });
+}
