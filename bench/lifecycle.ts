@@ -1,11 +1,13 @@
 // Container lifecycle for /bin/true through the gRPC API (create container + task, start, wait, delete task
-// and container), one client pointed at berthd (berth's shim, fast path) and at containerd (runc shim), the
-// same requests (under a lease, as containerd's client makes them), interleaved. The snapshot for each container is prepared from the same imported image.
+// and container), one client pointed at berthd (berth's shim, fast path) and at containerd (its runc shim,
+// running runc, and crun when crun works on this host), the same requests (under a lease, as containerd's
+// client makes them), interleaved. Each container's snapshot is prepared from the same imported image.
 // usage: npx tsx bench/lifecycle.ts [runs=50]   (as root, after npm run build)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../api/grpc-client.ts';
+import { encodeMessage } from '../api/proto.ts';
 import { runnableImage } from '../ctr-cli/image.ts';
 import { defaultSpec, withImageConfig } from '../ctr-cli/spec.ts';
 import { DIST, run, startBerthd, startContainerd } from './lib/daemons.ts';
@@ -24,7 +26,7 @@ let n = 0;
 /** Per daemon, per step: where the time goes. */
 const phases = new Map<string, Map<string, number[]>>();
 
-async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnType<typeof runnableImage>>, label?: string): Promise<number> {
+async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnType<typeof runnableImage>>, label?: string, binary?: string): Promise<number> {
   const id = `l${n++}`;
   const start = process.hrtime.bigint();
   let last = start;
@@ -42,7 +44,7 @@ async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnTyp
   const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', { id: `lease-${id}` });
   const leased = c.with({ lease: lease.id });
   const { mounts } = await leased.call(S, 'Prepare', { snapshotter: 'overlayfs', key: id, parent: image.chainId });
-  await leased.call(C, 'Create', { container: { id, snapshotter: 'overlayfs', snapshotKey: id, runtime: { name: runtime }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  await leased.call(C, 'Create', { container: { id, snapshotter: 'overlayfs', snapshotKey: id, runtime: { name: runtime, ...(binary ? { options: { typeUrl: 'containerd.runc.v1.Options', value: encodeMessage('containerd.runc.v1.Options', { binaryName: binary }) } } : {}) }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
   await c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id });
   step('lease, snapshot, container');
   await c.call(T, 'Create', { containerId: id, rootfs: mounts });
@@ -67,19 +69,28 @@ try {
   const c = new ApiClient(containerd.address, { namespace: 'default' });
   const bImage = await runnableImage(b, 'berth.local/busybox:life');
   const cImage = await runnableImage(c, 'berth.local/busybox:life');
-  const times = new Map<string, number[]>([['containerd + runc shim', []], ['berthd + berth shim (fast)', []]]);
-  for (let i = 0; i < 3; i++) { await lifecycle(c, 'io.containerd.runc.v2', cImage); await lifecycle(b, 'io.containerd.berth.v2', bImage); }
-  for (let i = 0; i < runs; i++) {
-    times.get('containerd + runc shim')!.push(await lifecycle(c, 'io.containerd.runc.v2', cImage, 'containerd'));
-    times.get('berthd + berth shim (fast)')!.push(await lifecycle(b, 'io.containerd.berth.v2', bImage, 'berthd'));
+  // crun 1.8 refuses a hybrid cgroup host unless hugetlb is a v1 hierarchy (scripts/setup.sh arranges that).
+  let crun = true;
+  try { await lifecycle(c, 'io.containerd.runc.v2', cImage, undefined, 'crun'); } catch (err) {
+    crun = false;
+    console.log(`containerd + crun skipped: ${(err as Error).message.split('\n')[0]}`);
   }
+  const subjects: [string, () => Promise<number>][] = [
+    ['containerd + runc shim (runc)', () => lifecycle(c, 'io.containerd.runc.v2', cImage, 'containerd+runc')],
+    ...(crun ? [['containerd + runc shim (crun)', () => lifecycle(c, 'io.containerd.runc.v2', cImage, 'containerd+crun', 'crun')] as [string, () => Promise<number>]] : []),
+    ['berthd + berth shim (fast)', () => lifecycle(b, 'io.containerd.berth.v2', bImage, 'berthd')],
+  ];
+  const times = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
+  for (let i = 0; i < 3; i++) for (const [, once] of subjects) await once();
+  phases.clear();
+  for (let i = 0; i < runs; i++) for (const [name, once] of subjects) times.get(name)!.push(await once());
   console.log(`container lifecycle through the gRPC API (/bin/true), ${runs} interleaved runs each`);
-  printTable(times, 'containerd + runc shim');
+  printTable(times, crun ? 'containerd + runc shim (crun)' : 'containerd + runc shim (runc)');
   console.log('\nmedian ms per step:');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const steps = [...phases.get('berthd')!.keys()];
-  console.log(['step'.padEnd(30), 'containerd', 'berthd'].join('  '));
-  for (const st of steps) console.log([st.padEnd(30), median(phases.get('containerd')!.get(st)!).toFixed(1).padStart(10), median(phases.get('berthd')!.get(st)!).toFixed(1).padStart(6)].join('  '));
+  const labels = [...phases.keys()];
+  console.log(['step'.padEnd(30), ...labels.map((l) => l.padStart(15))].join('  '));
+  for (const st of phases.get('berthd')!.keys()) console.log([st.padEnd(30), ...labels.map((l) => median(phases.get(l)!.get(st)!).toFixed(1).padStart(15))].join('  '));
   b.close();
   c.close();
 } finally {

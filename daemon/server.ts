@@ -1,7 +1,6 @@
 // berthd: opens the stores under its root, mounts every registered gRPC service on a unix socket (mode 0600:
 // root only, as containerd's), and shuts down cleanly. One Berthd per root; a second daemon on a live socket
 // is refused instead of stealing it.
-import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,7 +9,7 @@ import { errFailedPrecondition, errInvalidArgument } from '../api/errdefs.ts';
 import { fromTimestamp } from '../api/proto.ts';
 import { TtrpcServer } from '../api/ttrpc/server.ts';
 import { TaskManager } from './runtime/tasks.ts';
-import { serviceDefinition } from '../api/grpc.ts';
+import { GrpcServer } from '../api/grpc-server.ts';
 import { LocalContentStore } from '../content/local.ts';
 import type { Snapshotter } from '../snapshotters/types.ts';
 import type { DaemonConfig } from './config.ts';
@@ -38,7 +37,7 @@ export class Berthd {
     readonly config: DaemonConfig,
     readonly log: Logger,
     readonly ctx: DaemonContext,
-    private readonly server: grpc.Server,
+    private readonly server: GrpcServer,
     private readonly snapshotters: Record<string, Snapshotter>,
     private readonly ttrpc: TtrpcServer,
   ) {}
@@ -89,16 +88,14 @@ export class Berthd {
     });
     await ttrpc.listen(config.ttrpcAddress);
     chmodSync(config.ttrpcAddress, 0o600);
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 << 20, 'grpc.max_send_message_length': 16 << 20 });
+    const server = new GrpcServer();
     for (const s of registeredServices()) {
-      server.addService(serviceDefinition(s.name), s.create(ctx));
+      server.addService(s.name, s.create(ctx));
       plugins.push({ type: s.plugin.type, id: s.plugin.id, requires: ['io.containerd.metadata.v1'] });
     }
     // Tasks are re-attached before the API serves, so the first List sees them all.
     await tasks.restore();
-    await new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix://${config.address}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-    });
+    await server.listen(config.address);
     chmodSync(config.address, 0o600);
     log.info({ address: config.address, root: config.root, state: config.state }, 'berthd serving');
     return new Berthd(config, log, ctx, server, snapshotters, ttrpc);
@@ -106,10 +103,7 @@ export class Berthd {
 
   /** Stops accepting calls, ends open streams, closes the stores. */
   async stop(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
-      this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
-    });
+    await this.server.close(2000);
     await this.ctx.tasks.stopIdleShims();
     this.ctx.tasks.closeAll();
     await this.ttrpc.close(500);

@@ -30,6 +30,19 @@ if [ -n "$missing" ]; then
   done
 fi
 
+# crun 1.8 refuses every container on a hybrid cgroup host unless hugetlb is a v1 hierarchy (shared/machine.md).
+# On such a host, hugetlb moves out of the cgroup2 tree into its own v1 mount, as long as no cgroup there uses it;
+# berth's own cgroup code and runc work with either layout.
+U=/sys/fs/cgroup/unified
+if [ -f "$U/cgroup.controllers" ] && grep -qw hugetlb "$U/cgroup.controllers" && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+  if echo -hugetlb > "$U/cgroup.subtree_control" 2>/dev/null && mkdir -p /sys/fs/cgroup/hugetlb \
+    && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null; then
+    echo "setup: hugetlb mounted as a cgroup v1 hierarchy, so that crun works on this hybrid host"
+  else
+    echo "setup: could not move hugetlb to a cgroup v1 hierarchy (a cgroup uses it); crun will refuse containers here" >&2
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
   # `npm install` follows the committed lock; `npm ci` (npm 11) wrongly reports the lock out of sync because

@@ -2,9 +2,8 @@
 // content server: the first message names the ingest ref; each message may STAT, WRITE at the current
 // offset (offset 0 on a partial ingest restarts it) or COMMIT (verifying size and digest); every message
 // gets one response with the writer's offset and digest so far.
-import type * as grpc from '@grpc/grpc-js';
 import { errInvalidArgument, errAlreadyExists, BerthError, ErrorCode } from '../../api/errdefs.ts';
-import { bidiStream, namespaceOf, serverStream, unary } from '../../api/grpc.ts';
+import { bidiStream, namespaceOf, serverStream, unary, type Metadata, type ServerCall } from '../../api/grpc.ts';
 import type { ContentInfo, ContentStore, ContentWriter, IngestStatus } from '../../content/types.ts';
 import { batches, fieldPaths, toTimestamp } from './convert.ts';
 import { leaseOf, registerService, type DaemonContext } from './service.ts';
@@ -20,7 +19,7 @@ const statusToProto = (s: IngestStatus) => ({
   startedAt: toTimestamp(s.startedAt), updatedAt: toTimestamp(s.updatedAt),
 });
 
-function store(ctx: DaemonContext, call: { metadata: grpc.Metadata }): ContentStore {
+function store(ctx: DaemonContext, call: { metadata: Metadata }): ContentStore {
   const lease = leaseOf(call);
   return ctx.db.content(namespaceOf(call), lease ? { lease } : {});
 }
@@ -28,7 +27,7 @@ function store(ctx: DaemonContext, call: { metadata: grpc.Metadata }): ContentSt
 type Req = Record<string, any>;
 
 /** Reads the next client message, or undefined at the end of the client's stream. */
-function reader(call: grpc.ServerDuplexStream<Req, Req>): () => Promise<Req | undefined> {
+function reader(call: ServerCall): () => Promise<Req | undefined> {
   const it = call[Symbol.asyncIterator]();
   return async () => {
     const r = await it.next();
@@ -36,7 +35,7 @@ function reader(call: grpc.ServerDuplexStream<Req, Req>): () => Promise<Req | un
   };
 }
 
-async function write(ctx: DaemonContext, call: grpc.ServerDuplexStream<Req, Req>): Promise<void> {
+async function write(ctx: DaemonContext, call: ServerCall): Promise<void> {
   const next = reader(call);
   let req = await next();
   if (!req) return;

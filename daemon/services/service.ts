@@ -1,12 +1,11 @@
 // What every berthd gRPC service gets, and how services register: each service file calls
 // registerService() when imported, and daemon/services/index.ts imports them all. The server mounts whatever
 // is registered, so adding a service is adding a file.
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MetadataDB } from '../metadata/db.ts';
 import type { EventExchange } from '../events/exchange.ts';
 import type { TaskManager } from '../runtime/tasks.ts';
-import { LEASE_HEADER } from '../../api/grpc.ts';
+import { LEASE_HEADER, type Metadata, type ServiceImplementation } from '../../api/grpc.ts';
 
 /** A plugin as Introspection.Plugins reports it (containerd's plugin types and ids). */
 export interface PluginInfo {
@@ -41,7 +40,7 @@ export interface GrpcService {
   name: string;
   /** containerd's plugin registration for Introspection ("io.containerd.grpc.v1", "version"). */
   plugin: { type: string; id: string };
-  create(ctx: DaemonContext): grpc.UntypedServiceImplementation;
+  create(ctx: DaemonContext): ServiceImplementation;
 }
 
 const services: GrpcService[] = [];
@@ -56,7 +55,7 @@ export function registeredServices(): readonly GrpcService[] {
 }
 
 /** The lease a call runs under (containerd clients send it in the containerd-lease header). */
-export function leaseOf(call: { metadata: grpc.Metadata }): string | undefined {
+export function leaseOf(call: { metadata: Metadata }): string | undefined {
   const v = call.metadata.get(LEASE_HEADER)[0];
   return typeof v === 'string' && v !== '' ? v : undefined;
 }

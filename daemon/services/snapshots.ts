@@ -1,7 +1,6 @@
 // containerd.services.snapshots.v1.Snapshots: every request names its snapshotter; the namespaced view from
 // the metadata DB does the bookkeeping (and lease attachment from the containerd-lease header).
-import type * as grpc from '@grpc/grpc-js';
-import { namespaceOf, serverStream, unary } from '../../api/grpc.ts';
+import { namespaceOf, serverStream, unary, type Metadata } from '../../api/grpc.ts';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
 import type { SnapshotInfo, Snapshotter } from '../../snapshotters/types.ts';
@@ -19,7 +18,7 @@ export const infoToProto = (i: SnapshotInfo) => ({
 
 export const mountToProto = (m: Mount) => ({ type: m.type, source: m.source, target: m.target ?? '', options: m.options });
 
-function snapshotter(ctx: DaemonContext, call: { metadata: grpc.Metadata }, name: string): Snapshotter {
+function snapshotter(ctx: DaemonContext, call: { metadata: Metadata }, name: string): Snapshotter {
   if (!name) throw errInvalidArgument('snapshotter name is required');
   const lease = leaseOf(call);
   return ctx.db.snapshotter(namespaceOf(call), name, lease ? { lease } : {});

@@ -155,7 +155,7 @@ registerService({
           if (m.data?.length && !input.write(m.data)) { call.pause(); input.once('drain', () => call.resume()); }
         });
         call.on('end', () => { input.end(); resolve(); });
-        call.on('error', (err) => { input.destroy(err); reject(err); });
+        call.on('cancelled', () => { const err = new Error('import cancelled by the client'); input.destroy(err); reject(err); });
       });
       await gotFirst;
       const lease = await expiringLease(ctx, ns, 'import');

@@ -108,7 +108,11 @@ export function applyV1(dirs: Dirs, r: LinuxResources): void {
   }
   if (r.blockIO) applyBlkio(dirFor(dirs, 'blkio', 'blockIO'), r.blockIO);
   for (const h of r.hugepageLimits ?? []) {
-    writeValue(dirFor(dirs, 'hugetlb', 'hugepageLimits'), `hugetlb.${h.pageSize}.limit_in_bytes`, h.limit, `hugepageLimits ${h.pageSize}`);
+    const dir = dirFor(dirs, 'hugetlb', 'hugepageLimits');
+    if (!fileExists(dir, `hugetlb.${h.pageSize}.limit_in_bytes`)) {
+      throw errFailedPrecondition(`cgroup hugepageLimits: page size ${h.pageSize} is not supported by this kernel (no hugetlb.${h.pageSize}.limit_in_bytes)`);
+    }
+    writeValue(dir, `hugetlb.${h.pageSize}.limit_in_bytes`, h.limit, `hugepageLimits ${h.pageSize}`);
   }
   if (r.network?.classID !== undefined) {
     writeValue(dirFor(dirs, 'net_cls', 'network.classID'), 'net_cls.classid', r.network.classID, 'network.classID');

@@ -81,7 +81,7 @@ const unavailable: Array<[string, LinuxResources, RegExp]> = [
   ['net_cls not mounted', { network: { classID: 0x100001 } }, /network\.classID.*net_cls/],
   ['rdma controller absent', { rdma: { mlx5_0: { hcaHandles: 3 } } }, /rdma/],
   ['unified key of a controller not in cgroup2 here', { unified: { 'memory.high': '1000000' } }, /unified\.memory\.high.*memory controller/],
-  ['unknown unified key', { unified: { 'hugetlb.3MB.max': '0' } }, /unified\.hugetlb\.3MB\.max.*no such file/],
+  ['unknown unified key', { unified: { 'cgroup.no_such_knob': '0' } }, /unified\.cgroup\.no_such_knob.*no such file/],
   ['hugepage size the kernel lacks', { hugepageLimits: [{ pageSize: '4MB', limit: 0 }] }, /4MB/],
 ];
 
