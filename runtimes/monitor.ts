@@ -1,7 +1,7 @@
 // Starting a process under native/berth-monitor: the monitor opens the stdio paths, runs the command that
 // creates the process, learns its pid, reaps it and writes its exit status to a file. Whoever started it
 // (a shim) follows the notify pipe while it lives; after a restart the exit file tells the same story.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -111,6 +111,69 @@ export function readExitFile(path: string): ExitStatus | undefined {
   }
 }
 
+/**
+ * Spare monitors for plans (the fast path). Spawning from a Node process this size blocks it ~7 ms (fork copies
+ * its page tables); a spare, spawned while the caller is idle with every fd in place, is handed its arguments
+ * on stdin when a container is created instead (`berth-monitor --spare`). Only a long-lived caller that says
+ * when it is busy (the shim) keeps one; others spawn as needed.
+ */
+class SpareMonitors {
+  private spare: ChildProcess | undefined;
+  private enabled = false;
+  private busy = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  /** A request started: no spare is spawned until the caller has been idle a moment. */
+  begin(): void {
+    this.enabled = true;
+    this.busy++;
+    clearTimeout(this.timer);
+  }
+
+  end(): void {
+    this.busy = Math.max(0, this.busy - 1);
+    if (this.busy === 0 && !this.spare) {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.replenish(), SPARE_IDLE_MS);
+      this.timer.unref();
+    }
+  }
+
+  take(): ChildProcess | undefined {
+    const spare = this.spare;
+    this.spare = undefined;
+    return spare && spare.exitCode === null && spare.signalCode === null ? spare : undefined;
+  }
+
+  /** Stops the spare (a caller shutting down; a spare also exits by itself when our end of its stdin closes). */
+  discard(): void {
+    clearTimeout(this.timer);
+    this.enabled = false;
+    this.take()?.stdin?.end();
+  }
+
+  private replenish(): void {
+    if (!this.enabled || this.spare || this.busy > 0) return;
+    const spare = spawnMonitor(['--spare'], ['pipe', 'ignore', 'pipe', 'pipe', 'pipe']);
+    spare.stdin!.on('error', () => undefined);
+    for (const stream of [spare.stdin, ...spare.stdio.slice(2)]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+    spare.once('exit', () => { if (this.spare === spare) this.spare = undefined; });
+    this.spare = spare;
+  }
+}
+
+const SPARE_IDLE_MS = 15;
+export const spareMonitors = new SpareMonitors();
+
+function spawnMonitor(args: string[], stdio: ('ignore' | 'pipe')[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; binary?: string } = {}): ChildProcess {
+  const env = { ...(opts.env ?? process.env) };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn(opts.binary ?? sealedMonitor(), args, { stdio, env, cwd: opts.cwd, detached: true, argv0: 'berth-monitor' });
+  // The monitor outlives us if we die; it must not keep our event loop alive either.
+  child.unref();
+  return child;
+}
+
 export function startMonitored(opts: MonitorOptions): Monitored {
   const args = [opts.exitFile, '3'];
   if (opts.pidFile) args.push('--pid-file', opts.pidFile);
@@ -120,14 +183,17 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   if (opts.console) args.push('--console-socket', opts.console.socket, '--control', opts.console.control);
   if (opts.initPlan) args.push('--init', opts.initPlan);
   else args.push('--', ...opts.command);
-  const env = { ...(opts.env ?? process.env) };
-  delete env.NODE_EXTRA_CA_CERTS;
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
   if (opts.syncPipe) stdio.push('pipe');
-  const binary = opts.initPlan ? sealedMonitor() : nativeBinary('berth-monitor');
-  const child = spawn(binary, args, { stdio, env, cwd: opts.cwd, detached: true, argv0: 'berth-monitor' });
-  // The monitor outlives us if we die; it must not keep our event loop alive either.
-  child.unref();
+  const spare = opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined;
+  let child: ChildProcess;
+  if (spare) {
+    const payload = Buffer.from(args.map((a) => `${a}\0`).join(''));
+    spare.stdin!.end(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
+    child = spare;
+  } else {
+    child = spawnMonitor(args, stdio, { ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), binary: opts.initPlan ? sealedMonitor() : nativeBinary('berth-monitor') });
+  }
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8192); });
   (child.stderr as unknown as { unref?: () => void }).unref?.();

@@ -2,7 +2,8 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { TtrpcServer } from '../api/ttrpc/server.ts';
+import { TtrpcServer, type TtrpcHandler } from '../api/ttrpc/server.ts';
+import { spareMonitors } from '../runtimes/monitor.ts';
 import { socketAccepts } from '../api/unix-socket.ts';
 import { EventPublisher } from './events.ts';
 import type { ShimFlags } from './main.ts';
@@ -21,6 +22,17 @@ function logger(bundle: string, debug: boolean): Logger {
   return pino({ level: debug ? 'debug' : 'info' }, pino.destination({ fd, sync: true }));
 }
 
+/**
+ * A shim that serves a group keeps a spare monitor for the next container (runtimes/monitor.ts), made while no
+ * request is in flight: Wait, a long poll, does not count.
+ */
+function withSpareMonitors(handlers: Record<string, TtrpcHandler>): Record<string, TtrpcHandler> {
+  return Object.fromEntries(Object.entries(handlers).map(([name, handler]) => [name, name === 'Wait' ? handler : async (req, ctx) => {
+    spareMonitors.begin();
+    try { return await handler(req, ctx); } finally { spareMonitors.end(); }
+  }]));
+}
+
 export async function serve(f: ShimFlags): Promise<void> {
   const log = logger(process.cwd(), f.debug).child({ namespace: f.namespace, id: f.id });
   const events = new EventPublisher(process.env.TTRPC_ADDRESS, f.namespace, log);
@@ -37,7 +49,7 @@ export async function serve(f: ShimFlags): Promise<void> {
         .finally(() => { events.close(); process.exit(0); });
     },
   });
-  server.register('containerd.task.v2.Task', service.handlers());
+  server.register('containerd.task.v2.Task', process.env.BERTH_SHIM_GROUP ? withSpareMonitors(service.handlers()) : service.handlers());
   // Two `start`s of one group may race: the second shim must not take the first one's live socket.
   if (await socketAccepts(f.socket)) {
     log.info({ socket: f.socket }, 'another shim of this group serves the socket: exiting');

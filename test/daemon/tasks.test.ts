@@ -122,3 +122,43 @@ test.serial('berthd killed with SIGKILL while 20 containers run finds them all a
   }
   t.deepEqual((await c2.call(TASKS, 'List', {})).tasks, []);
 });
+
+/** berth-monitor processes whose parent is `ppid`, with their command lines. */
+function monitorsOf(ppid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const p of execFileSync('ps', ['-eo', 'pid=,ppid=,args=']).toString().trim().split('\n')) {
+    const [pid, parent, ...args] = p.trim().split(/\s+/);
+    if (Number(parent) === ppid && args[0] === 'berth-monitor') out.push({ pid: Number(pid), cmdline: args.join(' ') });
+  }
+  return out;
+}
+const ppidOf = (pid: number) => Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(pid)]).toString().trim());
+
+test.serial('a grouped shim keeps a spare monitor while idle; the next container is watched by it; it leaves with the shim', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const run = async (id: string) => {
+    await createContainer(c, id, ['/bin/sh', '-c', 'exit 3']);
+    const created = await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+    const monitor = ppidOf(created.pid);
+    const shim = ppidOf(monitor);
+    const waiting = c.call(TASKS, 'Wait', { containerId: id });
+    await c.call(TASKS, 'Start', { containerId: id });
+    t.is((await waiting).exitStatus, 3);
+    await c.call(TASKS, 'Delete', { containerId: id });
+    return { monitor, shim };
+  };
+  const { shim } = await run(uid());
+  await new Promise((r) => setTimeout(r, 300));
+  const spares = monitorsOf(shim).filter((m) => m.cmdline === 'berth-monitor --spare');
+  t.is(spares.length, 1, 'one spare, the shim\'s child');
+  t.deepEqual(await run(uid()), { monitor: spares[0]!.pid, shim }, 'the next container\'s monitor is the spare');
+  await new Promise((r) => setTimeout(r, 300));
+  const next = monitorsOf(shim).filter((m) => m.cmdline === 'berth-monitor --spare');
+  t.is(next.length, 1, 'and a new spare takes its place');
+  await d.daemon.ctx.tasks.stopIdleShims();
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid)) await new Promise((r) => setTimeout(r, 50));
+  t.false(execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid), 'the spare exits with its shim');
+});
