@@ -2,7 +2,7 @@
 // <root>/snapshots/<id>, removal by rename-then-delete (a crash leaves a directory Cleanup finds), walk with
 // containerd's filters, usage by walking the snapshot's own files.
 import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fieldsAdaptor, parseFilters } from '../api/filters.ts';
 import type { Mount } from '../api/mount.ts';
@@ -77,7 +77,9 @@ export abstract class DirSnapshotter implements Snapshotter {
     const r = this.storage.remove(key);
     const doomed = join(this.snapshotsDir, `rm-${r.id}`);
     try { renameSync(this.dir(r.id), doomed); } catch { return; }
-    rmSync(doomed, { recursive: true, force: true });
+    // On the thread pool: an image's snapshots hold tens of thousands of files, and removing them synchronously
+    // held berthd's event loop (every other call) for seconds.
+    await rm(doomed, { recursive: true, force: true });
   }
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters?: string[]): Promise<void> {
