@@ -1,13 +1,13 @@
 // Where the programs built from native/ are: native/build beside the sources or the bundle, unless the
-// environment names one (BERTH_INIT, BERTH_MONITOR, BERTH_APPLY).
+// environment names one (BERTH_INIT, BERTH_MONITOR, BERTH_APPLY, BERTH_COMPRESS).
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errNotFound } from './errdefs.ts';
 
-export type NativeProgram = 'berth-init' | 'berth-monitor' | 'berth-apply';
+export type NativeProgram = 'berth-init' | 'berth-monitor' | 'berth-apply' | 'berth-compress';
 
-const ENV: Record<NativeProgram, string> = { 'berth-init': 'BERTH_INIT', 'berth-monitor': 'BERTH_MONITOR', 'berth-apply': 'BERTH_APPLY' };
+const ENV: Record<NativeProgram, string> = { 'berth-init': 'BERTH_INIT', 'berth-monitor': 'BERTH_MONITOR', 'berth-apply': 'BERTH_APPLY', 'berth-compress': 'BERTH_COMPRESS' };
 const found = new Map<NativeProgram, string>();
 
 export function nativeBinary(name: NativeProgram): string {

@@ -1,15 +1,15 @@
 // containerd.services.diff.v1.Diff: Apply unpacks a layer blob from the content store onto mounts (containerd's
 // ctr unpacks client-side through this); Diff writes the layer that turns the left mounts into the right ones
-// into the content store (gzip or plain tar), labelled with its uncompressed digest, as containerd's walking
+// into the content store (gzip, zstd or plain tar), labelled with its uncompressed digest, as containerd's walking
 // differ does.
 import { namespaceOf, unary } from '../../api/grpc.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
-import { createGzip } from 'node:zlib';
-import { errInvalidArgument, errNotImplemented, isAlreadyExists } from '../../api/errdefs.ts';
+import { errInvalidArgument, isAlreadyExists } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
+import { compressStream } from '../images/compression.ts';
 import { blobStream } from '../images/image.ts';
-import { layerCompressionOf } from '../images/mediatypes.ts';
+import { layerCompressionOf, type Compression } from '../images/mediatypes.ts';
 import { applyToMounts } from '../unpack/apply-mounts.ts';
 import { DamagedLayerError, damagedLayer } from '../unpack/apply-layer.ts';
 import { diffMounts } from '../unpack/diff-mounts.ts';
@@ -39,16 +39,15 @@ registerService({
       const [left, right] = [toMounts(req.left), toMounts(req.right)];
       if (!left.length || !right.length) throw errInvalidArgument('diff: left and right mounts are required');
       const mediaType: string = req.mediaType || 'application/vnd.oci.image.layer.v1.tar+gzip';
-      let compression: string;
+      let compression: Compression;
       try { compression = layerCompressionOf(mediaType); } catch { throw errInvalidArgument(`diff: media type ${mediaType} is not a layer type`); }
-      if (compression !== 'gzip' && compression !== 'none') throw errNotImplemented(`diff: writing ${compression} layers is not supported (use gzip or an uncompressed tar)`);
       const lease = leaseOf(call);
       const content = ctx.db.content(ns, lease ? { lease } : {});
       const writer = await content.writer({ ref: req.ref || `diff-${randomBytes(8).toString('hex')}` });
       try {
         const uncompressed = createHash('sha256');
         const tarStream = new PassThrough();
-        const compressed = compression === 'gzip' ? tarStream.pipe(createGzip()) : tarStream;
+        const compressed = compressStream(tarStream, compression);
         tarStream.on('data', (d: Buffer) => uncompressed.update(d));
         let size = 0;
         const written = (async () => { for await (const chunk of compressed) { size += chunk.length; await writer.write(chunk as Buffer); } })();

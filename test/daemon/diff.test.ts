@@ -4,7 +4,8 @@
 // `ctr snapshots diff` gets the same layer from berthd.
 import test from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync, linkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -87,11 +88,58 @@ test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.
   await c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id });
 });
 
-test.serial('Diff.Diff refuses missing mounts and layer types it cannot write', async (t) => {
+test.serial('Diff.Diff refuses missing mounts and media types that are not layers', async (t) => {
   const d = await startDaemonProcess(t);
   const c = d.client('default');
   await t.throwsAsync(c.call(DIFF, 'Diff', { left: [], right: [] }), { message: /left and right mounts are required/ });
   const m = [{ type: 'bind', source: '/tmp', options: ['rbind', 'ro'] }];
-  await t.throwsAsync(c.call(DIFF, 'Diff', { left: m, right: m, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' }), { message: /zstd layers is not supported/ });
   await t.throwsAsync(c.call(DIFF, 'Diff', { left: m, right: m, mediaType: 'text/plain' }), { message: /text\/plain is not a layer type/ });
+});
+
+test.serial('Diff.Diff writes a zstd layer when asked (one checksummed frame); Diff.Apply of it gives the same tree', async (t) => {
+  const d = await startDaemonProcess(t);
+  const c = d.client('default');
+  const image = await busyboxImage({ tag: 'zstd' });
+  await loadImage(t, c, 'busybox:zstd', image);
+  const base = chainIdOf(image.manifests[0]!.layers.map((l) => l.diffId));
+  const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', {});
+  t.teardown(() => c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined));
+  const leased = c.with({ lease: lease.id });
+  const { mounts: work } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'zwork', parent: base });
+  const dir = tempDir(t, 'zdiff-');
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  await mountAll(work, mnt);
+  try {
+    writeFileSync(join(mnt, 'big.txt'), 'zstd compresses this line well\n'.repeat(20000));
+    unlinkSync(join(mnt, 'bin/true'));
+  } finally {
+    await unmountAll(mnt);
+  }
+  const { mounts: view } = await leased.call(SNAPSHOTS, 'View', { snapshotter: 'overlayfs', key: 'zbase', parent: base });
+  const mediaType = 'application/vnd.oci.image.layer.v1.tar+zstd';
+  const { diff } = await leased.call(DIFF, 'Diff', { left: view, right: work, mediaType });
+  t.is(diff.mediaType, mediaType);
+  let blob = Buffer.alloc(0);
+  for await (const m of c.stream<any>(CONTENT, 'Read', { digest: diff.digest })) blob = Buffer.concat([blob, Buffer.from(m.data)]);
+  t.true(Number(diff.size) < 20000, `compressed to ${diff.size} bytes`);
+  const file = join(dir, 'layer.tar.zst');
+  writeFileSync(file, blob);
+  execFileSync('zstd', ['-q', '-t', file]); // a valid frame, its checksum included
+  const tarData = execFileSync('zstd', ['-q', '-d', '-c', file]);
+  const { info } = await c.call(CONTENT, 'Info', { digest: diff.digest });
+  t.is(info.labels['containerd.io/uncompressed'], 'sha256:' + createHash('sha256').update(tarData).digest('hex'));
+  t.deepEqual(execFileSync('tar', ['-tf', '-'], { input: tarData, encoding: 'utf8' }).split('\n').filter(Boolean), ['big.txt', 'bin/.wh.true']);
+  const { mounts: check } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'zcheck', parent: base });
+  const { applied } = await leased.call(DIFF, 'Apply', { diff, mounts: check });
+  t.is(applied.digest, info.labels['containerd.io/uncompressed']);
+  const m2 = join(dir, 'check');
+  mkdirSync(m2);
+  await mountAll(check, m2);
+  try {
+    t.is(readFileSync(join(m2, 'big.txt'), 'utf8'), 'zstd compresses this line well\n'.repeat(20000));
+    t.false(existsSync(join(m2, 'bin/true')));
+  } finally {
+    await unmountAll(m2);
+  }
 });
