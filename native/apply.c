@@ -43,6 +43,12 @@ static const char *entry_name = "";
 static int overlay_upper, no_devices;
 static struct strmap written; /* paths this layer wrote (an opaque directory keeps them) */
 static struct strmap parents; /* parent directories resolved and made, by their cleaned name in the tar */
+/* Who owns what we create in a directory without a chown: us, with the directory's group if it is set-gid.
+ * Remembered for the last directory (a tar lists a directory's entries together); forgotten whenever a
+ * directory entry or a removal may have changed it. */
+static struct { char dir[PATH_MAX]; int valid; gid_t gid; } last_parent;
+static uid_t my_uid;
+static gid_t my_gid;
 
 static void print_quoted(const char *s) {
   fputc('"', stderr);
@@ -170,7 +176,7 @@ static void mkdir_all(const char *rel) {
     if (path[i] != '/' && path[i] != 0) continue;
     char c = path[i];
     path[i] = 0;
-    if (mkdir(path, 0777) < 0 && errno != EEXIST) fail_errno("mkdir", path);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) fail_errno("mkdir", path);
     path[i] = c;
   }
 }
@@ -209,6 +215,7 @@ static void set_xattrs(const char *path, const struct tar_entry *e) {
 static void whiteout(const char *parent, const char *base) {
   char path[PATH_MAX];
   strmap_clear(&parents);
+  last_parent.valid = 0;
   if (!strcmp(base, ".wh..wh..opq")) {
     DIR *d = opendir(at(parent));
     if (d) {
@@ -250,8 +257,46 @@ static void remember_dir_time(const char *path, struct timespec mtime) {
   dir_times[n_dir_times++] = (struct dir_time){ strdup(path), mtime };
 }
 
-static void write_file(const char *path, const struct tar_entry *e) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+/* Whether an entry created in `parent` needs a chown to get its owner (see last_parent). */
+static int needs_chown(const char *parent, const struct tar_entry *e) {
+  if (!last_parent.valid || strcmp(last_parent.dir, parent) != 0) {
+    struct stat st;
+    if (stat(at(parent), &st) < 0) fail_errno("stat", parent);
+    snprintf(last_parent.dir, sizeof last_parent.dir, "%s", parent);
+    last_parent.gid = (st.st_mode & S_ISGID) ? st.st_gid : my_gid;
+    last_parent.valid = 1;
+  }
+  return e->uid != my_uid || e->gid != last_parent.gid;
+}
+
+/* Creates `path` with `create` (0, or -1 with errno); if something is already there (from a lower layer), it is
+ * removed first, as the entry replaces it. Returns create's result. */
+static int create_replacing(const char *path, int (*create)(const char *, const struct tar_entry *), const struct tar_entry *e) {
+  int r = create(path, e);
+  if (r >= 0 || errno != EEXIST) return r;
+  remove_all(path);
+  strmap_clear(&parents);
+  last_parent.valid = 0;
+  return create(path, e);
+}
+
+static int open_new(const char *path, const struct tar_entry *e) {
+  (void)e;
+  return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+static int open_new_with_mode(const char *path, const struct tar_entry *e) {
+  return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, e->mode & 07777);
+}
+
+static int symlink_new(const char *path, const struct tar_entry *e) { return symlink(e->linkname, path); }
+
+/* A regular file: created with its final mode when we will not chown it (umask is 0), so a new file costs
+ * open, write, futimens and close. */
+static void write_file(const char *path, const char *parent, const struct tar_entry *e) {
+  int chown_it = needs_chown(parent, e);
+  int fd = create_replacing(path, chown_it ? open_new : open_new_with_mode, e);
   if (fd < 0) fail_errno("open", path);
   const unsigned char *data;
   ssize_t n;
@@ -265,12 +310,19 @@ static void write_file(const char *path, const struct tar_entry *e) {
     }
   }
   if (n < 0) damaged();
-  /* Owner first: chown clears set-id bits that the mode then sets. */
   struct timespec times[2] = { e->mtime, e->mtime };
-  if (fchown(fd, e->uid, e->gid) < 0) fail_errno("fchown", path);
-  if (fchmod(fd, e->mode) < 0) fail_errno("fchmod", path);
+  /* Owner first: chown clears set-id bits that the mode then sets. */
+  if (chown_it && fchown(fd, e->uid, e->gid) < 0) fail_errno("fchown", path);
+  if (chown_it && fchmod(fd, e->mode) < 0) fail_errno("fchmod", path);
   if (futimens(fd, times) < 0) fail_errno("futimens", path);
   if (close(fd) < 0) fail_errno("close", path);
+}
+
+static void write_symlink(const char *path, const char *parent, const struct tar_entry *e) {
+  if (create_replacing(path, symlink_new, e) < 0) fail_errno("symlink", path);
+  if (needs_chown(parent, e) && lchown(path, e->uid, e->gid) < 0) fail_errno("lchown", path);
+  struct timespec times[2] = { e->mtime, e->mtime };
+  if (utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW) < 0) fail_errno("utimensat", path);
 }
 
 static void apply_link(const char *path, const struct tar_entry *e) {
@@ -306,28 +358,30 @@ static void apply_entry(struct tar_entry *e) {
     if (strmap_put(&parents, parent_key, parent) < 0) { errno = ENOMEM; fail_errno("cache", parent); }
   }
   join(path, parent, base);
-  struct stat st;
-  int exists = lstat(path, &st) == 0;
-  int is_dir = e->type == '5';
-  int keep_dir = is_dir && exists && S_ISDIR(st.st_mode);
   /* A second entry for a path this layer already wrote would silently replace it (what a scanner saw first is
    * not what runs): refused, unless both are the same directory declared twice. */
-  if (strmap_get(&written, path) && !keep_dir) hostile("a duplicate of an earlier entry in the same layer");
+  int is_dir = e->type == '5';
+  if (!is_dir && strmap_get(&written, path)) hostile("a duplicate of an earlier entry in the same layer");
+  if (e->type == '0' || e->type == '7' || e->type == '2') {
+    /* The commonest entries: created outright, replacing what a lower layer had only when the name is taken. */
+    if (e->type == '2') write_symlink(path, parent, e);
+    else write_file(path, parent, e);
+    if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
+    set_xattrs(path, e);
+    return;
+  }
+  struct stat st;
+  int exists = lstat(path, &st) == 0;
+  int keep_dir = is_dir && exists && S_ISDIR(st.st_mode);
+  if (is_dir && !keep_dir && strmap_get(&written, path)) hostile("a duplicate of an earlier entry in the same layer");
   if (exists && !keep_dir) {
     remove_all(path);
     strmap_clear(&parents);
   }
+  last_parent.valid = 0; /* a directory's mode or owner may change below, or something was removed */
   switch (e->type) {
   case '5':
     if (!keep_dir && mkdir(path, 0700) < 0) fail_errno("mkdir", path);
-    break;
-  case '0': case '7':
-    write_file(path, e);
-    if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
-    set_xattrs(path, e);
-    return;
-  case '2':
-    if (symlink(e->linkname, path) < 0) fail_errno("symlink", path);
     break;
   case '1':
     apply_link(path, e);
@@ -344,7 +398,7 @@ static void apply_entry(struct tar_entry *e) {
   }
   if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
   if (lchown(path, e->uid, e->gid) < 0) fail_errno("lchown", path);
-  if (e->type != '2' && chmod(path, e->mode) < 0) fail_errno("chmod", path);
+  if (chmod(path, e->mode) < 0) fail_errno("chmod", path);
   set_xattrs(path, e);
   if (is_dir) remember_dir_time(path, e->mtime);
   else {
@@ -367,6 +421,9 @@ int main(int argc, char **argv) {
   source = source_open(0, compression);
   if (!source || tar_open(&reader, (tar_read_fn)source_read, source) < 0) { fputs("berth-apply: out of memory\n", stderr); return EXIT_IO; }
   if (chdir(argv[i]) < 0) { fprintf(stderr, "berth-apply: cannot enter %s: %s\n", argv[i], strerror(errno)); return EXIT_IO; }
+  umask(0); /* modes are the layer's, exactly */
+  my_uid = geteuid();
+  my_gid = getegid();
   struct tar_entry e;
   int rc;
   while ((rc = tar_next(&reader, &e)) > 0) {

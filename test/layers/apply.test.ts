@@ -229,3 +229,25 @@ for (const compression of ['gzip', 'zstd'] as const) {
     }
   });
 }
+
+test('owners and modes are the layer\'s exactly: a set-gid directory does not lend its group, read-only and set-id modes stay', async (t) => {
+  const { root } = scratch(t);
+  await apply(root, [
+    { name: 'shared/', type: 'directory', mode: 0o2775, uid: 0, gid: 50 },
+    { name: 'shared/rootfile', data: 'r', mode: 0o444, uid: 0, gid: 0 },
+    { name: 'shared/groupfile', data: 'g', mode: 0o640, uid: 0, gid: 50 },
+    { name: 'shared/link', type: 'symlink', linkname: 'rootfile', uid: 0, gid: 0 },
+    { name: 'shared/sub/', type: 'directory', mode: 0o755, uid: 0, gid: 0 },
+    { name: 'suid', data: 's', mode: 0o4755, uid: 0, gid: 0 },
+    { name: 'sgid-other', data: 's', mode: 0o2711, uid: 7, gid: 8 },
+  ]);
+  const st = (p: string) => lstatSync(join(root, p));
+  t.is(st('shared').mode & 0o7777, 0o2775);
+  t.deepEqual([st('shared/rootfile').gid, st('shared/rootfile').mode & 0o7777], [0, 0o444]);
+  t.deepEqual([st('shared/groupfile').gid, st('shared/groupfile').mode & 0o7777], [50, 0o640]);
+  t.is(st('shared/link').gid, 0);
+  t.is(st('shared/sub').gid, 0);
+  t.is(st('suid').mode & 0o7777, 0o4755);
+  t.deepEqual([st('sgid-other').uid, st('sgid-other').gid, st('sgid-other').mode & 0o7777], [7, 8, 0o2711]);
+  t.is(readFileSync(join(root, 'shared/rootfile'), 'utf8'), 'r');
+});
