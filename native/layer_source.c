@@ -1,5 +1,6 @@
-/* Decompression of layer blobs: zlib for gzip (concatenated members too, as Go and Node read them), libzstd for
- * zstd, and OpenSSL's sha256 (SHA-NI where the CPU has it) for the diff ID. */
+/* Decompression of layer blobs: ISA-L's igzip for gzip (about twice zlib's speed here; concatenated members too,
+ * as Go and Node read them), libzstd for zstd, and OpenSSL's sha256 (SHA-NI where the CPU has it) for the diff
+ * ID. */
 #define _GNU_SOURCE
 #include "layer_source.h"
 #include <errno.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
 #define IN_SIZE (256 << 10)
@@ -19,7 +20,7 @@ struct layer_source {
   unsigned char in[IN_SIZE];
   size_t in_start, in_end;
   int in_eof;
-  z_stream z;
+  struct inflate_state gz;
   int member_done;  /* gzip: a member ended; another may follow */
   ZSTD_DStream *zstd;
   size_t zstd_hint; /* 0 when the last zstd frame is complete */
@@ -55,9 +56,25 @@ struct layer_source *source_open(int fd, enum compression c) {
   s->compression = c;
   s->md = EVP_MD_CTX_new();
   if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1) return NULL;
-  if (c == COMPRESSION_GZIP && inflateInit2(&s->z, 15 + 16) != Z_OK) return NULL;
+  if (c == COMPRESSION_GZIP) {
+    isal_inflate_init(&s->gz);
+    s->gz.crc_flag = ISAL_GZIP;
+  }
   if (c == COMPRESSION_ZSTD && !(s->zstd = ZSTD_createDStream())) return NULL;
   return s;
+}
+
+/* ISA-L's errors in zlib's words, as other decoders (and berth's tests) say them. */
+static const char *gzip_error(int rc) {
+  switch (rc) {
+  case ISAL_INVALID_BLOCK: return "invalid block type";
+  case ISAL_INVALID_SYMBOL: return "invalid code lengths or symbol";
+  case ISAL_INVALID_LOOKBACK: return "invalid distance too far back";
+  case ISAL_INVALID_WRAPPER: return "invalid gzip header";
+  case ISAL_UNSUPPORTED_METHOD: return "invalid compression method";
+  case ISAL_INCORRECT_CHECKSUM: return "incorrect data check";
+  default: return "invalid gzip data";
+  }
 }
 
 static ssize_t read_gzip(struct layer_source *s, unsigned char *buf, size_t n) {
@@ -68,19 +85,20 @@ static ssize_t read_gzip(struct layer_source *s, unsigned char *buf, size_t n) {
       if (avail == 0) return 0;
       if (s->in[s->in_start] == 0) { s->in_start++; continue; } /* zero padding after the last member */
       if (s->in[s->in_start] != 0x1f) return fail(s, "trailing data after the gzip stream");
-      inflateReset(&s->z);
+      isal_inflate_reset(&s->gz);
+      s->gz.crc_flag = ISAL_GZIP;
       s->member_done = 0;
     }
     if (avail == 0) return fail(s, "unexpected end of file");
-    s->z.next_in = s->in + s->in_start;
-    s->z.avail_in = (uInt)avail;
-    s->z.next_out = buf;
-    s->z.avail_out = (uInt)n;
-    int rc = inflate(&s->z, Z_NO_FLUSH);
-    s->in_start = s->in_end - s->z.avail_in;
-    if (rc == Z_STREAM_END) s->member_done = 1;
-    else if (rc != Z_OK && rc != Z_BUF_ERROR) return fail(s, s->z.msg ? s->z.msg : "invalid gzip data");
-    size_t produced = n - s->z.avail_out;
+    s->gz.next_in = s->in + s->in_start;
+    s->gz.avail_in = (uint32_t)avail;
+    s->gz.next_out = buf;
+    s->gz.avail_out = (uint32_t)n;
+    int rc = isal_inflate(&s->gz);
+    s->in_start = s->in_end - s->gz.avail_in;
+    if (rc < 0) return fail(s, gzip_error(rc));
+    if (s->gz.block_state == ISAL_BLOCK_FINISH) s->member_done = 1;
+    size_t produced = n - s->gz.avail_out;
     if (produced) return (ssize_t)produced;
   }
 }

@@ -251,3 +251,12 @@ test('owners and modes are the layer\'s exactly: a set-gid directory does not le
   t.deepEqual([st('sgid-other').uid, st('sgid-other').gid, st('sgid-other').mode & 0o7777], [7, 8, 0o2711]);
   t.is(readFileSync(join(root, 'shared/rootfile'), 'utf8'), 'r');
 });
+
+test('after the last gzip member, zero padding is accepted and anything else is refused as trailing data', async (t) => {
+  const tarData = await tarEntries([{ name: 'f', data: 'x' }]);
+  const padded = await applyLayer(Readable.from(Buffer.concat([gzipSync(tarData), Buffer.alloc(1024)])), scratch(t).root, { compression: 'gzip' });
+  t.is(padded.diffId, 'sha256:' + createHash('sha256').update(tarData).digest('hex'));
+  const err = await t.throwsAsync(applyLayer(Readable.from(Buffer.concat([gzipSync(tarData), Buffer.from('not gzip at all')])), scratch(t).root, { compression: 'gzip' }));
+  t.true(err instanceof DamagedLayerError && err.part === 'compressed');
+  t.regex(err!.message, /trailing data after the gzip stream/);
+});
