@@ -10,12 +10,15 @@ import { DIST, memoryOf, run, startBerthd, startContainerd } from './lib/daemons
 const n = Number(process.argv[2] ?? 100);
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-mem-'));
 
-function pssOf(match: (cmdline: string) => boolean): { count: number; pss: number } {
+/** Parent pid from /proc/PID/stat (the field after the parenthesised command name). */
+const ppidOf = (pid: string) => { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]); };
+
+function pssOf(match: (cmdline: string, pid: string) => boolean): { count: number; pss: number } {
   let count = 0;
   let pss = 0;
   for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
-      if (!match(readFileSync(`/proc/${p}/cmdline`, 'utf8'))) continue;
+      if (!match(readFileSync(`/proc/${p}/cmdline`, 'utf8'), p)) continue;
       pss += memoryOf(Number(p)).pss;
       count++;
     } catch { /* exited */ }
@@ -37,7 +40,11 @@ try {
     run('ctr', ['-a', containerd.address, 'run', '-d', 'berth.local/busybox:mem', `c${i}`, 'sleep', '1000']);
   }
   await new Promise((r) => setTimeout(r, 2000));
-  const berthSide = pssOf((c) => (c.includes('containerd-shim-berth-v2') && c.includes(berthd.address)) || (c.includes('berth-monitor') && c.includes(join(work, 'berthd'))));
+  // The shim and every monitor it started: a monitor made from a spare still shows `berth-monitor --spare`
+  // (its arguments came on stdin), so monitors are found as the shim's children.
+  const shims = new Set<number>();
+  pssOf((c, p) => { if (c.includes('containerd-shim-berth-v2') && c.includes(berthd.address)) shims.add(Number(p)); return false; });
+  const berthSide = pssOf((c, p) => shims.has(Number(p)) || (c.startsWith('berth-monitor') && shims.has(ppidOf(p))));
   const containerdSide = pssOf((c) => c.includes('containerd-shim-runc-v2') && c.includes(containerd.address));
   console.log(`${n} sleeping containers per daemon`);
   console.log(`berth (grouped shim + monitors): ${berthSide.count} processes, ${berthSide.pss.toFixed(1)} MiB PSS, ${(berthSide.pss / n).toFixed(2)} MiB per container`);

@@ -7,9 +7,9 @@
  *        berth-monitor EXIT_FILE NOTIFY_FD [...] --init PLAN
  *        berth-monitor --spare
  * A spare is started ahead of need, its fds already in place: it waits for its real arguments on stdin ("<bytes>\n"
- * then each argument NUL-terminated) and runs as if started with them (stdin then /dev/null). Its starter thus
- * pays for a process start (~7 ms from a large Node process here) while idle, not when a container is created.
- * EOF instead of arguments: not needed, it exits.
+ * then each argument NUL-terminated) and execs itself with them (stdin then /dev/null), so that ps shows what it
+ * watches. Its starter thus pays for a fork (~7 ms from a large Node process here) while idle, and only this
+ * exec (~1 ms) when a container is created. EOF instead of arguments: not needed, it exits.
  * With --init the command is berth's plan executor, run in our child without an exec (fd 4 is its sync
  * socket); we then run from a sealed memfd ourselves, as berth-init does, since the container descends from us.
  * --stdin/--stdout/--stderr name FIFOs (or files) that become COMMAND's stdio, and so the container's: opened
@@ -380,8 +380,12 @@ static char **read_spare_args(char *argv0, int *argc_out)
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && strcmp(argv[1], "--spare") == 0)
+	if (argc == 2 && strcmp(argv[1], "--spare") == 0) {
 		argv = read_spare_args(argv[0], &argc);
+		execv("/proc/self/exe", argv);
+		perror("berth-monitor: exec with the spare's arguments");
+		return 2;
+	}
 	if (argc < 5) {
 		fprintf(stderr, "usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] [--stdin P] [--stdout P] [--stderr P] "
 				"[--console-socket SOCK [--control FIFO]] -- COMMAND [ARGS...]\n");
