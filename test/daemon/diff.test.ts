@@ -2,7 +2,7 @@
 // (added, modified, deleted as whiteouts, new dirs, symlinks), lands in the content store labelled with its
 // uncompressed digest, and applied onto the parent with Diff.Apply rebuilds the same tree. containerd's own
 // `ctr snapshots diff` gets the same layer from berthd.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync, linkSync } from 'node:fs';
@@ -28,14 +28,20 @@ function entriesOf(layer: Buffer, dir: string): string[] {
   return execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
 }
 
-test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.Apply of it rebuilds the same tree; ctr snapshots diff agrees', async (t) => {
+/** berthd with a busybox image loaded, and a client under a lease (released after the test). */
+async function daemonWithImage(t: ExecutionContext, tag: string) {
   const d = await startDaemonProcess(t);
   const c = d.client('default');
-  const image = await busyboxImage({ tag: 'diff' });
-  await loadImage(t, c, 'busybox:diff', image);
+  const image = await busyboxImage({ tag });
+  await loadImage(t, c, `busybox:${tag}`, image);
   const base = chainIdOf(image.manifests[0]!.layers.map((l) => l.diffId));
   const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', {});
-  const leased = c.with({ lease: lease.id });
+  t.teardown(() => c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined));
+  return { d, c, base, leased: c.with({ lease: lease.id }) };
+}
+
+test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.Apply of it rebuilds the same tree; ctr snapshots diff agrees', async (t) => {
+  const { d, c, base, leased } = await daemonWithImage(t, 'diff');
   const { mounts: workMounts } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'work', parent: base });
   const dir = tempDir(t, 'diff-');
   const mnt = join(dir, 'mnt');
@@ -85,7 +91,6 @@ test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.
   const ctrOut = join(dir, 'ctr.tar.gz');
   await run('sh', ['-c', `ctr -a ${d.address} snapshots --snapshotter overlayfs diff work > ${ctrOut}`]);
   t.deepEqual(entriesOf(readFileSync(ctrOut), dir), entries);
-  await c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id });
 });
 
 test.serial('Diff.Diff refuses missing mounts and media types that are not layers', async (t) => {
@@ -97,14 +102,7 @@ test.serial('Diff.Diff refuses missing mounts and media types that are not layer
 });
 
 test.serial('Diff.Diff writes a zstd layer when asked (one checksummed frame); Diff.Apply of it gives the same tree', async (t) => {
-  const d = await startDaemonProcess(t);
-  const c = d.client('default');
-  const image = await busyboxImage({ tag: 'zstd' });
-  await loadImage(t, c, 'busybox:zstd', image);
-  const base = chainIdOf(image.manifests[0]!.layers.map((l) => l.diffId));
-  const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', {});
-  t.teardown(() => c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined));
-  const leased = c.with({ lease: lease.id });
+  const { c, base, leased } = await daemonWithImage(t, 'zstd');
   const { mounts: work } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'zwork', parent: base });
   const dir = tempDir(t, 'zdiff-');
   const mnt = join(dir, 'mnt');
