@@ -14,7 +14,6 @@ export const executables = {
   'berthd': 'daemon/main.ts',
   'berth': 'ctr-cli/main.ts',
   'containerd-shim-berth-v2': 'shim/main.ts',
-  // berthd's layer worker threads (daemon/unpack/apply-in-worker.ts finds it beside berthd.mjs).
 };
 
 // Native addons cannot be bundled; they load from node_modules at run time.
