@@ -7,11 +7,10 @@
 import http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import type protobuf from 'protobufjs';
-import { grpcStatusOf } from './errdefs.ts';
-import { Deframer, type FrameError } from './grpc-client.ts';
+import { GrpcStatus, grpcStatusOf } from './errdefs.ts';
+import { Deframer, frame, type FrameError } from './grpc-frames.ts';
 import { CONVERT, protos } from './proto.ts';
 
-export const STATUS = { OK: 0, CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12, INTERNAL: 13 } as const;
 const MAX_MESSAGE = 16 << 20;
 
 type Msg = Record<string, any>;
@@ -55,7 +54,7 @@ export class ServerCall extends Duplex {
   readonly metadata: Metadata;
   private headersSent = false;
   private finished = false;
-  private status: { code: number; message: string } = { code: STATUS.OK, message: '' };
+  private status: { code: number; message: string } = { code: GrpcStatus.OK, message: '' };
   private failure: { code: number; message: string } | undefined;
   private inputEnded = false;
   private readonly deframer = new Deframer(MAX_MESSAGE);
@@ -80,7 +79,7 @@ export class ServerCall extends Duplex {
     });
     const deadline = timeoutMs(headers['grpc-timeout']);
     if (deadline !== undefined) {
-      const timer = setTimeout(() => this.finish(STATUS.DEADLINE_EXCEEDED, 'deadline exceeded'), deadline);
+      const timer = setTimeout(() => this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded'), deadline);
       timer.unref();
       stream.once('close', () => clearTimeout(timer));
     }
@@ -92,14 +91,14 @@ export class ServerCall extends Duplex {
       bodies = this.deframer.push(chunk);
     } catch (err) {
       const e = err as FrameError;
-      return this.finish(e.kind === 'too-large' ? STATUS.RESOURCE_EXHAUSTED : STATUS.UNIMPLEMENTED, e.message);
+      return this.finish(e.kind === 'too-large' ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNIMPLEMENTED, e.message);
     }
     for (const body of bodies) {
       let msg: Msg;
       try {
         msg = this.req.toObject(this.req.decode(body), CONVERT);
       } catch (err) {
-        return this.finish(STATUS.INTERNAL, `cannot decode the request message: ${(err as Error).message}`);
+        return this.finish(GrpcStatus.INTERNAL, `cannot decode the request message: ${(err as Error).message}`);
       }
       if (!this.push(msg)) this.stream.pause();
     }
@@ -116,18 +115,13 @@ export class ServerCall extends Duplex {
 
   override _write(msg: Msg, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.finished || this.stream.destroyed) return cb();
-    const body = this.res.encode(this.res.fromObject(msg)).finish();
-    const frame = Buffer.allocUnsafe(5 + body.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(body.length, 1);
-    frame.set(body, 5);
     this.sendHeaders();
-    if (this.stream.write(frame)) cb();
+    if (this.stream.write(frame(this.res, msg))) cb();
     else this.stream.once('drain', () => cb());
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    const { code, message } = this.failure ?? { code: STATUS.OK, message: '' };
+    const { code, message } = this.failure ?? { code: GrpcStatus.OK, message: '' };
     this.finish(code, message);
     cb();
   }
@@ -147,7 +141,7 @@ export class ServerCall extends Duplex {
   private finish(code: number, message: string): void {
     if (this.finished) return;
     this.finished = true;
-    if (code === STATUS.DEADLINE_EXCEEDED) this.cancel();
+    if (code === GrpcStatus.DEADLINE_EXCEEDED) this.cancel();
     if (this.stream.destroyed || this.stream.closed) return;
     if (!this.headersSent) {
       // Trailers-only: the status rides in the only headers sent.
@@ -206,7 +200,7 @@ export class GrpcServer {
     const route = this.routes.get(path);
     if (!route) {
       stream.on('error', () => undefined);
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(STATUS.UNIMPLEMENTED), 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.UNIMPLEMENTED), 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
       return;
     }
     const call = new ServerCall(stream, headers, route.req, route.res);

@@ -11,7 +11,7 @@ import { encodeMessage } from '../api/proto.ts';
 import { runnableImage } from '../ctr-cli/image.ts';
 import { defaultSpec, withImageConfig } from '../ctr-cli/spec.ts';
 import { DIST, run, startBerthd, startContainerd } from './lib/daemons.ts';
-import { printTable } from './lib/stats.ts';
+import { median, printTable } from './lib/stats.ts';
 
 const runs = Number(process.argv[2] ?? 50);
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-life-'));
@@ -87,7 +87,6 @@ try {
   console.log(`container lifecycle through the gRPC API (/bin/true), ${runs} interleaved runs each`);
   printTable(times, crun ? 'containerd + runc shim (crun)' : 'containerd + runc shim (runc)');
   console.log('\nmedian ms per step:');
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const labels = [...phases.keys()];
   console.log(['step'.padEnd(30), ...labels.map((l) => l.padStart(15))].join('  '));
   for (const st of phases.get('berthd')!.keys()) console.log([st.padEnd(30), ...labels.map((l) => median(phases.get(l)!.get(st)!).toFixed(1).padStart(15))].join('  '));

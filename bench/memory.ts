@@ -5,13 +5,12 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST, memoryOf, run, startBerthd, startContainerd } from './lib/daemons.ts';
+import { DIST, memoryOf, procStat, run, startBerthd, startContainerd } from './lib/daemons.ts';
 
 const n = Number(process.argv[2] ?? 100);
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-mem-'));
 
-/** Parent pid from /proc/PID/stat (the field after the parenthesised command name). */
-const ppidOf = (pid: string) => { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]); };
+const ppidOf = (pid: string) => Number(procStat(pid)(4));
 
 function pssOf(match: (cmdline: string, pid: string) => boolean): { count: number; pss: number } {
   let count = 0;
@@ -40,8 +39,7 @@ try {
     run('ctr', ['-a', containerd.address, 'run', '-d', 'berth.local/busybox:mem', `c${i}`, 'sleep', '1000']);
   }
   await new Promise((r) => setTimeout(r, 2000));
-  // The shim and every monitor it started: a monitor made from a spare still shows `berth-monitor --spare`
-  // (its arguments came on stdin), so monitors are found as the shim's children.
+  // The shim and every monitor it started (its spare too): monitors are the shim's children.
   const shims = new Set<number>();
   pssOf((c, p) => { if (c.includes('containerd-shim-berth-v2') && c.includes(berthd.address)) shims.add(Number(p)); return false; });
   const berthSide = pssOf((c, p) => shims.has(Number(p)) || (c.startsWith('berth-monitor') && shims.has(ppidOf(p))));

@@ -14,8 +14,8 @@ import { ApiClient } from '../api/grpc-client.ts';
 import { LocalContentStore } from '../content/local.ts';
 import { pushImage } from '../daemon/remotes/push.ts';
 import { busyboxLayerTar } from '../test/helpers/image.ts';
-import { DIST, run, startBerthd, startContainerd } from './lib/daemons.ts';
-import { median, printTable } from './lib/stats.ts';
+import { DIST, procStat, run, startBerthd, startContainerd } from './lib/daemons.ts';
+import { printTable } from './lib/stats.ts';
 
 const runs = Number(process.argv[2] ?? 5);
 
@@ -58,9 +58,8 @@ function time(cmd: string, args: string[]): Promise<number> {
 
 /** CPU seconds a process used itself, and its waited-for children used. */
 function cpuOf(pid: number): { self: number; children: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const tick = (i: number) => Number(f[i - 3]) / 100; // fields 14-17 of stat(5), after pid, comm and state
+  const field = procStat(pid);
+  const tick = (n: number) => Number(field(n)) / 100; // utime, stime, cutime, cstime: fields 14-17, in ticks
   return { self: tick(14) + tick(15), children: tick(16) + tick(17) };
 }
 
@@ -106,7 +105,6 @@ const BERTH = join(DIST, 'berth');
   }
   console.log(`cold pull + unpack of ${gz.length} gzip layers, ${(total / 1048576).toFixed(0)} MiB compressed, ${runs} interleaved runs each`);
   printTable(times, 'ctr images pull (containerd)');
-  void median;
   // Where berthd's time goes: one more cold pull through the API, each layer's download and unpack stamped.
   dropCaches();
   const client = new ApiClient(berthd.address, { namespace: 'default' });

@@ -10,7 +10,7 @@
  * will see them), and a relative symlink that climbs above the root is refused, as are hardlinks to anything
  * outside it and whiteouts naming "." or "..".
  *
- * usage: berth-apply [--gzip|--zstd] [--overlay-upper] [--no-devices] ROOT < layer
+ * usage: berth-apply [--gzip|--zstd] [--overlay-upper] ROOT < layer
  * The layer blob comes on stdin as stored (compressed or not); on success, stdout gets "<diff ID> <size>" of
  * its uncompressed tar, every byte to the stream's end. Exit status: 0 applied; 2 a hostile entry was refused;
  * 3 the tar is damaged or cut short; 4 the compressed stream is; 1 anything else. One line on stderr says why;
@@ -28,11 +28,12 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include "io.h"
 #include "layer_source.h"
 #include "strmap.h"
 #include "tar.h"
 
-#define USAGE "usage: berth-apply [--gzip|--zstd] [--overlay-upper] [--no-devices] ROOT < layer\n"
+#define USAGE "usage: berth-apply [--gzip|--zstd] [--overlay-upper] ROOT < layer\n"
 #define EXIT_IO 1
 #define EXIT_HOSTILE 2
 #define EXIT_DAMAGED 3
@@ -40,7 +41,7 @@
 
 static struct tar_reader reader;
 static const char *entry_name = "";
-static int overlay_upper, no_devices;
+static int overlay_upper;
 static struct strmap written; /* paths this layer wrote (an opaque directory keeps them) */
 static struct strmap parents; /* parent directories resolved and made, by their cleaned name in the tar */
 /* Who owns what we create in a directory without a chown: us, with the directory's group if it is set-gid.
@@ -300,15 +301,8 @@ static void write_file(const char *path, const char *parent, const struct tar_en
   if (fd < 0) fail_errno("open", path);
   const unsigned char *data;
   ssize_t n;
-  while ((n = tar_body(&reader, &data, SIZE_MAX)) > 0) {
-    while (n > 0) {
-      ssize_t w = write(fd, data, (size_t)n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) fail_errno("write", path);
-      data += w;
-      n -= w;
-    }
-  }
+  while ((n = tar_body(&reader, &data, SIZE_MAX)) > 0)
+    if (write_all(fd, data, (size_t)n) < 0) fail_errno("write", path);
   if (n < 0) damaged();
   struct timespec times[2] = { e->mtime, e->mtime };
   /* Owner first: chown clears set-id bits that the mode then sets. */
@@ -388,7 +382,6 @@ static void apply_entry(struct tar_entry *e) {
     if (strmap_put(&written, path, NULL) < 0) { errno = ENOMEM; fail_errno("cache", path); }
     return;
   case '3': case '4': case '6': {
-    if (e->type != '6' && no_devices) hostile("device nodes are not allowed here");
     mode_t kind = e->type == '6' ? S_IFIFO : e->type == '3' ? S_IFCHR : S_IFBLK;
     if (mknod(path, kind | e->mode, makedev(e->devmajor, e->devminor)) < 0) fail_errno("mknod", path);
     break;
@@ -412,7 +405,6 @@ int main(int argc, char **argv) {
   int i = 1;
   for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
     if (!strcmp(argv[i], "--overlay-upper")) overlay_upper = 1;
-    else if (!strcmp(argv[i], "--no-devices")) no_devices = 1;
     else if (!strcmp(argv[i], "--gzip")) compression = COMPRESSION_GZIP;
     else if (!strcmp(argv[i], "--zstd")) compression = COMPRESSION_ZSTD;
     else { fprintf(stderr, "berth-apply: unknown option %s\n", argv[i]); return EXIT_IO; }

@@ -8,21 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
-
-static int write_all(const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(1, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+#include "io.h"
 
 int main(int argc, char **argv)
 {
@@ -59,7 +45,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "berth-compress: %s\n", ZSTD_getErrorName(left));
 				return 1;
 			}
-			if (write_all(out, output.pos) < 0) {
+			if (write_all(1, out, output.pos) < 0) {
 				fprintf(stderr, "berth-compress: writing: %s\n", strerror(errno));
 				return 1;
 			}

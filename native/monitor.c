@@ -49,6 +49,7 @@
 
 #include "console.h"
 #include "init.h"
+#include "io.h"
 
 #define MAX_EARLY 64
 
@@ -100,26 +101,6 @@ static pid_t read_pid(const char *path)
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	return n > 0 ? (pid_t)atol(buf) : -1;
-}
-
-/* Writes all of buf to fd, waiting when it is non-blocking and full. Returns -1 once the reader is gone. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = { .fd = fd, .events = POLLOUT };
-			poll(&p, 1, 1000);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Copies what the pty has to stdout. Returns 0 when the pty is drained for now, -1 when it is closed. */

@@ -115,7 +115,7 @@ export function readExitFile(path: string): ExitStatus | undefined {
  * Spare monitors for plans (the fast path). Spawning from a Node process this size blocks it ~7 ms (fork copies
  * its page tables); a spare, spawned while the caller is idle with every fd in place, is handed its arguments
  * on stdin when a container is created instead (`berth-monitor --spare`). Only a long-lived caller that says
- * when it is busy (the shim) keeps one; others spawn as needed.
+ * when it is busy (the shim) keeps one; others spawn as needed. A spare exits when our end of its stdin closes.
  */
 class SpareMonitors {
   private spare: ChildProcess | undefined;
@@ -143,13 +143,6 @@ class SpareMonitors {
     const spare = this.spare;
     this.spare = undefined;
     return spare && spare.exitCode === null && spare.signalCode === null ? spare : undefined;
-  }
-
-  /** Stops the spare (a caller shutting down; a spare also exits by itself when our end of its stdin closes). */
-  discard(): void {
-    clearTimeout(this.timer);
-    this.enabled = false;
-    this.take()?.stdin?.end();
   }
 
   private replenish(): void {

@@ -58,6 +58,13 @@ export function memoryOf(pid: number): { rss: number; pss: number } {
   return { rss: kb('Rss') / 1024, pss: kb('Pss') / 1024 };
 }
 
+/** Fields of /proc/PID/stat by their number in proc(5) (1 = pid), read past the parenthesised command name. */
+export function procStat(pid: number | string): (n: number) => string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3, state
+  return (n) => rest[n - 3]!;
+}
+
 export function run(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { env: env(), encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);

@@ -11,7 +11,7 @@ import { compressStream } from '../images/compression.ts';
 import { blobStream } from '../images/image.ts';
 import { layerCompressionOf, type Compression } from '../images/mediatypes.ts';
 import { applyToMounts } from '../unpack/apply-mounts.ts';
-import { DamagedLayerError, damagedLayer } from '../unpack/apply-layer.ts';
+import { applyingLayer } from '../unpack/apply-layer.ts';
 import { diffMounts } from '../unpack/diff-mounts.ts';
 import { leaseOf, registerService } from './service.ts';
 
@@ -28,9 +28,7 @@ registerService({
       const content = ctx.db.content(ns, lease ? { lease } : {});
       await content.info(req.diff.digest);
       const compression = layerCompressionOf(req.diff.mediaType);
-      const result = await applyToMounts(mounts, () => blobStream(content, req.diff.digest), compression, ctx.scratch).catch((err) => {
-        throw err instanceof DamagedLayerError ? damagedLayer(req.diff.digest, compression, err) : err;
-      });
+      const result = await applyingLayer(req.diff.digest, compression, () => applyToMounts(mounts, () => blobStream(content, req.diff.digest), compression, ctx.scratch));
       return { applied: { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: result.diffId, size: result.size, annotations: {} } };
     }),
     Diff: unary(async (req, call) => {

@@ -18,8 +18,6 @@ export interface ApplyResult {
 export interface ApplyOptions {
   /** How the blob is compressed. Default: a plain tar. */
   compression?: Compression;
-  /** Refuse device nodes (unprivileged unpack). Default: allowed. */
-  noDevices?: boolean;
   /**
    * root is an overlay upper directory, written directly (as containerd's fast path, ~4x faster than through
    * the mount): whiteouts become the overlay's own (a 0/0 character device; trusted.overlay.opaque=y).
@@ -34,10 +32,16 @@ export class DamagedLayerError extends Error {
   constructor(message: string, readonly part: 'tar' | 'compressed') { super(message); }
 }
 
-/** A damaged layer as an invalid-argument error naming the layer and what is wrong with it. */
-export function damagedLayer(digest: string, compression: Compression, err: DamagedLayerError): BerthError {
-  const what = err.part === 'tar' ? 'tar' : `${compression} stream`;
-  return new BerthError(ErrorCode.InvalidArgument, `layer ${digest}: its ${what} is corrupt or truncated (${err.message}); nothing of it was committed`);
+/** Runs `work`, an apply of the layer `digest`: a damaged layer fails it as an invalid argument naming the layer
+ * and what is wrong with it. */
+export async function applyingLayer<T>(digest: string, compression: Compression, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (!(err instanceof DamagedLayerError)) throw err;
+    const what = err.part === 'tar' ? 'tar' : `${compression} stream`;
+    throw new BerthError(ErrorCode.InvalidArgument, `layer ${digest}: its ${what} is corrupt or truncated (${err.message}); nothing of it was committed`);
+  }
 }
 
 const EXIT_HOSTILE = 2;
@@ -49,7 +53,7 @@ export async function applyLayer(blob: Readable, root: string, opts: ApplyOption
   const compression = opts.compression ?? 'none';
   const args = [
     ...(compression === 'none' ? [] : [`--${compression}`]),
-    ...(opts.overlayUpper ? ['--overlay-upper'] : []), ...(opts.noDevices ? ['--no-devices'] : []), root,
+    ...(opts.overlayUpper ? ['--overlay-upper'] : []), root,
   ];
   const child = spawn(nativeBinary('berth-apply'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';

@@ -17,7 +17,7 @@ import type { Snapshotter } from '../../snapshotters/types.ts';
 import { blobStream, type LayerInfo, type ResolvedManifest } from '../images/image.ts';
 import { layerCompressionOf } from '../images/mediatypes.ts';
 import { mapLimit } from '../remotes/pull.ts';
-import { applyLayer, DamagedLayerError, damagedLayer, type ApplyResult } from './apply-layer.ts';
+import { applyLayer, applyingLayer, type ApplyResult } from './apply-layer.ts';
 import { applyToMounts } from './apply-mounts.ts';
 
 /**
@@ -34,11 +34,7 @@ export class LayerStager {
   async stage(layer: LayerInfo, data: Readable): Promise<void> {
     const exists = await this.o.snapshotter.stat(layer.chainId).then((i) => i.kind === 'committed', () => false);
     if (exists || this.staged.has(layer.chainId)) { data.resume(); return; }
-    mkdirSync(this.o.scratch, { recursive: true });
-    const dir = mkdtempSync(`${this.o.scratch}/layer-`);
-    this.staged.set(layer.chainId, dir);
-    this.o.onLayer?.(layer.descriptor, 'unpacking');
-    checkDiffId(layer, await applying(layer, () => applyLayer(data, dir, { compression: layerCompressionOf(layer.descriptor.mediaType), overlayUpper: true })));
+    await stageLayer(this.o, this.staged, layer, data);
   }
 
   /** Removes whatever was staged and not moved into a snapshot. */
@@ -75,14 +71,14 @@ function checkDiffId(layer: LayerInfo, result: ApplyResult): void {
   }
 }
 
-/** A layer whose compressed stream or tar cannot be read says which layer and what is wrong with it. */
-async function applying<T>(layer: LayerInfo, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (!(err instanceof DamagedLayerError)) throw err;
-    throw damagedLayer(layer.descriptor.digest, layerCompressionOf(layer.descriptor.mediaType), err);
-  }
+/** Applies `layer` (its blob, as stored) into a fresh scratch directory, recorded in `staged` by chain ID. */
+async function stageLayer(o: UnpackOptions, staged: Map<string, string>, layer: LayerInfo, blob: Readable): Promise<void> {
+  mkdirSync(o.scratch, { recursive: true });
+  const dir = mkdtempSync(`${o.scratch}/layer-`);
+  staged.set(layer.chainId, dir);
+  o.onLayer?.(layer.descriptor, 'unpacking');
+  const compression = layerCompressionOf(layer.descriptor.mediaType);
+  checkDiffId(layer, await applyingLayer(layer.descriptor.digest, compression, () => applyLayer(blob, dir, { compression, overlayUpper: true })));
 }
 
 /** The directory a fresh snapshot's own files live in: an overlay's upper dir, or a rw bind's source. */
@@ -101,14 +97,7 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
   try {
     const toStage = missing.filter((l) => !staged.has(l.chainId));
     if (o.stageInParallel && toStage.length > 1) {
-      mkdirSync(o.scratch, { recursive: true });
-      await mapLimit(toStage, STAGE_CONCURRENCY, async (layer) => {
-        o.onLayer?.(layer.descriptor, 'unpacking');
-        const dir = mkdtempSync(`${o.scratch}/layer-`);
-        staged.set(layer.chainId, dir);
-        const compression = layerCompressionOf(layer.descriptor.mediaType);
-        checkDiffId(layer, await applying(layer, () => applyLayer(blobStream(o.content, layer.descriptor.digest), dir, { compression, overlayUpper: true })));
-      });
+      await mapLimit(toStage, STAGE_CONCURRENCY, (layer) => stageLayer(o, staged, layer, blobStream(o.content, layer.descriptor.digest)));
     }
     let parent: string | undefined;
     let unpacked = 0;
@@ -131,7 +120,8 @@ export async function unpackManifest(image: ResolvedManifest, o: UnpackOptions):
         } else {
           if (!stage) o.onLayer?.(layer.descriptor, 'unpacking');
           const blob = () => blobStream(o.content, layer.descriptor.digest);
-          checkDiffId(layer, await applying(layer, () => applyToMounts(mounts, blob, layerCompressionOf(layer.descriptor.mediaType), o.scratch)));
+          const compression = layerCompressionOf(layer.descriptor.mediaType);
+          checkDiffId(layer, await applyingLayer(layer.descriptor.digest, compression, () => applyToMounts(mounts, blob, compression, o.scratch)));
         }
         try {
           await o.snapshotter.commit(layer.chainId, key);

@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, w
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { mountAll, unmountAll } from '../../api/mounting.ts';
+import { withTempMount } from '../../api/mounting.ts';
+import type { ApiClient } from '../../api/grpc-client.ts';
 import { chainIdOf } from '../../ctr-cli/image.ts';
 import { busyboxImage } from '../helpers/image.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -28,6 +29,12 @@ function entriesOf(layer: Buffer, dir: string): string[] {
   return execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
 }
 
+async function readBlob(c: ApiClient, digest: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const m of c.stream<any>(CONTENT, 'Read', { digest })) chunks.push(Buffer.from(m.data));
+  return Buffer.concat(chunks);
+}
+
 /** berthd with a busybox image loaded, and a client under a lease (released after the test). */
 async function daemonWithImage(t: ExecutionContext, tag: string) {
   const d = await startDaemonProcess(t);
@@ -44,10 +51,7 @@ test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.
   const { d, c, base, leased } = await daemonWithImage(t, 'diff');
   const { mounts: workMounts } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'work', parent: base });
   const dir = tempDir(t, 'diff-');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(mnt);
-  await mountAll(workMounts, mnt);
-  try {
+  await withTempMount(workMounts, dir, async (mnt) => {
     writeFileSync(join(mnt, 'added.txt'), 'new file\n');
     writeFileSync(join(mnt, 'etc/berth-release'), 'changed\n');
     unlinkSync(join(mnt, 'bin/true'));
@@ -56,19 +60,16 @@ test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.
     symlinkSync('/added.txt', join(mnt, 'newdir/link'));
     linkSync(join(mnt, 'added.txt'), join(mnt, 'newdir/hard'));
     rmSync(join(mnt, 'tmp'), { recursive: true, force: true });
-  } finally {
-    await unmountAll(mnt);
-  }
+  });
   const { mounts: viewMounts } = await leased.call(SNAPSHOTS, 'View', { snapshotter: 'overlayfs', key: 'base-view', parent: base });
   const { diff } = await leased.call(DIFF, 'Diff', { left: viewMounts, right: workMounts, ref: 'test-diff', labels: { 'test.label': 'x' } });
   t.is(diff.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
   const { info } = await c.call(CONTENT, 'Info', { digest: diff.digest });
   t.is(info.labels['test.label'], 'x');
-  let blob = Buffer.alloc(0);
-  for await (const m of c.stream<any>(CONTENT, 'Read', { digest: diff.digest })) blob = Buffer.concat([blob, Buffer.from(m.data)]);
+  const blob = await readBlob(c, diff.digest);
   t.is(blob.length, Number(diff.size));
   const uncompressed = gunzipSync(blob);
-  t.is(info.labels['containerd.io/uncompressed'], 'sha256:' + (await import('node:crypto')).createHash('sha256').update(uncompressed).digest('hex'));
+  t.is(info.labels['containerd.io/uncompressed'], 'sha256:' + createHash('sha256').update(uncompressed).digest('hex'));
   const entries = entriesOf(blob, dir);
   // What changed, in name order, parents before children; unchanged directories are not repeated.
   t.deepEqual(entries, ['added.txt', 'bin/.wh.true', 'etc/berth-release', 'newdir/', 'newdir/hard', 'newdir/link', 'newdir/sub/', 'newdir/sub/deep', '.wh.tmp']);
@@ -79,12 +80,8 @@ test.serial('Diff.Diff writes the layer between a snapshot and its parent; Diff.
   const { mounts: checkMounts } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'check', parent: base });
   const { applied } = await leased.call(DIFF, 'Apply', { diff, mounts: checkMounts });
   t.is(applied.digest, info.labels['containerd.io/uncompressed']);
-  const listing = async (mounts: any[]) => {
-    const m = join(dir, `l-${Math.random().toString(36).slice(2)}`);
-    mkdirSync(m);
-    await mountAll(mounts, m);
-    try { return execFileSync('sh', ['-c', 'find . -printf "%p %y %m %s\\n" | sort; cat added.txt etc/berth-release newdir/sub/deep'], { cwd: m, encoding: 'utf8' }); } finally { await unmountAll(m); }
-  };
+  const listing = (mounts: any[]) => withTempMount(mounts, dir, async (m) =>
+    execFileSync('sh', ['-c', 'find . -printf "%p %y %m %s\\n" | sort; cat added.txt etc/berth-release newdir/sub/deep'], { cwd: m, encoding: 'utf8' }));
   t.is(await listing(checkMounts), await listing(workMounts));
 
   // containerd's ctr computes the same diff through berthd's Diff service.
@@ -105,21 +102,15 @@ test.serial('Diff.Diff writes a zstd layer when asked (one checksummed frame); D
   const { c, base, leased } = await daemonWithImage(t, 'zstd');
   const { mounts: work } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'zwork', parent: base });
   const dir = tempDir(t, 'zdiff-');
-  const mnt = join(dir, 'mnt');
-  mkdirSync(mnt);
-  await mountAll(work, mnt);
-  try {
+  await withTempMount(work, dir, async (mnt) => {
     writeFileSync(join(mnt, 'big.txt'), 'zstd compresses this line well\n'.repeat(20000));
     unlinkSync(join(mnt, 'bin/true'));
-  } finally {
-    await unmountAll(mnt);
-  }
+  });
   const { mounts: view } = await leased.call(SNAPSHOTS, 'View', { snapshotter: 'overlayfs', key: 'zbase', parent: base });
   const mediaType = 'application/vnd.oci.image.layer.v1.tar+zstd';
   const { diff } = await leased.call(DIFF, 'Diff', { left: view, right: work, mediaType });
   t.is(diff.mediaType, mediaType);
-  let blob = Buffer.alloc(0);
-  for await (const m of c.stream<any>(CONTENT, 'Read', { digest: diff.digest })) blob = Buffer.concat([blob, Buffer.from(m.data)]);
+  const blob = await readBlob(c, diff.digest);
   t.true(Number(diff.size) < 20000, `compressed to ${diff.size} bytes`);
   const file = join(dir, 'layer.tar.zst');
   writeFileSync(file, blob);
@@ -131,13 +122,8 @@ test.serial('Diff.Diff writes a zstd layer when asked (one checksummed frame); D
   const { mounts: check } = await leased.call(SNAPSHOTS, 'Prepare', { snapshotter: 'overlayfs', key: 'zcheck', parent: base });
   const { applied } = await leased.call(DIFF, 'Apply', { diff, mounts: check });
   t.is(applied.digest, info.labels['containerd.io/uncompressed']);
-  const m2 = join(dir, 'check');
-  mkdirSync(m2);
-  await mountAll(check, m2);
-  try {
-    t.is(readFileSync(join(m2, 'big.txt'), 'utf8'), 'zstd compresses this line well\n'.repeat(20000));
-    t.false(existsSync(join(m2, 'bin/true')));
-  } finally {
-    await unmountAll(m2);
-  }
+  await withTempMount(check, dir, async (m) => {
+    t.is(readFileSync(join(m, 'big.txt'), 'utf8'), 'zstd compresses this line well\n'.repeat(20000));
+    t.false(existsSync(join(m, 'bin/true')));
+  });
 });
