@@ -13,9 +13,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,29 @@ static void write_map(pid_t pid, const char *file, const char *content, int sync
 	close(fd);
 }
 
+/* Forks the container's init with its new namespaces; with a cgroup2 directory, straight into that cgroup
+ * (CLONE_INTO_CGROUP): being born there, it is never moved, and a move's write lock can wait out an RCU grace
+ * period. */
+static pid_t clone_container(long flags, const char *cgroup2, int sync)
+{
+	if (!cgroup2) {
+		pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+		if (pid < 0)
+			die_to(sync, "clone with namespace flags %#lx: %s", flags, strerror(errno));
+		return pid;
+	}
+	int dir = open(cgroup2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		die_to(sync, "opening cgroup %s: %s", cgroup2, strerror(errno));
+	struct clone_args args = { .flags = (uint64_t)flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)dir };
+	pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+	if (pid < 0)
+		die_to(sync, "clone into cgroup %s with namespace flags %#lx: %s", cgroup2, flags, strerror(errno));
+	if (pid > 0)
+		close(dir);
+	return pid;
+}
+
 int init_main(const char *plan_path, int sync)
 {
 	size_t len;
@@ -180,9 +205,7 @@ int init_main(const char *plan_path, int sync)
 	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
 		die_to(sync, "pipe: %s", strerror(errno));
 
-	pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
-	if (pid < 0)
-		die_to(sync, "clone with namespace flags %#lx: %s", flags, strerror(errno));
+	pid_t pid = clone_container(flags, find_arg(&plan, "cgroup2"), sync);
 	if (pid == 0) {
 		close(go[1]);
 		close(report[0]);

@@ -311,17 +311,17 @@ static int open_console_stdio(const char *in_path, const char *out_path)
 	return 0;
 }
 
-/* A spare's real argument vector, read from stdin; exits quietly at EOF (the spare was not needed). */
-static char **read_spare_args(char *argv0, int *argc_out)
+/* One framed message ("<bytes>\n" then the bytes) from fd; NULL at EOF before it is whole. */
+static char *read_framed(int fd, size_t *len_out)
 {
 	char header[32];
 	size_t hl = 0;
 	while (hl < sizeof header - 1) {
-		ssize_t n = read(0, header + hl, 1);
+		ssize_t n = read(fd, header + hl, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			exit(0);
+			return NULL;
 		if (header[hl++] == '\n')
 			break;
 	}
@@ -330,16 +330,35 @@ static char **read_spare_args(char *argv0, int *argc_out)
 	char *buf = malloc(len + 1);
 	size_t got = 0;
 	while (buf && got < len) {
-		ssize_t n = read(0, buf + got, len - got);
+		ssize_t n = read(fd, buf + got, len - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			exit(0);
+			return NULL;
 		got += (size_t)n;
 	}
 	if (!buf)
 		exit(2);
 	buf[len] = 0;
+	*len_out = len;
+	return buf;
+}
+
+static void stdin_from_dev_null(void)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0)
+		exit(2);
+	close(null);
+}
+
+/* A spare's real argument vector, read from stdin; exits quietly at EOF (the spare was not needed). */
+static char **read_spare_args(char *argv0, int *argc_out)
+{
+	size_t len;
+	char *buf = read_framed(0, &len);
+	if (!buf)
+		exit(0);
 	int argc = 1;
 	for (size_t i = 0; i < len; i++)
 		argc += buf[i] == 0;
@@ -351,19 +370,117 @@ static char **read_spare_args(char *argv0, int *argc_out)
 		argv[a] = buf + i;
 		i += strlen(buf + i) + 1;
 	}
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0)
-		exit(2);
-	close(null);
+	stdin_from_dev_null();
 	*argc_out = argc;
 	return argv;
+}
+
+/* The command's side of the fork: stdio from the paths, then the plan executor (no exec) or the command. */
+static void run_child(const char **stdio_path, const char *init_plan, char **command, int listener, int sigfd)
+{
+	for (int fd = 0; fd < 3 && !console_path; fd++) {
+		if (!stdio_path[fd] || !*stdio_path[fd])
+			continue;
+		/* stdin: open without waiting for a writer, then block as usual. */
+		int f = fd == 0 ? open(stdio_path[fd], O_RDONLY | O_NONBLOCK) : open(stdio_path[fd], O_WRONLY | O_APPEND);
+		if (f < 0) {
+			fprintf(stderr, "berth-monitor: open %s: %s\n", stdio_path[fd], strerror(errno));
+			_exit(126);
+		}
+		if (fd == 0)
+			fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+		if (f != fd) {
+			dup2(f, fd);
+			close(f);
+		}
+	}
+	if (init_plan) {
+		/* No exec will close our own fds for the plan executor: the container must not inherit them. */
+		int ours[] = { notify_fd, listener, sigfd, in_fd, out_fd, control_fd };
+		for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
+			if (ours[k] >= 0)
+				close(ours[k]);
+		_exit(init_main(init_plan, 4));
+	}
+	execvp(command[0], command);
+	fprintf(stderr, "berth-monitor: exec %s: %s\n", command[0], strerror(errno));
+	_exit(127);
+}
+
+/* A spare's child, forked before the spare knows what it will run, so that the shim can place it in the next
+ * container's cgroups while idle (the container's init is then born there: no migration, whose first write
+ * after a quiet spell waits out an RCU grace period, 10-20 ms here). It waits on `go` for its stdio paths and
+ * plan, NUL-separated; at EOF it was not needed. */
+static void spare_child(int go)
+{
+	stdin_from_dev_null();
+	close(3); /* the notify pipe is the monitor's */
+	size_t len;
+	char *buf = read_framed(go, &len);
+	if (!buf)
+		_exit(0);
+	close(go);
+	const char *field[4] = {"", "", "", ""};
+	for (size_t i = 0, f = 0; i < len && f < 4; f++) {
+		field[f] = buf + i;
+		i += strlen(buf + i) + 1;
+	}
+	run_child(field, field[3], NULL, -1, -1);
+}
+
+/* Hands a spare's child what it runs: the framed message spare_child reads. */
+static void release_spare_child(int go, const char **stdio_path, const char *init_plan)
+{
+	const char *field[4] = { stdio_path[0], stdio_path[1], stdio_path[2], init_plan };
+	size_t len = 0;
+	for (int f = 0; f < 4; f++)
+		len += strlen(field[f] ? field[f] : "") + 1;
+	char *msg = malloc(len + 32);
+	if (!msg)
+		exit(2);
+	int off = sprintf(msg, "%zu\n", len);
+	for (int f = 0; f < 4; f++) {
+		size_t n = strlen(field[f] ? field[f] : "") + 1;
+		memcpy(msg + off, field[f] ? field[f] : "", n);
+		off += (int)n;
+	}
+	if (write_all(go, msg, (size_t)off) < 0)
+		perror("berth-monitor: releasing the spare's child");
+	close(go);
+	free(msg);
 }
 
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--spare") == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		int go[2];
+		if (pipe(go) < 0)
+			return 2;
+		pid_t staged = fork();
+		if (staged < 0)
+			return 2;
+		if (staged == 0) {
+			close(go[1]);
+			spare_child(go[0]);
+		}
+		close(go[0]);
+		dprintf(3, "spare %d\n", (int)staged);
 		argv = read_spare_args(argv[0], &argc);
-		execv("/proc/self/exe", argv);
+		/* Its child goes with the real arguments: --forked PID:FD right after NOTIFY_FD. */
+		char **with = calloc((size_t)argc + 3, sizeof *with);
+		char forked[48];
+		snprintf(forked, sizeof forked, "%d:%d", (int)staged, go[1]);
+		if (!with || argc < 3)
+			return 2;
+		with[0] = argv[0];
+		with[1] = argv[1];
+		with[2] = argv[2];
+		with[3] = "--forked";
+		with[4] = forked;
+		for (int k = 3; k < argc; k++)
+			with[k + 2] = argv[k];
+		execv("/proc/self/exe", with);
 		perror("berth-monitor: exec with the spare's arguments");
 		return 2;
 	}
@@ -375,6 +492,8 @@ int main(int argc, char **argv)
 	exit_file = argv[1];
 	notify_fd = atoi(argv[2]);
 	const char *stdio_path[3] = {NULL, NULL, NULL}, *init_plan = NULL;
+	/* A spare's child, already forked (--forked PID:FD), and the pipe that releases it. */
+	int forked_pid = 0, forked_go = -1;
 	int i = 3;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]; i += 2) {
 		if (strcmp(argv[i], "--pid-file") == 0)
@@ -391,6 +510,10 @@ int main(int argc, char **argv)
 			control_path = argv[i + 1];
 		else if (strcmp(argv[i], "--init") == 0)
 			init_plan = argv[i + 1];
+		else if (strcmp(argv[i], "--forked") == 0) {
+			if (sscanf(argv[i + 1], "%d:%d", &forked_pid, &forked_go) != 2)
+				forked_pid = 0, forked_go = -1;
+		}
 		else
 			break;
 	}
@@ -414,7 +537,12 @@ int main(int argc, char **argv)
 
 	/* fd 4, when handed to us, is the command's (berth-init's sync socket); nothing above it is ours. */
 	int handed = fcntl(4, F_GETFD) >= 0;
-	syscall(SYS_close_range, 5U, ~0U, 0U);
+	if (forked_go >= 5) {
+		syscall(SYS_close_range, 5U, (unsigned)forked_go - 1, 0U);
+		syscall(SYS_close_range, (unsigned)forked_go + 1, ~0U, 0U);
+	} else {
+		syscall(SYS_close_range, 5U, ~0U, 0U);
+	}
 	int listener = -1, sigfd = -1;
 	sigset_t chld;
 	sigemptyset(&chld);
@@ -429,40 +557,21 @@ int main(int argc, char **argv)
 		sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 	}
 
-	child = fork();
-	if (child < 0) {
-		perror("berth-monitor: fork");
-		return 1;
-	}
-	if (child == 0) {
-		sigprocmask(SIG_UNBLOCK, &chld, NULL);
-		for (int fd = 0; fd < 3 && !console_path; fd++) {
-			if (!stdio_path[fd] || !*stdio_path[fd])
-				continue;
-			/* stdin: open without waiting for a writer, then block as usual. */
-			int f = fd == 0 ? open(stdio_path[fd], O_RDONLY | O_NONBLOCK) : open(stdio_path[fd], O_WRONLY | O_APPEND);
-			if (f < 0) {
-				fprintf(stderr, "berth-monitor: open %s: %s\n", stdio_path[fd], strerror(errno));
-				_exit(126);
-			}
-			if (fd == 0)
-				fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
-			if (f != fd) {
-				dup2(f, fd);
-				close(f);
-			}
+	if (forked_pid > 0 && init_plan && !console_path) {
+		child = forked_pid;
+		release_spare_child(forked_go, stdio_path, init_plan);
+	} else {
+		if (forked_go >= 0)
+			close(forked_go); /* not for this command: the spare's child sees EOF and exits */
+		child = fork();
+		if (child < 0) {
+			perror("berth-monitor: fork");
+			return 1;
 		}
-		if (init_plan) {
-			/* No exec will close our own fds for the plan executor: the container must not inherit them. */
-			int ours[] = { notify_fd, listener, sigfd, in_fd, out_fd, control_fd };
-			for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
-				if (ours[k] >= 0)
-					close(ours[k]);
-			_exit(init_main(init_plan, 4));
+		if (child == 0) {
+			sigprocmask(SIG_UNBLOCK, &chld, NULL);
+			run_child(stdio_path, init_plan, command, listener, sigfd);
 		}
-		execvp(command[0], command);
-		fprintf(stderr, "berth-monitor: exec %s: %s\n", command[0], strerror(errno));
-		_exit(127);
 	}
 
 	/* berth-init's sync socket belongs to the command: holding a copy would keep the other end from seeing it

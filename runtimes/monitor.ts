@@ -5,11 +5,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import { sealedCopy } from '../api/libc.ts';
 import { nativeBinary } from '../api/native-binary.ts';
+import { CgroupStage } from './cgroups/staging.ts';
 
 export interface StdioPaths {
   stdin?: string;
@@ -43,6 +44,8 @@ export interface MonitorOptions {
   syncPipe?: boolean;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** A spare the caller took (to adopt its stage); otherwise one is taken here when the command allows. */
+  spare?: Spare;
 }
 
 export interface Monitored {
@@ -111,6 +114,15 @@ export function readExitFile(path: string): ExitStatus | undefined {
   }
 }
 
+/** A spare monitor: its child is forked already (and, when a stage could be made, sits in the next
+ * container's cgroups; see cgroups/staging.ts). */
+export interface Spare {
+  process: ChildProcess;
+  /** Lines from its notify pipe: "spare <child pid>" first, then what startMonitored reads. */
+  lines: Interface;
+  stage?: CgroupStage;
+}
+
 /**
  * Spare monitors for plans (the fast path). Spawning from a Node process this size blocks it ~7 ms (fork copies
  * its page tables); a spare, spawned while the caller is idle with every fd in place, is handed its arguments
@@ -118,7 +130,8 @@ export function readExitFile(path: string): ExitStatus | undefined {
  * when it is busy (the shim) keeps one; others spawn as needed. A spare exits when our end of its stdin closes.
  */
 class SpareMonitors {
-  private spare: ChildProcess | undefined;
+  private spare: Spare | undefined;
+  private childPid = 0;
   private enabled = false;
   private busy = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -139,19 +152,46 @@ class SpareMonitors {
     }
   }
 
-  take(): ChildProcess | undefined {
+  take(): Spare | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    return spare && spare.exitCode === null && spare.signalCode === null ? spare : undefined;
+    return spare && spare.process.exitCode === null && spare.process.signalCode === null ? spare : undefined;
+  }
+
+  /** Ends the spare and its child now and removes their stage (the caller is exiting). */
+  async close(): Promise<void> {
+    this.enabled = false;
+    const spare = this.take();
+    if (!spare) return;
+    for (const pid of [this.childPid, spare.process.pid!]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    // An exited process has left its cgroups, zombie or not; then the stage can go.
+    for (let i = 0; i < 100 && this.childPid && isRunning(this.childPid); i++) await new Promise((r) => setTimeout(r, 5));
+    spare.stage?.discard();
   }
 
   private replenish(): void {
     if (!this.enabled || this.spare || this.busy > 0) return;
-    const spare = spawnMonitor(['--spare'], ['pipe', 'ignore', 'pipe', 'pipe', 'pipe']);
-    spare.stdin!.on('error', () => undefined);
-    for (const stream of [spare.stdin, ...spare.stdio.slice(2)]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
-    spare.once('exit', () => { if (this.spare === spare) this.spare = undefined; });
+    const child = spawnMonitor(['--spare'], ['pipe', 'ignore', 'pipe', 'pipe', 'pipe']);
+    child.stdin!.on('error', () => undefined);
+    for (const stream of [child.stdin, ...child.stdio.slice(2)]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+    const spare: Spare = { process: child, lines: createInterface({ input: child.stdio[3] as Readable }) };
+    spare.lines.once('line', (line) => {
+      const pid = Number(/^spare (\d+)$/.exec(line)?.[1]);
+      if (!pid) return;
+      this.childPid = pid;
+      if (this.spare === spare) spare.stage = CgroupStage.prepare(pid);
+    });
+    child.once('exit', () => { if (this.spare === spare) { this.spare = undefined; spare.stage?.discard(); } });
     this.spare = spare;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -178,12 +218,13 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   else args.push('--', ...opts.command);
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
   if (opts.syncPipe) stdio.push('pipe');
-  const spare = opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined;
+  const spare = opts.spare ?? (opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined);
+  if (!opts.spare) spare?.stage?.discard(); // nobody adopts it: the process is moved as usual
   let child: ChildProcess;
   if (spare) {
     const payload = Buffer.from(args.map((a) => `${a}\0`).join(''));
-    spare.stdin!.end(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
-    child = spare;
+    spare.process.stdin!.end(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
+    child = spare.process;
   } else {
     child = spawnMonitor(args, stdio, { ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), binary: opts.initPlan ? sealedMonitor() : nativeBinary('berth-monitor') });
   }
@@ -197,7 +238,7 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   const pid = new Promise<number>((resolve, reject) => { resolvePid = resolve; rejectPid = reject; });
   pid.catch(() => undefined);
   const exited = new Promise<ExitStatus>((resolve) => {
-    const lines = createInterface({ input: notify });
+    const lines = spare?.lines ?? createInterface({ input: notify });
     let settled = false;
     lines.on('line', (line) => {
       const [what, value] = line.split(' ');

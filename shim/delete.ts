@@ -8,6 +8,8 @@ import { readExitFile } from '../runtimes/monitor.ts';
 import '../runtimes/backends/index.ts';
 import type { ShimFlags } from './main.ts';
 import { unmountAll } from '../api/mounting.ts';
+import { openCgroup } from '../runtimes/cgroups/index.ts';
+import { removeStaleStages } from '../runtimes/cgroups/staging.ts';
 
 export async function deleteAction(f: ShimFlags): Promise<void> {
   const bundle = f.bundle || process.cwd();
@@ -18,6 +20,10 @@ export async function deleteAction(f: ShimFlags): Promise<void> {
     pid = saved.pid ?? 0;
     await openRuntime(saved.binaryName, saved.root).delete(f.id, true).catch(() => undefined);
   } catch { /* never created: nothing to delete */ }
+  try {
+    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { linux?: { cgroupsPath?: string } };
+    await removeStaleStages(openCgroup(spec.linux?.cgroupsPath ?? '', { containerId: f.id }));
+  } catch { /* no spec, or no cgroups: no stage either */ }
   await unmountAll(join(bundle, 'rootfs')).catch(() => undefined);
   const exit = readExitFile(join(stateDir, 'init.exit')) ?? { status: 137, exitedAt: new Date() };
   rmSync(stateDir, { recursive: true, force: true });

@@ -44,7 +44,7 @@ export async function serve(f: ShimFlags): Promise<void> {
       if (stopping) return;
       stopping = true;
       log.info('shutting down');
-      void Promise.race([events.flushed(), new Promise((resolve) => setTimeout(resolve, 2000))])
+      void Promise.all([spareMonitors.close(), Promise.race([events.flushed(), new Promise((resolve) => setTimeout(resolve, 2000))])])
         .then(() => server.close(500))
         .finally(() => { events.close(); process.exit(0); });
     },

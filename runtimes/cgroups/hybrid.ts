@@ -51,9 +51,9 @@ export class HybridCgroup extends V1Cgroup {
     applyV2(this.unified.dir, v2);
   }
 
-  override addProcess(pid: number): void {
-    super.addProcess(pid);
-    this.unified.addProcess(pid);
+  override addProcess(pid: number, bornIn?: ReadonlySet<string>): void {
+    super.addProcess(pid, bornIn);
+    this.unified.addProcess(pid, bornIn);
   }
 
   override async freeze(): Promise<void> {

@@ -153,7 +153,9 @@ export interface CgroupManager {
   /** Directories in use, keyed by controller name ('' for the unified hierarchy). */
   readonly paths: Readonly<Record<string, string>>;
   create(resources?: LinuxResources): void;
-  addProcess(pid: number): void;
+  /** Moves pid into every hierarchy's directory but those in `bornIn`, where it already is (it was forked
+   * there, or cloned into it). */
+  addProcess(pid: number, bornIn?: ReadonlySet<string>): void;
   update(resources: LinuxResources): void;
   freeze(): Promise<void>;
   thaw(): Promise<void>;

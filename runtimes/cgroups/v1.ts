@@ -61,8 +61,8 @@ export class V1Cgroup implements CgroupManager {
     applyV1(this.dirs, resources);
   }
 
-  addProcess(pid: number): void {
-    for (const dir of this.uniqueDirs()) joinProcess(dir, pid);
+  addProcess(pid: number, bornIn?: ReadonlySet<string>): void {
+    for (const dir of this.uniqueDirs()) if (!bornIn?.has(dir)) joinProcess(dir, pid);
   }
 
   update(resources: LinuxResources): void {
@@ -163,7 +163,7 @@ export class V1Cgroup implements CgroupManager {
 }
 
 /** A new v1 cpuset cgroup starts with no cpus and mems; copy the parent's so tasks can join it. */
-function inheritCpuset(dir: string): void {
+export function inheritCpuset(dir: string): void {
   for (const file of ['cpuset.cpus', 'cpuset.mems']) {
     if (readText(dir, file).trim() === '') writeValue(dir, file, readText(dirname(dir), file).trim(), 'cpuset (inherited)');
   }

@@ -66,8 +66,8 @@ export class V2Cgroup implements CgroupManager {
     }
   }
 
-  addProcess(pid: number): void {
-    joinProcess(this.dir, pid);
+  addProcess(pid: number, bornIn?: ReadonlySet<string>): void {
+    if (!bornIn?.has(this.dir)) joinProcess(this.dir, pid);
   }
 
   update(resources: LinuxResources): void {

@@ -15,7 +15,8 @@ import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
 import { mkfifo } from '../../api/libc.ts';
-import { startMonitored, type ConsolePaths, type Monitored, type StdioPaths } from '../monitor.ts';
+import { spareMonitors, startMonitored, type ConsolePaths, type Monitored, type Spare, type StdioPaths } from '../monitor.ts';
+import { CgroupStage } from '../cgroups/staging.ts';
 import { nativeBinary } from '../../api/native-binary.ts';
 import type { LinuxSeccomp } from '../seccomp/compile.ts';
 
@@ -64,17 +65,26 @@ export class Runtime {
     let init: LaunchedInit | undefined;
     try {
       cgroup = openCgroup(cgroupsPath, { containerId: id });
+      // Where the init is born, so it need not be moved (see cgroups/staging.ts): a spare's staged cgroups
+      // renamed into place, and the cgroup2 directory it is cloned into.
+      const spare = opts.monitor && !opts.monitor.console ? spareMonitors.take() : undefined;
+      const bornIn = new Set(spare?.stage?.adopt(cgroup) ?? []);
+      if (!bornIn.size) spare?.stage?.discard();
       cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
+      CgroupStage.learn(cgroup);
+      // A joined user namespace would judge the clone's right to write the cgroup; the move has no such limit.
+      const cloneInto = spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path) ? undefined : cgroup.paths[''];
+      if (cloneInto) bornIn.add(cloneInto);
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
       if (execFifo) mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
       const hookStateFiles: [string, string] = [join(dir, 'hook-state-creating.json'), join(dir, 'hook-state-created.json')];
       writeFileSync(planPath, buildPlan({
         spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
-        hookStateFiles,
+        hookStateFiles, cloneInto,
       }));
 
-      init = opts.monitor ? monitoredInit(planPath, opts.monitor, join(dir, 'init.pid')) : spawnInit(planPath, opts.preserveFds ?? 0);
+      init = opts.monitor ? monitoredInit(planPath, opts.monitor, join(dir, 'init.pid'), spare) : spawnInit(planPath, opts.preserveFds ?? 0);
       const { sync, next, exited } = init;
       const first = await next();
       pid = Number(first.replace(/^pid /, ''));
@@ -84,7 +94,7 @@ export class Runtime {
         id, bundle, rootfs, pid, pidStartTime: processStartTime(pid) ?? '', cgroupsPath, created: new Date().toISOString(),
         annotations: spec.annotations, ociVersion: spec.ociVersion,
       };
-      cgroup.addProcess(pid);
+      cgroup.addProcess(pid, bornIn);
       this.store.write(record);
       const creating = toState(record, 'creating');
       await runHooks('prestart', spec.hooks?.prestart, creating);
@@ -219,9 +229,9 @@ interface LaunchedInit {
 
 /** Runs the plan in berth-monitor's child (no berth-init exec), the monitor watching the process it leaves
  * behind (its pid comes from `pidFile`, written by the caller once the plan executor reports it). */
-function monitoredInit(planPath: string, monitor: NonNullable<CreateOptions['monitor']>, pidFile: string): LaunchedInit {
+function monitoredInit(planPath: string, monitor: NonNullable<CreateOptions['monitor']>, pidFile: string, spare?: Spare): LaunchedInit {
   const monitored = startMonitored({
-    command: [], initPlan: planPath, exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, console: monitor.console, syncPipe: true,
+    command: [], initPlan: planPath, exitFile: monitor.exitFile, pidFile, stdio: monitor.stdio, console: monitor.console, syncPipe: true, ...(spare ? { spare } : {}),
   });
   const sync = monitored.sync!;
   const lines = createInterface({ input: sync })[Symbol.asyncIterator]();

@@ -38,6 +38,8 @@ export interface PlanInput {
   consoleSocket?: string;
   /** Where the runtime writes the state JSON the in-container hooks get (creating, created). */
   hookStateFiles?: [string, string];
+  /** A cgroup2 directory the init is cloned into (CLONE_INTO_CGROUP): it is never moved there. */
+  cloneInto?: string;
 }
 
 class PlanWriter {
@@ -85,6 +87,7 @@ export function buildPlan(input: PlanInput): Buffer {
     } else cloneFlags |= flag;
   }
   plan.add('clone', cloneFlags);
+  if (input.cloneInto) plan.add('cgroup2', input.cloneInto);
   const idMap = (maps: { containerID: number; hostID: number; size: number }[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
   if (linux.uidMappings) plan.add('uidmap', idMap(linux.uidMappings));
   if (linux.gidMappings) plan.add('gidmap', idMap(linux.gidMappings));

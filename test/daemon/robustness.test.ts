@@ -84,10 +84,13 @@ test.serial('200 create/start/wait/delete cycles, 8 at a time, leave nothing beh
   t.log(`200 cycles in ${Date.now() - started} ms`);
   t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
   t.is(mountCount(d.config.state), 0, 'no rootfs mounts left');
-  t.deepEqual(cgroupDirs(parent), [], 'no cgroup directories left');
   // This daemon's monitors (their exit files live in its bundles); other tests may run containers meanwhile.
   t.deepEqual(processesOf('berth-monitor', d.config.state), [], 'no monitors left');
   t.is(processesOf('containerd-shim-berth-v2', d.address).length, 1, 'one shim served the whole namespace, even with 8 creates at once');
+  t.true(cgroupDirs(parent).every((dir) => dir.includes('/berth-spare-')), `only the idle shim's spare stage is left: ${cgroupDirs(parent)}`);
+  await d.daemon.ctx.tasks.stopIdleShims();
+  for (let i = 0; i < 100 && processesOf('containerd-shim-berth-v2', d.address).length; i++) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(cgroupDirs(parent), [], 'no cgroup directories left once the shim is gone');
   t.true(readdirSync('/proc/self/fd').length <= fdsBefore + 8, `daemon fds ${fdsBefore} -> ${readdirSync('/proc/self/fd').length}`);
   t.deepEqual(readdirSync(join(d.config.state, 'io.containerd.runtime.v2.task', 'default')), [], 'no bundles left');
 });

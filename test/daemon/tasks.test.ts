@@ -3,7 +3,7 @@
 // its tasks again after a restart.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsc, createReadStream, openSync } from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { unpackAny } from '../../api/proto.ts';
@@ -134,7 +134,15 @@ function monitorsOf(ppid: number): { pid: number; cmdline: string }[] {
 }
 const ppidOf = (pid: number) => Number(execFileSync('ps', ['-o', 'ppid=', '-p', String(pid)]).toString().trim());
 
-test.serial('a grouped shim keeps a spare monitor while idle; the next container is watched by it; it leaves with the shim', async (t) => {
+/** The hierarchies of /proc/PID/cgroup, each with its path ('' for cgroup2). */
+function cgroupsOf(pid: number): Map<string, string> {
+  return new Map(readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((l) => { const [, ctl, path] = l.split(':'); return [ctl!, path!]; }));
+}
+const spareStages = () => readdirSync('/sys/fs/cgroup').flatMap((h) => {
+  try { return readdirSync(join('/sys/fs/cgroup', h, 'berth-tasks-test')).filter((n) => n.startsWith('berth-spare-')).map((n) => `${h}/${n}`); } catch { return []; }
+});
+
+test.serial('a grouped shim keeps a spare monitor while idle, its child already in cgroups beside the last container\'s; the next container is born in them, renamed; both leave with the shim', async (t) => {
   const d = await startDaemon(t);
   const c = d.client('default');
   const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
@@ -143,6 +151,7 @@ test.serial('a grouped shim keeps a spare monitor while idle; the next container
     const created = await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
     const monitor = ppidOf(created.pid);
     const shim = ppidOf(monitor);
+    for (const [hierarchy, path] of cgroupsOf(created.pid)) t.is(path, `/berth-tasks-test/${id}`, `init in its own cgroup (${hierarchy || 'cgroup2'})`);
     const waiting = c.call(TASKS, 'Wait', { containerId: id });
     await c.call(TASKS, 'Start', { containerId: id });
     t.is((await waiting).exitStatus, 3);
@@ -153,12 +162,20 @@ test.serial('a grouped shim keeps a spare monitor while idle; the next container
   await new Promise((r) => setTimeout(r, 300));
   const spares = monitorsOf(shim).filter((m) => m.cmdline === 'berth-monitor --spare');
   t.is(spares.length, 1, 'one spare, the shim\'s child');
+  const [staged] = monitorsOf(spares[0]!.pid);
+  t.truthy(staged, 'the spare has forked its child');
+  const stage = `/berth-tasks-test/berth-spare-${shim}-`;
+  for (const [hierarchy, path] of cgroupsOf(staged!.pid)) {
+    if (hierarchy) t.true(path.startsWith(stage), `the spare's child waits in ${stage}* (${hierarchy}: ${path})`);
+  }
   t.deepEqual(await run(uid()), { monitor: spares[0]!.pid, shim }, 'the next container\'s monitor is the spare');
   await new Promise((r) => setTimeout(r, 300));
   const next = monitorsOf(shim).filter((m) => m.cmdline === 'berth-monitor --spare');
   t.is(next.length, 1, 'and a new spare takes its place');
+  t.is(new Set(spareStages().map((s) => s.split('/')[1])).size, 1, 'one stage, for the new spare');
   await d.daemon.ctx.tasks.stopIdleShims();
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid)) await new Promise((r) => setTimeout(r, 50));
   t.false(execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid), 'the spare exits with its shim');
+  t.deepEqual(spareStages(), [], 'and its stage is removed');
 });

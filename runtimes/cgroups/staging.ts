@@ -1,0 +1,119 @@
+// Cgroups made ahead of the next container, with the process that will fork its init already inside (a spare
+// monitor's child). Moving a process between cgroups takes cgroup_threadgroup_rwsem for writing, and the first
+// such move after a quiet spell waits out an RCU grace period (10-20 ms on this host); a process forked inside
+// a cgroup is never moved. So a grouped shim places the spare's child while idle, in sibling directories of the
+// last container's cgroups, and renames them into the new container's place when it is created: cgroup v1
+// renames a directory within its parent. cgroup2 cannot rename; there the init is cloned into its cgroup
+// (CLONE_INTO_CGROUP, see the plan's cgroup2 record), which takes no write lock either.
+import { existsSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { makeDirs, removeDirs } from './common.ts';
+import type { CgroupManager } from './types.ts';
+import { inheritCpuset } from './v1.ts';
+
+const PREFIX = 'berth-spare-';
+let sequence = 0;
+
+/** The renamable (v1) directories of a cgroup: one per hierarchy. */
+function v1Dirs(cgroup: CgroupManager): string[] {
+  return [...new Set(Object.entries(cgroup.paths).filter(([key]) => key !== '').map(([, dir]) => dir))];
+}
+
+export class CgroupStage {
+  /** Parent directories of the last container's v1 cgroups: where the next one most likely goes. */
+  private static parents: string[] | undefined;
+  private static cpusetParent: string | undefined;
+  private joined = false;
+  private adopted = false;
+
+  private constructor(private readonly dirs: string[]) {}
+
+  /** Remembers where a container's cgroups are, for the next stage. */
+  static learn(cgroup: CgroupManager): void {
+    const parents = v1Dirs(cgroup).map(dirname);
+    if (!parents.length) return;
+    CgroupStage.parents = parents;
+    CgroupStage.cpusetParent = cgroup.paths.cpuset && dirname(cgroup.paths.cpuset);
+  }
+
+  /** Makes the stage's directories and moves `pid` into them (asynchronously: the move waits on the kernel).
+   * Undefined when no container has shown where its cgroups go. */
+  static prepare(pid: number): CgroupStage | undefined {
+    const parents = CgroupStage.parents;
+    if (!parents) return undefined;
+    sweepStale(parents);
+    const name = `${PREFIX}${process.pid}-${sequence++}`;
+    const dirs = parents.map((p) => join(p, name));
+    const made: string[] = [];
+    try {
+      for (const dir of dirs) made.push(...makeDirs(dir, dirname(dir) === CgroupStage.cpusetParent ? inheritCpuset : undefined));
+    } catch {
+      removeDirs(made);
+      return undefined;
+    }
+    const stage = new CgroupStage(dirs);
+    Promise.all(dirs.map((d) => writeFile(join(d, 'cgroup.procs'), String(pid))))
+      .then(() => { stage.joined = true; }, () => stage.discard());
+    return stage;
+  }
+
+  /** Renames the stage into `cgroup`'s place when every hierarchy's directory is a sibling of ours and does not
+   * exist yet. Returns the directories the staged process is now in (empty when not adopted). */
+  adopt(cgroup: CgroupManager): ReadonlySet<string> {
+    if (!this.joined || this.adopted) return new Set();
+    const targets = v1Dirs(cgroup);
+    const pairs: [string, string][] = [];
+    for (const target of targets) {
+      const staged = this.dirs.find((d) => dirname(d) === dirname(target));
+      if (!staged || existsSync(target)) return new Set();
+      pairs.push([staged, target]);
+    }
+    if (pairs.length !== this.dirs.length) return new Set();
+    const done: [string, string][] = [];
+    try {
+      for (const [from, to] of pairs) { renameSync(from, to); done.push([from, to]); }
+    } catch {
+      for (const [from, to] of done.reverse()) { try { renameSync(to, from); } catch { /* left as the container's */ } }
+      return new Set();
+    }
+    this.adopted = true;
+    return new Set(targets);
+  }
+
+  /** Removes the stage's directories once the staged process has left them (it exits when its spare does). */
+  discard(): void {
+    if (this.adopted) return;
+    this.adopted = true;
+    const dirs = this.dirs;
+    let tries = 0;
+    const attempt = () => {
+      const left = dirs.filter((d) => { try { rmdirSync(d); return false; } catch (err) { return (err as NodeJS.ErrnoException).code !== 'ENOENT'; } });
+      if (left.length && ++tries < 50) setTimeout(attempt, 100).unref();
+    };
+    attempt();
+  }
+}
+
+/** Removes stages whose shim is gone (killed before it could clean up); their processes leave with it.
+ * Returns the stages still busy. */
+function sweepStale(parents: string[]): string[] {
+  const busy: string[] = [];
+  for (const parent of parents) {
+    let names: string[];
+    try { names = readdirSync(parent); } catch { continue; }
+    for (const name of names) {
+      const owner = name.startsWith(PREFIX) ? /^(\d+)-\d+$/.exec(name.slice(PREFIX.length))?.[1] : undefined;
+      if (!owner || Number(owner) === process.pid || existsSync(`/proc/${owner}`)) continue;
+      try { rmdirSync(join(parent, name)); } catch { busy.push(join(parent, name)); }
+    }
+  }
+  return busy;
+}
+
+/** Removes the stages of dead shims beside `cgroup`'s directories, waiting a moment for their staged
+ * processes to leave (shim delete, after a shim was killed). */
+export async function removeStaleStages(cgroup: CgroupManager): Promise<void> {
+  const parents = v1Dirs(cgroup).map(dirname);
+  for (let i = 0; i < 20 && sweepStale(parents).length; i++) await new Promise((r) => setTimeout(r, 25));
+}
