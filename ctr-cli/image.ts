@@ -1,6 +1,8 @@
 // What `run` needs from an image in the daemon: the manifest for this host's platform, the config, and the
 // chain ID of its top layer (the name of the unpacked snapshot to build on).
 import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { errFailedPrecondition, errNotFound } from '../api/errdefs.ts';
 import type { ApiClient } from '../api/grpc-client.ts';
 import { readBlob } from './remote-content.ts';
@@ -23,11 +25,37 @@ export function chainIdOf(diffIds: string[]): string {
   return chain;
 }
 
+/** What an image's target digest resolves to on this host (its config and top layer's chain ID) never changes:
+ * content is named by its digest. Kept under /run, it spares `run` reading the manifest and config from the
+ * daemon each time (two calls). */
+const RESOLVED_DIR = '/run/berth/images';
+
+function cachedResolution(digest: string): Omit<RunnableImage, 'name'> | undefined {
+  try { return JSON.parse(readFileSync(join(RESOLVED_DIR, `${digest.replace(':', '-')}-${hostArch}.json`), 'utf8')); } catch { return undefined; }
+}
+
+function cacheResolution(digest: string, resolved: Omit<RunnableImage, 'name'>): void {
+  try {
+    mkdirSync(RESOLVED_DIR, { recursive: true, mode: 0o700 });
+    const file = join(RESOLVED_DIR, `${digest.replace(':', '-')}-${hostArch}.json`);
+    writeFileSync(`${file}.${process.pid}`, JSON.stringify(resolved), { mode: 0o600 });
+    renameSync(`${file}.${process.pid}`, file);
+  } catch { /* not ours to write (another user's daemon): resolve each time */ }
+}
+
 export async function runnableImage(client: ApiClient, name: string): Promise<RunnableImage> {
   const { image } = await client.call('containerd.services.images.v1.Images', 'Get', { name }).catch((err) => {
     throw errNotFound(`image ${JSON.stringify(name)}: not found (pull or import it first): ${(err as Error).message}`);
   });
-  let desc: Desc = image.target;
+  const cached = /^sha256:[0-9a-f]{64}$/.test(image.target.digest) ? cachedResolution(image.target.digest) : undefined;
+  if (cached) return { name, ...cached };
+  const resolved = await resolveImage(client, name, image.target);
+  if (/^sha256:[0-9a-f]{64}$/.test(image.target.digest)) cacheResolution(image.target.digest, { config: resolved.config, chainId: resolved.chainId });
+  return resolved;
+}
+
+async function resolveImage(client: ApiClient, name: string, target: Desc): Promise<RunnableImage> {
+  let desc: Desc = target;
   for (let depth = 0; depth < 4; depth++) {
     const doc = JSON.parse((await readBlob(client, desc.digest)).toString('utf8'));
     if (doc.manifests) {

@@ -37,8 +37,9 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { name: 'snapshotter', type: 'string', usage: 'snapshotter', default: 'overlayfs' },
 ];
 
-/** Creates the container record and its snapshot from an image; returns the rootfs mounts. */
-export async function createContainer(ctx: CliContext, flags: Flags, image: string, id: string, args: string[]): Promise<any[]> {
+/** Creates the container record and its snapshot from an image; returns the rootfs mounts, and the release of
+ * the lease that held the snapshot meanwhile (nothing waits on it: it is awaited before the command ends). */
+export async function createContainer(ctx: CliContext, flags: Flags, image: string, id: string, args: string[]): Promise<{ rootfs: any[]; released: Promise<unknown> }> {
   const c = ctx.client();
   const img = await runnableImage(c, image);
   const spec = defaultSpec(ctx.namespace, id);
@@ -69,11 +70,15 @@ export async function createContainer(ctx: CliContext, flags: Flags, image: stri
   const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', {
     labels: { 'containerd.io/gc.expire': new Date(Date.now() + 3_600_000).toISOString() },
   });
+  const release = () => c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined);
+  let rootfs: any[];
   try {
-    return await createUnderLease(c.with({ lease: lease.id }), flags, image, id, img, spec, snapshotter);
-  } finally {
-    await c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined);
+    rootfs = await createUnderLease(c.with({ lease: lease.id }), flags, image, id, img, spec, snapshotter);
+  } catch (err) {
+    await release();
+    throw err;
   }
+  return { rootfs, released: release() };
 }
 
 async function createUnderLease(c: ApiClient, flags: Flags, image: string, id: string, img: RunnableImage, spec: Spec, snapshotter: string): Promise<any[]> {
@@ -130,7 +135,7 @@ registerCommand({
     const terminal = !!flags.tty;
     const logUri = flags['log-uri'] ? logUriOf(flags['log-uri'] as string, terminal) : '';
     if (terminal && !flags.detach) requireTerminal();
-    const rootfs = await createContainer(ctx, flags, image, id, cmd);
+    const { rootfs, released } = await createContainer(ctx, flags, image, id, cmd);
     const io: TaskIo | undefined = flags.detach || logUri ? undefined : openTaskIo(id, { terminal });
     try {
       await c.call(TASKS, 'Create', {
@@ -147,10 +152,14 @@ registerCommand({
       io?.done();
       if (flags.rm) {
         await c.call(TASKS, 'Delete', { containerId: id }).catch(() => undefined);
-        // Snapshot first, as containerd's WithSnapshotCleanup: once the container is gone a GC may take it.
-        await c.call(SNAPSHOTS, 'Remove', { snapshotter: flags.snapshotter, key: id }).catch(() => undefined);
-        await c.call(CONTAINERS, 'Delete', { id }).catch(() => undefined);
+        // The snapshot is removed by name, not left to a GC once the container is gone (containerd's
+        // WithSnapshotCleanup); both at once: neither needs the other.
+        await Promise.all([
+          c.call(SNAPSHOTS, 'Remove', { snapshotter: flags.snapshotter, key: id }).catch(() => undefined),
+          c.call(CONTAINERS, 'Delete', { id }).catch(() => undefined),
+        ]);
       }
+      await released;
     }
   },
 });
@@ -164,6 +173,6 @@ registerCommand({
   async run(ctx, flags, args) {
     requireArgs(args, 2, 'berth containers create [flags] <image> <id> [<command> [<arg>...]]');
     const [image, id, ...cmd] = args as [string, string, ...string[]];
-    await createContainer(ctx, flags, image, id, cmd);
+    await (await createContainer(ctx, flags, image, id, cmd)).released;
   },
 });
