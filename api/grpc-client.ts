@@ -1,20 +1,14 @@
-// A small gRPC client on node:http2 for containerd's API (unary, server-streaming and bidirectional calls over
-// a unix socket). The CLI uses it instead of grpc-js because a CLI pays for every module it loads: this one
-// starts in a few milliseconds. Wire format: HTTP/2 POST /<service>/<method>, content-type application/grpc,
+// A small gRPC client for containerd's API (unary, server-streaming and bidirectional calls over a unix socket),
+// on our own HTTP/2 client (h2-client.ts): a CLI pays for every module it loads, and node:http2 alone cost ~10 ms
+// and could not be in the startup snapshot. Wire format: HTTP/2 POST /<service>/<method>, content-type application/grpc,
 // each message prefixed by a compressed flag byte and a 4-byte big-endian length; the status comes in the
 // trailers (or in the headers of a trailers-only answer).
-import type http2 from 'node:http2';
 import { connect } from 'node:net';
 import { BerthError, ErrorCode, fromStatus } from './errdefs.ts';
 import { Deframer, FrameError, frame } from './grpc-frames.ts';
 import { CONVERT, protos } from './proto.ts';
 import type protobuf from 'protobufjs';
-
-// node:http2 is loaded on first use, not at import: the CLI's V8 startup snapshot cannot hold it.
-let h2: typeof http2 | undefined;
-const loadHttp2 = () => (h2 ??= process.getBuiltinModule('node:http2') as typeof http2);
-const NGHTTP2_NO_ERROR = 0;
-const NGHTTP2_CANCEL = 8;
+import { CANCEL, H2Session, NO_ERROR, type Headers } from './h2-client.ts';
 
 export const NAMESPACE_HEADER = 'containerd-namespace';
 export const LEASE_HEADER = 'containerd-lease';
@@ -46,7 +40,7 @@ function method(service: string, name: string): Method {
   return m;
 }
 
-function statusError(headers: http2.IncomingHttpHeaders): BerthError | undefined {
+function statusError(headers: Headers): BerthError | undefined {
   const status = headers['grpc-status'];
   if (status === undefined || status === '0') return undefined;
   let message = String(headers['grpc-message'] ?? '');
@@ -63,7 +57,7 @@ export interface Call {
 }
 
 export class ApiClient {
-  private session: http2.ClientHttp2Session | undefined;
+  private session: H2Session | undefined;
   private connectError: Error | undefined;
   /** Calls in flight on the shared connection: it keeps the process alive only while there are some. */
   private active = 0;
@@ -75,11 +69,10 @@ export class ApiClient {
     return new ApiClient(this.address, { ...this.opts, ...opts }, this.shared ?? this);
   }
 
-  private connection(): http2.ClientHttp2Session {
+  private connection(): H2Session {
     if (this.shared) return this.shared.connection();
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const path = this.address.replace(/^unix:\/\//, '');
-    const session = loadHttp2().connect('http://localhost', { createConnection: () => connect(path) });
+    const session = new H2Session(connect(this.address.replace(/^unix:\/\//, '')));
     session.on('error', (err) => { this.connectError = err; });
     // An idle client must not keep the process alive.
     session.unref();
@@ -90,8 +83,8 @@ export class ApiClient {
   /** Starts a call of any kind. */
   open(service: string, name: string): Call {
     const m = method(service, name);
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': 'POST', ':path': m.path, 'content-type': 'application/grpc', te: 'trailers',
+    const headers: Headers = {
+      ':method': 'POST', ':scheme': 'http', ':path': m.path, ':authority': 'localhost', 'content-type': 'application/grpc', te: 'trailers',
     };
     if (this.opts.namespace) headers[NAMESPACE_HEADER] = this.opts.namespace;
     if (this.opts.lease) headers[LEASE_HEADER] = this.opts.lease;
@@ -114,7 +107,7 @@ export class ApiClient {
     };
     let timer: NodeJS.Timeout | undefined;
     if (this.opts.timeoutMs) {
-      timer = setTimeout(() => { stream.close(NGHTTP2_CANCEL); finish(new BerthError(ErrorCode.DeadlineExceeded, `${m.path}: deadline exceeded after ${this.opts.timeoutMs} ms`)); }, this.opts.timeoutMs);
+      timer = setTimeout(() => { stream.close(CANCEL); finish(new BerthError(ErrorCode.DeadlineExceeded, `${m.path}: deadline exceeded after ${this.opts.timeoutMs} ms`)); }, this.opts.timeoutMs);
     }
     stream.on('response', (h) => { const err = statusError(h); if (err) finish(err); });
     stream.on('data', (chunk: Buffer) => {
@@ -126,7 +119,7 @@ export class ApiClient {
     stream.on('trailers', (h) => finish(statusError(h)));
     stream.on('close', () => {
       clearTimeout(timer);
-      if (!done && stream.rstCode && stream.rstCode !== NGHTTP2_NO_ERROR) {
+      if (!done && stream.rstCode && stream.rstCode !== NO_ERROR) {
         finish(this.unavailable(`stream reset (code ${stream.rstCode})`));
       }
       finish();
@@ -135,7 +128,7 @@ export class ApiClient {
     return {
       send: (msg) => { stream.write(frame(m.req, msg)); },
       end: () => { stream.end(); },
-      cancel: () => { if (!stream.closed) stream.close(NGHTTP2_CANCEL); finish(new BerthError(ErrorCode.Canceled, `${m.path}: cancelled`)); },
+      cancel: () => { if (!stream.closed) stream.close(CANCEL); finish(new BerthError(ErrorCode.Canceled, `${m.path}: cancelled`)); },
       [Symbol.asyncIterator]: () => ({
         next: async (): Promise<IteratorResult<Msg>> => {
           for (;;) {
@@ -149,7 +142,7 @@ export class ApiClient {
           }
         },
         return: async (): Promise<IteratorResult<Msg>> => {
-          if (!done && !stream.closed) stream.close(NGHTTP2_CANCEL);
+          if (!done && !stream.closed) stream.close(CANCEL);
           finish();
           return { value: undefined, done: true };
         },
@@ -157,11 +150,10 @@ export class ApiClient {
     };
   }
 
+  /** A broken connection: the socket's own error ("connect ENOENT /run/berth/berthd.sock") says it best. */
   private unavailable(detail: string): BerthError {
-    const caused = /caused by: (.*)\)$/.exec(detail)?.[1];
-    if (caused) return new BerthError(ErrorCode.Unavailable, caused);
     const cause = this.connectError ?? this.shared?.connectError;
-    return new BerthError(ErrorCode.Unavailable, cause ? `connect ${(cause as NodeJS.ErrnoException).code ?? ''} ${this.address}: ${cause.message}`.replace(/\s+/g, ' ') : detail);
+    return new BerthError(ErrorCode.Unavailable, cause?.message ?? detail);
   }
 
   /** A unary call. */

@@ -11,6 +11,7 @@ import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import { sealedCopy } from '../api/libc.ts';
 import { nativeBinary } from '../api/native-binary.ts';
 import { CgroupStage } from './cgroups/staging.ts';
+import { processStartTime } from './native/state.ts';
 
 export interface StdioPaths {
   stdin?: string;
@@ -165,7 +166,7 @@ class SpareMonitors {
     if (!spare) return;
     for (const pid of [this.childPid, spare.process.pid!]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     // An exited process has left its cgroups, zombie or not; then the stage can go.
-    for (let i = 0; i < 100 && this.childPid && isRunning(this.childPid); i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 100 && this.childPid && processStartTime(this.childPid) !== undefined; i++) await new Promise((r) => setTimeout(r, 5));
     spare.stage?.discard();
   }
 
@@ -183,15 +184,6 @@ class SpareMonitors {
     });
     child.once('exit', () => { if (this.spare === spare) { this.spare = undefined; spare.stage?.discard(); } });
     this.spare = spare;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
   }
 }
 

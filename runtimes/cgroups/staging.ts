@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { makeDirs, removeDirs } from './common.ts';
 import type { CgroupManager } from './types.ts';
 import { inheritCpuset } from './v1.ts';
+import { processStartTime } from '../native/state.ts';
 
 const PREFIX = 'berth-spare-';
 let sequence = 0;
@@ -104,7 +105,8 @@ function sweepStale(parents: string[]): string[] {
     try { names = readdirSync(parent); } catch { continue; }
     for (const name of names) {
       const owner = name.startsWith(PREFIX) ? /^(\d+)-\d+$/.exec(name.slice(PREFIX.length))?.[1] : undefined;
-      if (!owner || Number(owner) === process.pid || existsSync(`/proc/${owner}`)) continue;
+      // A killed shim may linger as a zombie for a moment: it counts as gone.
+      if (!owner || Number(owner) === process.pid || processStartTime(Number(owner)) !== undefined) continue;
       try { rmdirSync(join(parent, name)); } catch { busy.push(join(parent, name)); }
     }
   }
