@@ -2,12 +2,12 @@
 // copied to and from our own stdio. With a terminal there is one output stream (the pty's), our terminal goes
 // into raw mode while the task runs, and window size changes follow it (ResizePty).
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { closeSync, constants, createReadStream, mkdirSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { errInvalidArgument } from '../api/errdefs.ts';
 import { makeRaw } from '../api/terminal.ts';
+import { nativeBinary } from '../api/native-binary.ts';
 
 const FIFO_ROOT = '/run/berth/fifo';
 
@@ -40,7 +40,7 @@ export function openTaskIo(name: string, opts: { terminal: boolean; stdin?: bool
   const stdout = path('stdout');
   const stderr = opts.terminal ? '' : path('stderr');
   const fifos = [stdin, stdout, stderr].filter(Boolean);
-  execFileSync('mkfifo', ['-m', '0600', ...fifos]);
+  for (const fifo of fifos) mkfifo(fifo, 0o600);
 
   const copying = Promise.all([pipeFifo(stdout, process.stdout), ...(stderr ? [pipeFifo(stderr, process.stderr)] : [])]);
   const input = stdin ? feedFifo(stdin) : undefined;
@@ -64,6 +64,19 @@ export function openTaskIo(name: string, opts: { terminal: boolean; stdin?: bool
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+interface FifoAddon { mkfifo(path: string, mode: number): void }
+let fifoAddon: FifoAddon | undefined;
+
+/** mkfifo(2) through native/'s small addon: ffi-rs would cost the CLI 10-30 ms to load. */
+function mkfifo(path: string, mode: number): void {
+  if (!fifoAddon) {
+    const addon = { exports: {} as FifoAddon };
+    process.dlopen(addon, nativeBinary('berth-fifo.node'));
+    fifoAddon = addon.exports;
+  }
+  fifoAddon.mkfifo(path, mode);
 }
 
 /** Our terminal's size, for the spec's process.consoleSize (the pty starts at it: no race with the first
