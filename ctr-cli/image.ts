@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { errFailedPrecondition, errNotFound } from '../api/errdefs.ts';
+import { ErrorCode, codeOf, errFailedPrecondition, errNotFound } from '../api/errdefs.ts';
 import type { ApiClient } from '../api/grpc-client.ts';
 import { readBlob } from './remote-content.ts';
 import type { ImageConfig } from './spec.ts';
@@ -45,6 +45,7 @@ function cacheResolution(digest: string, resolved: Omit<RunnableImage, 'name'>):
 
 export async function runnableImage(client: ApiClient, name: string): Promise<RunnableImage> {
   const { image } = await client.call('containerd.services.images.v1.Images', 'Get', { name }).catch((err) => {
+    if (codeOf(err) !== ErrorCode.NotFound) throw err;
     throw errNotFound(`image ${JSON.stringify(name)}: not found (pull or import it first): ${(err as Error).message}`);
   });
   const cached = /^sha256:[0-9a-f]{64}$/.test(image.target.digest) ? cachedResolution(image.target.digest) : undefined;

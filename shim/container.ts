@@ -1,6 +1,7 @@
 // A container the shim runs: its bundle, rootfs mounts, backend, init process and exec'd processes.
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeSoon } from '../api/remove-soon.ts';
 import type { Mount } from '../api/mount.ts';
 import type { OciRuntime } from '../runtimes/oci-runtime.ts';
 import type { ShimProcess } from './process.ts';
@@ -31,6 +32,6 @@ export class ShimContainer {
   }
 
   removeState(): void {
-    rmSync(this.stateDir, { recursive: true, force: true });
+    removeSoon(this.stateDir);
   }
 }

@@ -8,6 +8,7 @@ import { readExitFile } from '../runtimes/monitor.ts';
 import '../runtimes/backends/index.ts';
 import type { ShimFlags } from './main.ts';
 import { unmountAll } from '../api/mounting.ts';
+import { removeLeftAside } from '../api/remove-soon.ts';
 import { openCgroup } from '../runtimes/cgroups/index.ts';
 import { removeStaleStages } from '../runtimes/cgroups/staging.ts';
 
@@ -19,6 +20,7 @@ export async function deleteAction(f: ShimFlags): Promise<void> {
     const saved = JSON.parse(readFileSync(join(stateDir, 'runtime.json'), 'utf8')) as { binaryName?: string; root: string; pid?: number };
     pid = saved.pid ?? 0;
     await openRuntime(saved.binaryName, saved.root).delete(f.id, true).catch(() => undefined);
+    removeLeftAside(saved.root); // what the dead shim had set aside to remove
   } catch { /* never created: nothing to delete */ }
   try {
     const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { linux?: { cgroupsPath?: string } };

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { mkfifo } from '../../api/libc.ts';
 import { errAlreadyExists, errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
+import { removeLeftAside, removeSoon } from '../../api/remove-soon.ts';
 import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
 import { NAMESPACE_KEY, TtrpcClient } from '../../api/ttrpc/client.ts';
 import type { Container } from '../metadata/types.ts';
@@ -187,14 +188,16 @@ export class TaskManager {
   private forget(task: Task): void {
     task.client.close();
     task.shimLog?.destroy();
-    rmSync(task.bundle, { recursive: true, force: true });
-    rmSync(join(this.o.root, DIR, task.namespace, task.id), { recursive: true, force: true });
+    removeSoon(task.bundle);
+    removeSoon(join(this.o.root, DIR, task.namespace, task.id));
   }
 
   /** After a restart: re-attach to live shims, clean up after dead ones. */
   async restore(): Promise<void> {
     const base = join(this.o.state, DIR);
     for (const ns of safeList(base)) {
+      removeLeftAside(join(base, ns));
+      removeLeftAside(join(this.o.root, DIR, ns));
       for (const id of safeList(join(base, ns))) {
         const bundle = join(base, ns, id);
         let runtime = '';
@@ -264,6 +267,7 @@ function readAddress(bundle: string): string {
   try { return readFileSync(join(bundle, 'address'), 'utf8').trim(); } catch { return ''; }
 }
 
+/** Names in a directory, but those set aside for removal (remove-soon.ts). */
 function safeList(dir: string): string[] {
-  try { return readdirSync(dir); } catch { return []; }
+  try { return readdirSync(dir).filter((name) => !name.startsWith('.')); } catch { return []; }
 }

@@ -34,6 +34,7 @@ export class CgroupStage {
   static learn(cgroup: CgroupManager): void {
     const parents = v1Dirs(cgroup).map(dirname);
     if (!parents.length) return;
+    if (parents.join() !== CgroupStage.parents?.join()) sweepStale(parents); // stages of shims killed before us
     CgroupStage.parents = parents;
     CgroupStage.cpusetParent = cgroup.paths.cpuset && dirname(cgroup.paths.cpuset);
   }
@@ -43,7 +44,6 @@ export class CgroupStage {
   static prepare(pid: number): CgroupStage | undefined {
     const parents = CgroupStage.parents;
     if (!parents) return undefined;
-    sweepStale(parents);
     const name = `${PREFIX}${process.pid}-${sequence++}`;
     const dirs = parents.map((p) => join(p, name));
     const made: string[] = [];

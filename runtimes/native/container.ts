@@ -18,6 +18,7 @@ import { mkfifo } from '../../api/libc.ts';
 import { spareMonitors, startMonitored, type ConsolePaths, type Monitored, type Spare, type StdioPaths } from '../monitor.ts';
 import { CgroupStage } from '../cgroups/staging.ts';
 import { nativeBinary } from '../../api/native-binary.ts';
+import { removeSoon } from '../../api/remove-soon.ts';
 import type { LinuxSeccomp } from '../seccomp/compile.ts';
 
 export interface CreateOptions {
@@ -196,7 +197,7 @@ export class Runtime {
       await waitUntil(() => !isAlive(record), 5000);
     }
     await destroyCgroup(cgroup);
-    rmSync(this.store.dir(id), { recursive: true, force: true });
+    removeSoon(this.store.dir(id));
     try {
       const { spec } = loadBundle(record.bundle);
       await runHooks('poststop', spec.hooks?.poststop, toState(record, 'stopped'));

@@ -61,7 +61,7 @@ export class StateStore {
 
   ids(): string[] {
     try {
-      return readdirSync(this.root).filter((id) => existsSync(join(this.root, id, 'state.json'))).sort();
+      return readdirSync(this.root).filter((id) => ID_PATTERN.test(id) && existsSync(join(this.root, id, 'state.json'))).sort();
     } catch { return []; }
   }
 }

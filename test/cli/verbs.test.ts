@@ -79,6 +79,8 @@ test('errors are one clear line: unknown command, unknown flag, no daemon', asyn
   const nodaemon = await berth(join(tempDir(t), 'none.sock'), ['images', 'ls']);
   t.is(nodaemon.code, 1);
   t.regex(nodaemon.stderr, /^berth: cannot reach the daemon: .*ENOENT.* \(is berthd running\? set --address or \$BERTH_ADDRESS\)\n$/);
+  const runNowhere = await berth(join(tempDir(t), 'none.sock'), ['run', '--rm', 'busybox:latest', 'x', '/bin/true']);
+  t.regex(runNowhere.stderr, /^berth: cannot reach the daemon: .*ENOENT/, 'run says the daemon is missing, not the image');
   t.notRegex(nodaemon.stderr, /\n\s+at /, 'no stack trace without --debug');
   const help = await berth(d.address, ['images', 'pull', '--help']);
   t.is(help.code, 0);

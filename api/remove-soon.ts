@@ -1,0 +1,28 @@
+// Removing a directory tree costs a syscall per entry. On a request's path a tree is renamed aside instead (one
+// rename, so its name is free again at once) and removed in the background. The name it gets starts with '.',
+// which no container id, bundle or namespace name can: whoever lists the parent skips it, and removes what a
+// crash left behind (removeLeftAside).
+import { randomBytes } from 'node:crypto';
+import { readdirSync, renameSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+const ASIDE = '.removing-';
+
+export function removeSoon(dir: string): void {
+  const aside = join(dirname(dir), `${ASIDE}${basename(dir)}-${randomBytes(4).toString('hex')}`);
+  try {
+    renameSync(dir, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  void rm(aside, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** Trees renamed aside by a process that died before removing them. */
+export function removeLeftAside(parent: string): void {
+  let names: string[];
+  try { names = readdirSync(parent); } catch { return; }
+  for (const name of names) if (name.startsWith(ASIDE)) rmSync(join(parent, name), { recursive: true, force: true });
+}
