@@ -77,9 +77,10 @@ export abstract class DirSnapshotter implements Snapshotter {
     const r = this.storage.remove(key);
     const doomed = join(this.snapshotsDir, `rm-${r.id}`);
     try { renameSync(this.dir(r.id), doomed); } catch { return; }
-    // On the thread pool: an image's snapshots hold tens of thousands of files, and removing them synchronously
-    // held berthd's event loop (every other call) for seconds.
-    await rm(doomed, { recursive: true, force: true });
+    // In the background, on the thread pool: an image's snapshots hold tens of thousands of files (removing them
+    // synchronously held berthd's event loop for seconds), and nobody waits for the space. cleanup() removes
+    // what a crash leaves.
+    void rm(doomed, { recursive: true, force: true }).catch(() => undefined);
   }
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters?: string[]): Promise<void> {

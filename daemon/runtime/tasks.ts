@@ -15,6 +15,7 @@ import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
 import { NAMESPACE_KEY, TtrpcClient } from '../../api/ttrpc/client.ts';
 import type { Container } from '../metadata/types.ts';
 import { deleteShim, startShim, type ShimCallOptions } from './shim-binary.ts';
+import { ShimConnections } from './shim-connections.ts';
 
 const TASK = 'containerd.task.v2.Task';
 const DIR = 'io.containerd.runtime.v2.task';
@@ -59,6 +60,7 @@ export class TaskManager {
   private closing = false;
   /** Live grouped shims: runtime + namespace → ttrpc address. */
   private readonly groups = new Map<string, string>();
+  private readonly connections = new ShimConnections();
   /** Group shims being started: concurrent creates of one group wait for the same start. */
   private readonly starting = new Map<string, Promise<string>>();
 
@@ -119,7 +121,7 @@ export class TaskManager {
         task.pid = created.pid;
       } catch (err) {
         await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
-        client.close();
+        this.connections.release(client);
         shimLog.destroy();
         throw err;
       }
@@ -140,7 +142,7 @@ export class TaskManager {
     const known = group ? this.groups.get(group) : undefined;
     if (known) {
       try {
-        const client = await TtrpcClient.connect(known, 1000);
+        const client = await this.connections.acquire(known, 1000);
         writeFileSync(join(bundle, 'address'), known);
         return { address: known, client };
       } catch {
@@ -149,7 +151,7 @@ export class TaskManager {
     }
     if (!group) {
       const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options?.value);
-      return { address, client: await TtrpcClient.connect(address) };
+      return { address, client: await this.connections.acquire(address) };
     }
     let pending = this.starting.get(group);
     if (!pending) {
@@ -160,7 +162,7 @@ export class TaskManager {
     }
     const address = await pending;
     writeFileSync(join(bundle, 'address'), address);
-    return { address, client: await TtrpcClient.connect(address) };
+    return { address, client: await this.connections.acquire(address) };
   }
 
   /** Deletes the task's init through its shim, stops the shim when it holds nothing else, removes the bundle. */
@@ -186,7 +188,7 @@ export class TaskManager {
   }
 
   private forget(task: Task): void {
-    task.client.close();
+    this.connections.release(task.client);
     task.shimLog?.destroy();
     removeSoon(task.bundle);
     removeSoon(join(this.o.root, DIR, task.namespace, task.id));
@@ -203,11 +205,16 @@ export class TaskManager {
         let runtime = '';
         try {
           runtime = readFileSync(join(bundle, 'runtime'), 'utf8').trim();
-          const client = await TtrpcClient.connect(readFileSync(join(bundle, 'address'), 'utf8').trim(), 1000);
+          const client = await this.connections.acquire(readFileSync(join(bundle, 'address'), 'utf8').trim(), 1000);
           const task: Task = { namespace: ns, id, runtime, bundle, pid: 0, client };
+          try {
+            task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
+            await this.call(task, 'State', { id });
+          } catch (err) {
+            this.connections.release(client);
+            throw err;
+          }
           try { task.shimLog = this.readShimLog(ns, id, bundle); } catch { /* no log FIFO: a shim that does not need one */ }
-          task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
-          await this.call(task, 'State', { id });
           this.tasks.set(tkey(ns, id), task);
           if (this.o.groupShims && runtime === BERTH_RUNTIME) this.groups.set(`${runtime}/${ns}`, readAddress(bundle));
           this.watch(task);
@@ -257,7 +264,8 @@ export class TaskManager {
 
   closeAll(): void {
     this.closing = true;
-    for (const t of this.tasks.values()) { t.client.close(); t.shimLog?.destroy(); }
+    for (const t of this.tasks.values()) t.shimLog?.destroy();
+    this.connections.closeAll();
   }
 }
 
