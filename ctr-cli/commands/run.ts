@@ -1,7 +1,7 @@
 // berth run: ctr's `run` — create a container from an image (snapshot on its top layer, spec from
 // containerd's default + the image config + flags), run it as a task with stdio on FIFOs, wait, and exit
 // with its status. --rm removes the task, container and snapshot afterwards; -d leaves it running.
-import { errInvalidArgument } from '../../api/errdefs.ts';
+import { ErrorCode, codeOf, errInvalidArgument } from '../../api/errdefs.ts';
 import { encodeMessage } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext, type Flags, type FlagSpec } from '../command.ts';
 import type { ApiClient } from '../../api/grpc-client.ts';
@@ -13,6 +13,7 @@ import { consoleSize, openTaskIo, requireTerminal, type TaskIo } from '../task-i
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
 const TASKS = 'containerd.services.tasks.v1.Tasks';
 const SNAPSHOTS = 'containerd.services.snapshots.v1.Snapshots';
+const LEASES = 'containerd.services.leases.v1.Leases';
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 
 export const CONTAINER_FLAGS: FlagSpec[] = [
@@ -38,10 +39,31 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
 ];
 
 /** Creates the container record and its snapshot from an image; returns the rootfs mounts, and the release of
- * the lease that held the snapshot meanwhile (nothing waits on it: it is awaited before the command ends). */
+ * the lease that held the snapshot meanwhile (nothing waits on it: it is awaited before the command ends).
+ * Calls that do not depend on each other go out at once: the lease with the image lookup, the snapshot with
+ * the container record. */
 export async function createContainer(ctx: CliContext, flags: Flags, image: string, id: string, args: string[]): Promise<{ rootfs: any[]; released: Promise<unknown> }> {
   const c = ctx.client();
-  const img = await runnableImage(c, image);
+  // As containerd's client: a lease holds the new snapshot until the container record references it, so a
+  // garbage collection in between cannot take it.
+  const leasing = c.call(LEASES, 'Create', { labels: { 'containerd.io/gc.expire': new Date(Date.now() + 3_600_000).toISOString() } });
+  leasing.catch(() => undefined);
+  const release = async () => {
+    try { await c.call(LEASES, 'Delete', { id: (await leasing).lease.id }); } catch { /* never made, or gone */ }
+  };
+  try {
+    const img = await runnableImage(c, image);
+    const spec = containerSpec(ctx, flags, id, img, args);
+    const { lease } = await leasing;
+    const rootfs = await createUnderLease(c.with({ lease: lease.id }), flags, image, id, img, spec);
+    return { rootfs, released: release() };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
+function containerSpec(ctx: CliContext, flags: Flags, id: string, img: RunnableImage, args: string[]): Spec {
   const spec = defaultSpec(ctx.namespace, id);
   withImageConfig(spec, img.config, args);
   const env = flags.env as string[];
@@ -64,43 +86,35 @@ export async function createContainer(ctx: CliContext, flags: Flags, image: stri
     if (!(Number(flags.cpus) > 0)) throw errInvalidArgument(`--cpus ${flags.cpus}: want a positive number`);
   }
   if (flags['cpu-quota']) spec.linux.resources.cpu = { period: 100_000, quota: positive(flags['cpu-quota'] as string, '--cpu-quota') };
-  const snapshotter = flags.snapshotter as string;
-  // As containerd's client: a lease holds the new snapshot until the container record references it, so a
-  // garbage collection in between cannot take it.
-  const { lease } = await c.call('containerd.services.leases.v1.Leases', 'Create', {
-    labels: { 'containerd.io/gc.expire': new Date(Date.now() + 3_600_000).toISOString() },
-  });
-  const release = () => c.call('containerd.services.leases.v1.Leases', 'Delete', { id: lease.id }).catch(() => undefined);
-  let rootfs: any[];
-  try {
-    rootfs = await createUnderLease(c.with({ lease: lease.id }), flags, image, id, img, spec, snapshotter);
-  } catch (err) {
-    await release();
-    throw err;
-  }
-  return { rootfs, released: release() };
+  return spec;
 }
 
-async function createUnderLease(c: ApiClient, flags: Flags, image: string, id: string, img: RunnableImage, spec: Spec, snapshotter: string): Promise<any[]> {
-  const { mounts } = await c.call(SNAPSHOTS, 'Prepare', { snapshotter, key: id, parent: img.chainId }).catch((err) => {
-    if (/not found/.test((err as Error).message)) throw errInvalidArgument(`image ${image} is not unpacked for snapshotter ${snapshotter}: pull it with berth images pull`);
-    throw err;
-  });
+async function createUnderLease(c: ApiClient, flags: Flags, image: string, id: string, img: RunnableImage, spec: Spec): Promise<any[]> {
+  const snapshotter = flags.snapshotter as string;
   const labels = Object.fromEntries((flags.label as string[]).map((l) => { const i = l.indexOf('='); return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)]; }));
   const binary = flags['runc-binary'] as string | undefined;
-  try {
-    await c.call(CONTAINERS, 'Create', {
+  const [prepared, created] = await Promise.allSettled([
+    c.call(SNAPSHOTS, 'Prepare', { snapshotter, key: id, parent: img.chainId }),
+    c.call(CONTAINERS, 'Create', {
       container: {
         id, image: img.name, labels, snapshotter, snapshotKey: id,
         runtime: { name: flags.runtime, ...(binary ? { options: { typeUrl: 'containerd.runc.v1.Options', value: encodeMessage('containerd.runc.v1.Options', { binaryName: binary }) } } : {}) },
         spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(spec)) },
       },
-    });
-  } catch (err) {
-    await c.call(SNAPSHOTS, 'Remove', { snapshotter, key: id }).catch(() => undefined);
+    }),
+  ]);
+  // Undo only what this call made: a snapshot or container that was there already is someone else's.
+  if (prepared.status === 'rejected') {
+    if (created.status === 'fulfilled') await c.call(CONTAINERS, 'Delete', { id }).catch(() => undefined);
+    const err = prepared.reason as Error;
+    if (codeOf(err) === ErrorCode.NotFound) throw errInvalidArgument(`image ${image} is not unpacked for snapshotter ${snapshotter}: pull it with berth images pull`);
     throw err;
   }
-  return mounts;
+  if (created.status === 'rejected') {
+    await c.call(SNAPSHOTS, 'Remove', { snapshotter, key: id }).catch(() => undefined);
+    throw created.reason;
+  }
+  return prepared.value.mounts;
 }
 
 /** ctr's --log-uri: a binary:// or file:// URI, or an absolute path (a file). */

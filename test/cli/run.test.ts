@@ -131,3 +131,19 @@ test.serial('berth run --log-uri: output goes to a binary:// logger or a file in
   t.regex(bad.stderr, /--log-uri syslog:\/\/x: want binary:/);
   t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '', 'nothing was created');
 });
+
+test.serial('run refuses an id in use and an image not unpacked for the snapshotter, undoing only what it made', async (t) => {
+  const d = await startDaemon(t);
+  await loadImage(t, d.client('default'), 'busybox:test', await busyboxImage({ tag: 'undo' }));
+  t.is((await berth(d.address, ['containers', 'create', 'busybox:test', 'taken', 'sleep', '300'])).code, 0);
+  const again = await berth(d.address, ['run', '--rm', 'busybox:test', 'taken', '/bin/true']);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /^berth: .*taken.*already exists/);
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, 'taken\n', 'the container that was there stays');
+  t.regex((await berth(d.address, ['snapshots', 'ls'])).stdout, /\btaken\b/, 'and so does its snapshot');
+  const elsewhere = await berth(d.address, ['run', '--rm', '--snapshotter', 'native', 'busybox:test', 'fresh', '/bin/true']);
+  t.is(elsewhere.code, 1);
+  t.regex(elsewhere.stderr, /^berth: image busybox:test is not unpacked for snapshotter native: pull it with berth images pull\n$/);
+  t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, 'taken\n', 'no record is left for the refused run');
+  t.is((await berth(d.address, ['leases', 'ls', '-q'])).stdout, '', 'nor a lease');
+});
