@@ -23,7 +23,8 @@ export class EventPublisher {
     if (!this.address) return;
     if (this.queue.length >= MAX_QUEUE) this.log.warn({ topic: this.queue.shift()!.topic }, 'event queue full: dropped the oldest');
     this.queue.push({ topic, typeName, event, timestamp: new Date() });
-    void this.drain();
+    // After the current request's reply is written: the caller waits for that, nobody waits for the event.
+    setImmediate(() => void this.drain());
   }
 
   /** Resolves once every queued event has been sent (or the publisher gave up). */

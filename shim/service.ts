@@ -242,6 +242,8 @@ export class ShimService {
           return {};
         }
         await c.runtime.kill(c.id, req.signal, !!req.all);
+        // A killed init that was never started has no start event to wait for: its exit is reported as is.
+        if (p.status === 'CREATED') p.markStarted();
         return {};
       },
 

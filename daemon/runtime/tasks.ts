@@ -120,7 +120,8 @@ export class TaskManager {
         });
         task.pid = created.pid;
       } catch (err) {
-        await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
+        // A shim of its own goes with the failed task; a group's shim serves others.
+        if (!group) await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
         this.connections.release(client);
         shimLog.destroy();
         throw err;
@@ -145,7 +146,8 @@ export class TaskManager {
         const client = await this.connections.acquire(known, 1000);
         writeFileSync(join(bundle, 'address'), known);
         return { address: known, client };
-      } catch {
+      } catch (err) {
+        this.o.log.warn({ err, group, address: known }, 'group shim unreachable: starting another');
         this.groups.delete(group!);
       }
     }

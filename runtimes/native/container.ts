@@ -10,7 +10,7 @@ import { errFailedPrecondition, errInternal, errInvalidArgument } from '../../ap
 import { openCgroup } from '../cgroups/index.ts';
 import type { CgroupManager, LinuxResources } from '../cgroups/types.ts';
 import { buildExecPlan, buildPlan } from '../oci/plan.ts';
-import type { Device, Process, State } from '../oci/spec.ts';
+import type { Device, Process, Spec, State } from '../oci/spec.ts';
 import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
@@ -31,11 +31,20 @@ export interface CreateOptions {
   /** Run the init under berth-monitor (the shim's fast path): stdio from these paths (or through a pty the
    * monitor holds, with console), exit status to the file. */
   monitor?: { exitFile: string; stdio?: StdioPaths; console?: ConsolePaths };
+  /** The terminal's size when the process starts, over the spec's (a foreground run sizes it to ours). */
+  consoleSize?: { width: number; height: number };
 }
 
 export class Runtime {
   readonly store: StateStore;
+  /** The spec each container was created with, while this process lives (a shim): start, exec and delete then
+   * need not read and validate config.json again. */
+  private readonly specs = new Map<string, Spec>();
   constructor(root?: string) { this.store = new StateStore(root); }
+
+  private specOf(record: ContainerRecord): Spec {
+    return this.specs.get(record.id) ?? loadBundle(record.bundle).spec;
+  }
 
   status(record: ContainerRecord): State['status'] {
     if (!isAlive(record)) return 'stopped';
@@ -59,6 +68,7 @@ export class Runtime {
   async create(id: string, opts: CreateOptions, mode: 'create' | 'run' = 'create'): Promise<{ pid: number; exited?: Promise<number>; monitored?: Monitored }> {
     checkId(id);
     const { spec, bundle, rootfs } = loadBundle(opts.bundle);
+    if (opts.consoleSize && spec.process?.terminal) spec.process.consoleSize = opts.consoleSize;
     const dir = this.store.claim(id);
     const cgroupsPath = spec.linux?.cgroupsPath ?? '';
     let cgroup: CgroupManager | undefined;
@@ -110,6 +120,7 @@ export class Runtime {
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
       if (mode === 'run') await runHooks('poststart', spec.hooks?.poststart, toState(record, 'running')).catch(warn);
       else sync.destroy();
+      this.specs.set(id, spec);
       return { pid, exited: mode === 'run' ? exited : undefined, monitored: init.monitored };
     } catch (err) {
       init?.abort();
@@ -130,7 +141,7 @@ export class Runtime {
     const status = this.status(record);
     if (status !== 'running') throw errFailedPrecondition(`cannot exec in container ${id}: it is ${status}, not running`);
     validateProcess(proc);
-    const { spec } = loadBundle(record.bundle);
+    const spec = this.specOf(record);
     const planPath = join(this.store.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileSync(planPath, buildExecPlan({
       process: proc, containerPid: record.pid, namespaces: (spec.linux?.namespaces ?? []).map((ns) => ns.type),
@@ -171,8 +182,7 @@ export class Runtime {
       closeSync(fd);
       unlinkSync(fifo);
     }
-    const { spec } = loadBundle(record.bundle);
-    await runHooks('poststart', spec.hooks?.poststart, toState(record, 'running')).catch(warn);
+    await runHooks('poststart', this.specOf(record).hooks?.poststart, toState(record, 'running')).catch(warn);
   }
 
   kill(id: string, signal: string | number, all = false): void {
@@ -199,7 +209,8 @@ export class Runtime {
     await destroyCgroup(cgroup);
     removeSoon(this.store.dir(id));
     try {
-      const { spec } = loadBundle(record.bundle);
+      const spec = this.specOf(record);
+      this.specs.delete(id);
       await runHooks('poststop', spec.hooks?.poststop, toState(record, 'stopped'));
     } catch (err) { warn(err); }
   }

@@ -86,7 +86,8 @@ test.serial('200 create/start/wait/delete cycles, 8 at a time, leave nothing beh
   t.is(mountCount(d.config.state), 0, 'no rootfs mounts left');
   // This daemon's monitors (their exit files live in its bundles); other tests may run containers meanwhile.
   t.deepEqual(processesOf('berth-monitor', d.config.state), [], 'no monitors left');
-  t.is(processesOf('containerd-shim-berth-v2', d.address).length, 1, 'one shim served the whole namespace, even with 8 creates at once');
+  const shims = processesOf('containerd-shim-berth-v2', d.address);
+  t.is(shims.length, 1, `one shim served the whole namespace, even with 8 creates at once: ${shims.map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')).join(' | ')}`);
   t.true(cgroupDirs(parent).every((dir) => dir.includes('/berth-spare-')), `only the idle shim's spare stage is left: ${cgroupDirs(parent)}`);
   await d.daemon.ctx.tasks.stopIdleShims();
   for (let i = 0; i < 100 && processesOf('containerd-shim-berth-v2', d.address).length; i++) await new Promise((r) => setTimeout(r, 50));

@@ -92,6 +92,36 @@ test.serial('unknown runtimes and missing containers are refused clearly', async
   t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
 });
 
+test.serial('a task that fails to create in a grouped shim is refused; the shim and its other tasks carry on; a task killed before it starts reports 137', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const bind = [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }];
+  const running = uid();
+  await createContainer(c, running, ['/bin/sleep', '1000']);
+  const { pid } = await c.call(TASKS, 'Create', { containerId: running, rootfs: bind });
+  await c.call(TASKS, 'Start', { containerId: running });
+  const shim = ppidOf(ppidOf(pid));
+  const broken = uid();
+  const spec = defaultSpec(['/bin/true']);
+  spec.linux.cgroupsPath = `/berth-tasks-test/${broken}`;
+  spec.mounts.push({ destination: '/data', type: 'bind', source: '/nonexistent/berth-source', options: ['rbind'] });
+  await c.call(CONTAINERS, 'Create', { container: { id: broken, runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  const err = await t.throwsAsync(c.call(TASKS, 'Create', { containerId: broken, rootfs: bind }));
+  t.regex(err!.message, /nonexistent\/berth-source/);
+  await new Promise((r) => setTimeout(r, 300));
+  t.like(await c.call(TASKS, 'Get', { containerId: running }), { process: { status: 'RUNNING' } }, 'the other task runs on');
+  const next = uid();
+  await createContainer(c, next, ['/bin/true']);
+  const created = await c.call(TASKS, 'Create', { containerId: next, rootfs: bind });
+  t.is(ppidOf(ppidOf(created.pid)), shim, 'in the same shim');
+  for (const id of [next, running]) {
+    await c.call(TASKS, 'Kill', { containerId: id, signal: 9 });
+    t.is((await c.call(TASKS, 'Wait', { containerId: id })).exitStatus, 137, `${id === next ? 'never started' : 'running'}: killed`);
+    await c.call(TASKS, 'Delete', { containerId: id });
+  }
+});
+
 test.serial('berthd killed with SIGKILL while 20 containers run finds them all after a restart, with the exits that happened meanwhile', async (t) => {
   const first = await startDaemonProcess(t);
   const c1 = first.client('default');
@@ -172,10 +202,11 @@ test.serial('a grouped shim keeps a spare monitor while idle, its child already 
   await new Promise((r) => setTimeout(r, 300));
   const next = monitorsOf(shim).filter((m) => m.cmdline === 'berth-monitor --spare');
   t.is(next.length, 1, 'and a new spare takes its place');
-  t.is(new Set(spareStages().map((s) => s.split('/')[1])).size, 1, 'one stage, for the new spare');
+  const ours = (stages: string[]) => stages.filter((s) => s.includes(`/berth-spare-${shim}-`));
+  t.is(new Set(ours(spareStages()).map((s) => s.split('/')[1])).size, 1, 'one stage, for the new spare');
   await d.daemon.ctx.tasks.stopIdleShims();
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid)) await new Promise((r) => setTimeout(r, 50));
   t.false(execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid), 'the spare exits with its shim');
-  t.deepEqual(spareStages(), [], 'and its stage is removed');
+  t.deepEqual(ours(spareStages()), [], 'and its stage is removed');
 });

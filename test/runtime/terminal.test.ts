@@ -137,7 +137,8 @@ test.serial('run and exec --tty in the foreground (no console socket) relay the 
   for (const [name, bin] of RUNTIMES) {
     const root = join(tempDir(t, `ttyfg-${name}-`), 'root');
     const dir = tempDir(t, `ttyfg-bundle-${name}-`);
-    makeBundle(dir, { args: ['sh', '-c', 'tty; stty size; echo type-now; read line; echo got:$line; exit 4'], edit: withTerminal });
+    // runc sizes the pty to our window only once the process runs: wait until it has (berth-runc starts it so).
+    makeBundle(dir, { args: ['sh', '-c', 'tty; for i in $(seq 1 100); do s=$(stty size); [ "$s" != "33 111" ] && break; sleep 0.02; done; echo $s; echo type-now; read line; echo got:$line; exit 4'], edit: withTerminal });
     const env = { ...process.env, NODE_EXTRA_CA_CERTS: '' };
     const run = await runOnPty([...bin, '--root', root, 'run', '--bundle', dir, uniqueId('fg')], {
       cols: 90, rows: 25, env, typed: [{ when: /type-now/, text: 'typed\r' }],

@@ -36,9 +36,13 @@ async function relayed(start: (relay: Relay) => Promise<Monitored>): Promise<num
   }
 }
 
+/** Our window's size, for a process that must start at it rather than get it a moment later. */
+const ourSize = () => (process.stdout.isTTY ? { width: process.stdout.columns, height: process.stdout.rows } : undefined);
+
 export function runWithTerminal(runtime: Runtime, id: string, opts: CreateOptions): Promise<number> {
   return relayed(async (relay) => {
-    const { monitored } = await runtime.create(id, { ...opts, monitor: relay });
+    const size = ourSize();
+    const { monitored } = await runtime.create(id, { ...opts, monitor: relay, ...(size ? { consoleSize: size } : {}) });
     await runtime.start(id);
     return monitored!;
   });
@@ -47,8 +51,8 @@ export function runWithTerminal(runtime: Runtime, id: string, opts: CreateOption
 export function execWithTerminal(runtime: Runtime, id: string, proc: Process, opts: { pidFile?: string; preserveFds?: number }): Promise<number> {
   return relayed(async (relay) => {
     let monitored: Monitored | undefined;
-    // The process runs at once: it must start at our window's size, not get it a moment later.
-    const sized = process.stdout.isTTY ? { ...proc, consoleSize: { width: process.stdout.columns, height: process.stdout.rows } } : proc;
+    const size = ourSize();
+    const sized = size ? { ...proc, consoleSize: size } : proc;
     await runtime.exec(id, sized, { ...opts, monitor: relay, onMonitor: (m) => { monitored = m; } });
     return monitored!;
   });
