@@ -4,6 +4,7 @@
 // snapshotters read them). With a lease, created snapshots are attached to it. A prepare labelled
 // containerd.io/snapshot.ref=<target> that the backend answers with already-exists (a remote snapshot it can
 // serve lazily) records <target> as committed and answers already-exists, so the client skips the layer.
+import { randomBytes } from 'node:crypto';
 import type { Mount } from '../../api/mount.ts';
 import { errAlreadyExists, errFailedPrecondition, errInvalidArgument, errNotFound, isAlreadyExists } from '../../api/errdefs.ts';
 import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
@@ -81,8 +82,10 @@ export class NamespacedSnapshotter implements Snapshotter {
     try { return await fn(); } finally { creating.delete(k); }
   }
 
+  /** Unique per creation, so a name removed and made again never meets its predecessor in the backend (which
+   * the garbage collector removes later). Random rather than a counter: a counter would cost a commit. */
   private backendKey(name: string): string {
-    return `${this.namespace}/${this.t.write(() => this.t.next('snapshot'))}/${name}`;
+    return `${this.namespace}/${Date.now().toString(36)}-${randomBytes(5).toString('hex')}/${name}`;
   }
 
   /** Records a new snapshot and attaches it to the lease; call inside write(). */
@@ -156,11 +159,12 @@ export class NamespacedSnapshotter implements Snapshotter {
   }
 
   async remove(name: string): Promise<void> {
-    const rec = this.record(name);
+    this.record(name); // not found unless it exists
     for (const { value } of this.t.snapshots.getRange(range(this.namespace, this.snapshotter))) {
       if (value.parent === name) throw errFailedPrecondition(`snapshot ${JSON.stringify(name)} has children: remove them first`);
     }
-    await this.backend.remove(rec.backendKey);
+    // As containerd: the name goes now; the backend snapshot, referenced by no namespace, goes with the garbage
+    // collection scheduled here (which removes children before parents).
     this.t.write(() => this.t.snapshots.removeSync(this.k(name)));
     this.dirty();
   }

@@ -41,8 +41,11 @@ test('namespaced snapshots: prepare, commit, view, stat, walk, remove', async (t
   code(t, await t.throwsAsync(s.remove('sha256:chain2')), ErrorCode.FailedPrecondition);
   await s.remove('ctr-1');
   await s.remove('sha256:chain2');
-  t.deepEqual(await names(s), ['ro-view', 'sha256:chain1']);
-  t.is((await backendKeys(backend)).length, 2);
+  t.deepEqual(await names(s), ['ro-view', 'sha256:chain1'], 'the names go at once');
+  t.is((await backendKeys(backend)).length, 4, 'their backend snapshots wait for the garbage collection');
+  await db.gc();
+  t.deepEqual(await names(s), ['sha256:chain1'], 'which keeps the root and takes what nothing references');
+  t.is((await backendKeys(backend)).length, 1, 'with the backend snapshots of all that is gone');
 });
 
 test('namespaced snapshots: the same key in two namespaces are two snapshots', async (t) => {
