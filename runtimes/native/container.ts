@@ -206,7 +206,11 @@ export class Runtime {
       try { process.kill(record.pid, 'SIGKILL'); } catch { /* raced with its exit */ }
       await waitUntil(() => !isAlive(record), 5000);
     }
-    await destroyCgroup(cgroup);
+    // In its own pid namespace, a container whose init is gone has nothing left in its cgroups: the kernel killed
+    // the rest with it (their exits may still be settling: removing the cgroups waits for that).
+    const ownPidNamespace = this.specs.get(id)?.linux?.namespaces?.some((ns) => ns.type === 'pid' && !ns.path);
+    if (ownPidNamespace) await cgroup.destroy();
+    else await destroyCgroup(cgroup);
     removeSoon(this.store.dir(id));
     try {
       const spec = this.specOf(record);
