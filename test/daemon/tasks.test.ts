@@ -3,7 +3,7 @@
 // its tasks again after a restart.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsc, createReadStream, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { unpackAny } from '../../api/proto.ts';
@@ -170,6 +170,43 @@ function cgroupsOf(pid: number): Map<string, string> {
 }
 const spareStages = () => readdirSync('/sys/fs/cgroup').flatMap((h) => {
   try { return readdirSync(join('/sys/fs/cgroup', h, 'berth-tasks-test')).filter((n) => n.startsWith('berth-spare-')).map((n) => `${h}/${n}`); } catch { return []; }
+});
+
+test.serial('a container under another cgroup parent is not born in the stage: it gets its own cgroups, the unused stage goes, and the next stage follows it', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const bind = [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }];
+  const otherParent = `berth-tasks-other-${process.pid}`;
+  t.teardown(() => { for (const h of readdirSync('/sys/fs/cgroup')) { try { rmdirSync(join('/sys/fs/cgroup', h, otherParent)); } catch { /* none */ } } });
+  const first = uid();
+  await createContainer(c, first, ['/bin/true']);
+  const { pid } = await c.call(TASKS, 'Create', { containerId: first, rootfs: bind });
+  const shim = ppidOf(ppidOf(pid));
+  await c.call(TASKS, 'Start', { containerId: first });
+  await c.call(TASKS, 'Wait', { containerId: first });
+  await c.call(TASKS, 'Delete', { containerId: first });
+  const stagesUnder = (parent: string) => readdirSync('/sys/fs/cgroup').flatMap((h) => {
+    try { return readdirSync(join('/sys/fs/cgroup', h, parent)).filter((n) => n.startsWith(`berth-spare-${shim}-`)); } catch { return []; }
+  });
+  const settle = async (check: () => boolean) => { for (let i = 0; i < 60 && !check(); i++) await new Promise((r) => setTimeout(r, 50)); };
+  await settle(() => stagesUnder('berth-tasks-test').length > 0);
+  t.true(stagesUnder('berth-tasks-test').length > 0, 'a stage waits beside the first container\'s cgroups');
+  const second = uid();
+  const spec = defaultSpec(['/bin/sleep', '1000']);
+  spec.linux.cgroupsPath = `/${otherParent}/${second}`;
+  await c.call(CONTAINERS, 'Create', { container: { id: second, runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  const created = await c.call(TASKS, 'Create', { containerId: second, rootfs: bind });
+  for (const [hierarchy, path] of cgroupsOf(created.pid)) t.is(path, `/${otherParent}/${second}`, `its own cgroup (${hierarchy || 'cgroup2'})`);
+  await settle(() => stagesUnder('berth-tasks-test').length === 0 && stagesUnder(otherParent).length > 0);
+  t.deepEqual(stagesUnder('berth-tasks-test'), [], 'the stage nobody could use is removed');
+  t.true(stagesUnder(otherParent).length > 0, 'and the next one waits beside the second container\'s cgroups');
+  await c.call(TASKS, 'Kill', { containerId: second, signal: 9 });
+  await c.call(TASKS, 'Wait', { containerId: second });
+  await c.call(TASKS, 'Delete', { containerId: second });
+  await d.daemon.ctx.tasks.stopIdleShims();
+  await settle(() => stagesUnder(otherParent).length === 0);
+  t.deepEqual(stagesUnder(otherParent), [], 'which goes with the shim');
 });
 
 test.serial('a grouped shim keeps a spare monitor while idle, its child already in cgroups beside the last container\'s; the next container is born in them, renamed; both leave with the shim', async (t) => {
