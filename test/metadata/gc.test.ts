@@ -202,3 +202,27 @@ test('reopening sweeps a blob and a snapshot a crash left without database recor
   await tdb.reopen();
   t.true(await waitFor(async () => (await digests(tdb.backend)).length === 0 && (await snapshotNames(tdb.snapshotter)).length === 0));
 });
+
+test('scheduled collections are paced: after one that took D ms the next waits at least 50·D (pauses under 2%, as containerd)', async (t) => {
+  const { db } = await openTestDB(t, { gcDelayMs: 20 });
+  const cs = db.content('default');
+  for (let i = 0; i < 150; i++) await putBlob(cs, `unreferenced ${i}`);
+  const runs: { startedAt: number; endedAt: number; durationMs: number }[] = [];
+  const collect = db.gc.bind(db);
+  db.gc = async () => {
+    const startedAt = Date.now();
+    const r = await collect();
+    runs.push({ startedAt, endedAt: Date.now(), durationMs: r.durationMs });
+    return r;
+  };
+  db.scheduleGC();
+  await waitFor(async () => runs.length === 1);
+  t.is(runs.length, 1, 'the first scheduled collection ran');
+  await putBlob(cs, 'one more');
+  db.scheduleGC();
+  await waitFor(async () => runs.length === 2, 20_000);
+  t.is(runs.length, 2, 'and the next one too');
+  const [first, second] = runs as [typeof runs[0], typeof runs[0]];
+  t.true(second.startedAt - first.endedAt >= Math.max(20, 50 * first.durationMs) - 5,
+    `the first took ${first.durationMs.toFixed(1)} ms; the second started ${second.startedAt - first.endedAt} ms after it`);
+});
