@@ -1,6 +1,6 @@
 // Serve mode: the long-lived shim. Logs go to the bundle's `log` FIFO when the daemon reads it.
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { TtrpcServer, type TtrpcHandler } from '../api/ttrpc/server.ts';
 import { spareMonitors } from '../runtimes/monitor.ts';
@@ -9,7 +9,13 @@ import { EventPublisher } from './events.ts';
 import type { ShimFlags } from './main.ts';
 import { ShimService } from './service.ts';
 
-export const STATE_ROOT = '/run/berth';
+/** Where backends keep their state (<root>/<backend>/<namespace>): the state directory of the daemon that made
+ * the bundle (<state>/io.containerd.runtime.v2.task/<namespace>/<id>), so that two daemons on one host never
+ * share a container's runtime state; /run/berth for a bundle laid out otherwise. */
+export function stateRootOf(bundle: string): string {
+  const tasks = dirname(dirname(resolve(bundle)));
+  return basename(tasks) === 'io.containerd.runtime.v2.task' ? dirname(tasks) : '/run/berth';
+}
 const IDLE_EXIT_MS = 5 * 60 * 1000;
 
 function logger(bundle: string, debug: boolean): Logger {
@@ -39,7 +45,7 @@ export async function serve(f: ShimFlags): Promise<void> {
   const server = new TtrpcServer();
   let stopping = false;
   const service = new ShimService({
-    namespace: f.namespace, stateRoot: STATE_ROOT, events, log, idleExitMs: process.env.BERTH_SHIM_GROUP ? IDLE_EXIT_MS : undefined,
+    namespace: f.namespace, stateRoot: stateRootOf(process.cwd()), events, log, idleExitMs: process.env.BERTH_SHIM_GROUP ? IDLE_EXIT_MS : undefined,
     onShutdown: () => {
       if (stopping) return;
       stopping = true;

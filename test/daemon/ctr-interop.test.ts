@@ -85,29 +85,30 @@ test.serial('ctr images pull (client-side unpack through Snapshots and Diff) and
 });
 
 test.serial('ctr tasks ls, exec, metrics, kill and delete on berthd', async (t) => {
+  // Container ids, and so cgroup paths (/default/<id>), are the host's: unlike those of the CLI tests beside us.
   const d = await startDaemonProcess(t);
   const c = ctr(d.address);
   const archive = join(tempDir(t), 'busybox.tar');
   await run(process.execPath, ['--import', 'tsx', join(REPO, 'scripts', 'demo-image.ts'), archive, 'ctr-tasks']);
   await c('images', 'import', '--base-name', 'berth.local/busybox', archive);
-  await c('run', '-d', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'svc', 'sleep', '300');
-  t.regex(await c('tasks', 'ls'), /svc\s+\d+\s+RUNNING/);
-  t.is(await c('tasks', 'exec', '--exec-id', 'e1', 'svc', 'sh', '-c', 'echo from exec'), 'from exec\n');
+  await c('run', '-d', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'ctr-svc', 'sleep', '300');
+  t.regex(await c('tasks', 'ls'), /ctr-svc\s+\d+\s+RUNNING/);
+  t.is(await c('tasks', 'exec', '--exec-id', 'e1', 'ctr-svc', 'sh', '-c', 'echo from exec'), 'from exec\n');
   // From a real terminal: ctr exec -t gets a pty in the container, and ctr run -t a whole container on one.
-  const exec = await runOnPty(['ctr', '-a', d.address, 'tasks', 'exec', '-t', '--exec-id', 'e2', 'svc', 'sh', '-c', '[ -t 0 ] && tty; exit 3'], { timeoutMs: 30_000 });
+  const exec = await runOnPty(['ctr', '-a', d.address, 'tasks', 'exec', '-t', '--exec-id', 'e2', 'ctr-svc', 'sh', '-c', '[ -t 0 ] && tty; exit 3'], { timeoutMs: 30_000 });
   t.is(exec.code, 3, exec.screen);
   t.regex(exec.screen, /\/dev\/pts\/\d+/);
-  const runTty = await runOnPty(['ctr', '-a', d.address, 'run', '--rm', '-t', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'tty1',
+  const runTty = await runOnPty(['ctr', '-a', d.address, 'run', '--rm', '-t', '--runtime', 'io.containerd.berth.v2', 'berth.local/busybox:ctr-tasks', 'ctr-tty1',
     'sh', '-c', 'echo type-now; read line; echo got:$line; exit 9'], { typed: [{ when: /type-now/, text: 'over ctr\r' }], timeoutMs: 30_000 });
   t.is(runTty.code, 9, runTty.screen);
   t.regex(runTty.screen, /got:over ctr\r+\n/);
-  const metrics = await c('tasks', 'metrics', 'svc');
+  const metrics = await c('tasks', 'metrics', 'ctr-svc');
   t.regex(metrics, /memory\.usage_in_bytes\s+\d+/);
   t.regex(metrics, /pids\.current\s+[1-9]/);
-  await c('tasks', 'kill', '-s', 'SIGKILL', 'svc');
+  await c('tasks', 'kill', '-s', 'SIGKILL', 'ctr-svc');
   for (let i = 0; i < 50 && !/STOPPED/.test(await c('tasks', 'ls')); i++) await new Promise((r) => setTimeout(r, 50));
-  t.regex(await c('tasks', 'ls'), /svc\s+\d+\s+STOPPED/);
-  await c('tasks', 'delete', 'svc');
-  await c('containers', 'rm', 'svc');
+  t.regex(await c('tasks', 'ls'), /ctr-svc\s+\d+\s+STOPPED/);
+  await c('tasks', 'delete', 'ctr-svc');
+  await c('containers', 'rm', 'ctr-svc');
   t.is((await c('containers', 'ls', '-q')).trim(), '');
 });
