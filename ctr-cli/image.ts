@@ -30,14 +30,16 @@ export function chainIdOf(diffIds: string[]): string {
  * daemon each time (two calls). */
 const RESOLVED_DIR = '/run/berth/images';
 
-function cachedResolution(digest: string): Omit<RunnableImage, 'name'> | undefined {
-  try { return JSON.parse(readFileSync(join(RESOLVED_DIR, `${digest.replace(':', '-')}-${hostArch}.json`), 'utf8')); } catch { return undefined; }
+/** Where a digest's resolution is kept; none for a digest that is not a plain sha256 (it could name a path). */
+const resolutionFile = (digest: string) => (/^sha256:[0-9a-f]{64}$/.test(digest) ? join(RESOLVED_DIR, `${digest.replace(':', '-')}-${hostArch}.json`) : undefined);
+
+function cachedResolution(file: string): Omit<RunnableImage, 'name'> | undefined {
+  try { return JSON.parse(readFileSync(file, 'utf8')); } catch { return undefined; }
 }
 
-function cacheResolution(digest: string, resolved: Omit<RunnableImage, 'name'>): void {
+function cacheResolution(file: string, resolved: Omit<RunnableImage, 'name'>): void {
   try {
     mkdirSync(RESOLVED_DIR, { recursive: true, mode: 0o700 });
-    const file = join(RESOLVED_DIR, `${digest.replace(':', '-')}-${hostArch}.json`);
     writeFileSync(`${file}.${process.pid}`, JSON.stringify(resolved), { mode: 0o600 });
     renameSync(`${file}.${process.pid}`, file);
   } catch { /* not ours to write (another user's daemon): resolve each time */ }
@@ -48,10 +50,11 @@ export async function runnableImage(client: ApiClient, name: string): Promise<Ru
     if (codeOf(err) !== ErrorCode.NotFound) throw err;
     throw errNotFound(`image ${JSON.stringify(name)}: not found (pull or import it first): ${(err as Error).message}`);
   });
-  const cached = /^sha256:[0-9a-f]{64}$/.test(image.target.digest) ? cachedResolution(image.target.digest) : undefined;
+  const file = resolutionFile(image.target.digest);
+  const cached = file && cachedResolution(file);
   if (cached) return { name, ...cached };
   const resolved = await resolveImage(client, name, image.target);
-  if (/^sha256:[0-9a-f]{64}$/.test(image.target.digest)) cacheResolution(image.target.digest, { config: resolved.config, chainId: resolved.chainId });
+  if (file) cacheResolution(file, { config: resolved.config, chainId: resolved.chainId });
   return resolved;
 }
 

@@ -11,7 +11,8 @@ import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import { sealedCopy } from '../api/libc.ts';
 import { nativeBinary } from '../api/native-binary.ts';
 import { CgroupStage } from './cgroups/staging.ts';
-import { processStartTime } from './native/state.ts';
+import type { CgroupManager } from './cgroups/types.ts';
+import { processStartTime } from './proc.ts';
 
 export interface StdioPaths {
   stdin?: string;
@@ -45,7 +46,7 @@ export interface MonitorOptions {
   syncPipe?: boolean;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  /** A spare the caller took (to adopt its stage); otherwise one is taken here when the command allows. */
+  /** A spare the caller took (into its cgroup); otherwise one is taken here when the command allows. */
   spare?: Spare;
 }
 
@@ -122,6 +123,8 @@ export interface Spare {
   /** Lines from its notify pipe: "spare <child pid>" first, then what startMonitored reads. */
   lines: Interface;
   stage?: CgroupStage;
+  /** Once taken: the cgroup directories its child is in already (its stage, renamed into place). */
+  bornIn?: ReadonlySet<string>;
 }
 
 /**
@@ -153,16 +156,22 @@ class SpareMonitors {
     }
   }
 
-  take(): Spare | undefined {
+  /** The spare, if one is ready. With `into`, its stage is renamed into that cgroup's place when it can be
+   * (`bornIn`); a stage nobody adopts is removed, and a process forked by the spare is moved as usual. */
+  take(into?: CgroupManager): Spare | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    return spare && spare.process.exitCode === null && spare.process.signalCode === null ? spare : undefined;
+    if (!spare || spare.process.exitCode !== null || spare.process.signalCode !== null) return undefined;
+    spare.bornIn = (into && spare.stage?.adopt(into)) || new Set();
+    if (!spare.bornIn.size) spare.stage?.discard();
+    return spare;
   }
 
   /** Ends the spare and its child now and removes their stage (the caller is exiting). */
   async close(): Promise<void> {
     this.enabled = false;
-    const spare = this.take();
+    const spare = this.spare;
+    this.spare = undefined;
     if (!spare) return;
     for (const pid of [this.childPid, spare.process.pid!]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     // An exited process has left its cgroups, zombie or not; then the stage can go.
@@ -211,7 +220,6 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
   if (opts.syncPipe) stdio.push('pipe');
   const spare = opts.spare ?? (opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined);
-  if (!opts.spare) spare?.stage?.discard(); // nobody adopts it: the process is moved as usual
   let child: ChildProcess;
   if (spare) {
     const payload = Buffer.from(args.map((a) => `${a}\0`).join(''));

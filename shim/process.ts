@@ -1,6 +1,6 @@
 // One process the shim supervises: a container's init or an exec'd process. Its exit comes from its
-// berth-monitor; the exit event is published only after the start event, so an exit that happens before
-// Start returns is never lost nor reported out of order.
+// berth-monitor; an exit while Start runs is published only after the start event, so it is never lost nor
+// reported out of order.
 import type { Monitored, StdioPaths } from '../runtimes/monitor.ts';
 import type { Process } from '../runtimes/oci/spec.ts';
 import type { ProcessIo } from './stdio.ts';

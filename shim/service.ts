@@ -134,7 +134,6 @@ export class ShimService {
           await io.logger?.start(req.id, this.opts.namespace);
           // What `shim delete` needs if this shim dies.
           writeFileSync(join(c.stateDir, 'runtime.json'), JSON.stringify({ binaryName, root: runtimeRoot, pid: init.pid }));
-          init.holdExitUntilStarted();
           init.watch(m, this.onExit(c));
         } catch (err) {
           io.logger?.release();
@@ -155,6 +154,9 @@ export class ShimService {
         const { c, p } = this.process(req.id, req.execId);
         if (p.status !== 'CREATED') throw errFailedPrecondition(`process ${p.id} is ${p.status.toLowerCase()}, not created`);
         if (!req.execId) {
+          // An exit while Start runs is reported after the start event; one before it (killed, or died while
+          // waiting to start) is reported at once.
+          p.holdExitUntilStarted();
           try {
             await c.runtime.start(c.id);
           } catch (err) {
@@ -242,8 +244,6 @@ export class ShimService {
           return {};
         }
         await c.runtime.kill(c.id, req.signal, !!req.all);
-        // A killed init that was never started has no start event to wait for: its exit is reported as is.
-        if (p.status === 'CREATED') p.markStarted();
         return {};
       },
 

@@ -57,7 +57,6 @@ export class Tables {
   readonly leases: Database<LeaseRecord, string>;
   /** ns, lease, type, id → true. */
   readonly leaseResources: Database<true, string>;
-  readonly counters: Database<number, string>;
   /** Commits and content/snapshot creation hold it shared; the GC sweep holds it exclusively. */
   readonly gcLock = new RWLock();
 
@@ -71,7 +70,6 @@ export class Tables {
     this.snapshots = db('snapshots');
     this.leases = db('leases');
     this.leaseResources = db('lease-resources');
-    this.counters = db('counters');
   }
 
   static open(path: string): Tables {
@@ -89,13 +87,6 @@ export class Tables {
       const now = Date.now();
       this.namespaces.putSync(ns, { labels: {}, createdAt: now, updatedAt: now });
     }
-  }
-
-  /** Next value of a persistent counter; call inside write(). */
-  next(name: string): number {
-    const n = (this.counters.get(name) ?? 0) + 1;
-    this.counters.putSync(name, n);
-    return n;
   }
 
   /** Throws not-found unless the lease exists; call inside write() when attaching resources. */

@@ -5,13 +5,14 @@
 // last container's cgroups, and renames them into the new container's place when it is created: cgroup v1
 // renames a directory within its parent. cgroup2 cannot rename; there the init is cloned into its cgroup
 // (CLONE_INTO_CGROUP, see the plan's cgroup2 record), which takes no write lock either.
-import { existsSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { makeDirs, removeDirs } from './common.ts';
+import { removeCgroupDirs } from './files.ts';
 import type { CgroupManager } from './types.ts';
 import { inheritCpuset } from './v1.ts';
-import { processStartTime } from '../native/state.ts';
+import { processStartTime } from '../proc.ts';
 
 const PREFIX = 'berth-spare-';
 let sequence = 0;
@@ -34,7 +35,8 @@ export class CgroupStage {
   static learn(cgroup: CgroupManager): void {
     const parents = v1Dirs(cgroup).map(dirname);
     if (!parents.length) return;
-    if (parents.join() !== CgroupStage.parents?.join()) sweepStale(parents); // stages of shims killed before us
+    // Stages of shims killed before us, beside where ours will be.
+    if (parents.join() !== CgroupStage.parents?.join()) void removeCgroupDirs(staleStages(parents), 2000).catch(() => undefined);
     CgroupStage.parents = parents;
     CgroupStage.cpusetParent = cgroup.paths.cpuset && dirname(cgroup.paths.cpuset);
   }
@@ -86,36 +88,27 @@ export class CgroupStage {
   discard(): void {
     if (this.adopted) return;
     this.adopted = true;
-    const dirs = this.dirs;
-    let tries = 0;
-    const attempt = () => {
-      const left = dirs.filter((d) => { try { rmdirSync(d); return false; } catch (err) { return (err as NodeJS.ErrnoException).code !== 'ENOENT'; } });
-      if (left.length && ++tries < 50) setTimeout(attempt, 100).unref();
-    };
-    attempt();
+    void removeCgroupDirs(this.dirs, 5000).catch(() => undefined);
   }
 }
 
-/** Removes stages whose shim is gone (killed before it could clean up); their processes leave with it.
- * Returns the stages still busy. */
-function sweepStale(parents: string[]): string[] {
-  const busy: string[] = [];
+/** Stages whose shim is gone (killed before it could clean up); their processes leave with it. A killed shim
+ * may linger as a zombie for a moment: it counts as gone. */
+function staleStages(parents: string[]): string[] {
+  const stale: string[] = [];
   for (const parent of parents) {
     let names: string[];
     try { names = readdirSync(parent); } catch { continue; }
     for (const name of names) {
       const owner = name.startsWith(PREFIX) ? /^(\d+)-\d+$/.exec(name.slice(PREFIX.length))?.[1] : undefined;
-      // A killed shim may linger as a zombie for a moment: it counts as gone.
-      if (!owner || Number(owner) === process.pid || processStartTime(Number(owner)) !== undefined) continue;
-      try { rmdirSync(join(parent, name)); } catch { busy.push(join(parent, name)); }
+      if (owner && Number(owner) !== process.pid && processStartTime(Number(owner)) === undefined) stale.push(join(parent, name));
     }
   }
-  return busy;
+  return stale;
 }
 
 /** Removes the stages of dead shims beside `cgroup`'s directories, waiting a moment for their staged
  * processes to leave (shim delete, after a shim was killed). */
 export async function removeStaleStages(cgroup: CgroupManager): Promise<void> {
-  const parents = v1Dirs(cgroup).map(dirname);
-  for (let i = 0; i < 20 && sweepStale(parents).length; i++) await new Promise((r) => setTimeout(r, 25));
+  await removeCgroupDirs(staleStages(v1Dirs(cgroup).map(dirname)), 500).catch(() => undefined);
 }

@@ -13,7 +13,8 @@ import { buildExecPlan, buildPlan } from '../oci/plan.ts';
 import type { Device, Process, Spec, State } from '../oci/spec.ts';
 import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
-import { type ContainerRecord, StateStore, checkId, isAlive, processStartTime, toState } from './state.ts';
+import { type ContainerRecord, StateStore, checkId, isAlive, toState } from './state.ts';
+import { processStartTime } from '../proc.ts';
 import { mkfifo } from '../../api/libc.ts';
 import { spareMonitors, startMonitored, type ConsolePaths, type Monitored, type Spare, type StdioPaths } from '../monitor.ts';
 import { CgroupStage } from '../cgroups/staging.ts';
@@ -78,9 +79,8 @@ export class Runtime {
       cgroup = openCgroup(cgroupsPath, { containerId: id });
       // Where the init is born, so it need not be moved (see cgroups/staging.ts): a spare's staged cgroups
       // renamed into place, and the cgroup2 directory it is cloned into.
-      const spare = opts.monitor && !opts.monitor.console ? spareMonitors.take() : undefined;
-      const bornIn = new Set(spare?.stage?.adopt(cgroup) ?? []);
-      if (!bornIn.size) spare?.stage?.discard();
+      const spare = opts.monitor && !opts.monitor.console ? spareMonitors.take(cgroup) : undefined;
+      const bornIn = new Set(spare?.bornIn);
       cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
       CgroupStage.learn(cgroup);
       // A joined user namespace would judge the clone's right to write the cgroup; the move has no such limit.

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import { join } from 'node:path';
 import { errAlreadyExists, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
 import type { State } from '../oci/spec.ts';
+import { processStartTime } from '../proc.ts';
 
 export const DEFAULT_ROOT = '/run/berth-runc';
 
@@ -64,15 +65,6 @@ export class StateStore {
       return readdirSync(this.root).filter((id) => ID_PATTERN.test(id) && existsSync(join(this.root, id, 'state.json'))).sort();
     } catch { return []; }
   }
-}
-
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return fields[19];
-  } catch { return undefined; }
 }
 
 export function isAlive(record: ContainerRecord): boolean {
