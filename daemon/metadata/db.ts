@@ -42,8 +42,8 @@ export class MetadataDB {
   private gcTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private running: Promise<GCResult> | undefined;
-  /** When the last run ended and how long it held everything up: scheduled runs are paced by it. */
-  private lastRun = { endedAt: 0, durationMs: 0 };
+  /** When the last scheduled run ended and how long it held everything up: the next is paced by it. */
+  private lastScheduled = { endedAt: 0, durationMs: 0 };
   private closed = false;
 
   private constructor(private readonly t: Tables, private readonly opts: MetadataOptions) {
@@ -87,7 +87,6 @@ export class MetadataDB {
     this.gcTimer = undefined;
     this.running = collectGarbage(this.t, this.opts.content, this.snapshotters).finally(() => { this.running = undefined; });
     const result = await this.running;
-    this.lastRun = { endedAt: Date.now(), durationMs: result.durationMs };
     this.opts.onGC?.(result);
     this.armExpiryTimer();
     return result;
@@ -95,13 +94,14 @@ export class MetadataDB {
 
   /** Schedules a GC run after the debounce delay (deletes call this). A run holds commits and snapshot work up
    * while it sweeps; as containerd's scheduler (pause_threshold 0.02), scheduled runs keep that under 2% of the
-   * time, so containers made and removed back to back are not collected after every one. */
+   * time, so containers made and removed back to back are not collected after every one. Runs asked for
+   * (gc(), a delete with sync) are the asker's to wait for, and do not count. */
   scheduleGC(): void {
     if (this.closed || this.gcTimer) return;
-    const paced = this.lastRun.endedAt + this.lastRun.durationMs / GC_PAUSE_SHARE - Date.now();
+    const paced = this.lastScheduled.endedAt + this.lastScheduled.durationMs / GC_PAUSE_SHARE - Date.now();
     this.gcTimer = setTimeout(() => {
       this.gcTimer = undefined;
-      this.gc().catch((err) => this.opts.onGCError?.(err));
+      this.gc().then((r) => { this.lastScheduled = { endedAt: Date.now(), durationMs: r.durationMs }; }, (err) => this.opts.onGCError?.(err));
     }, Math.max(this.opts.gcDelayMs ?? 100, paced));
     this.gcTimer.unref();
   }
