@@ -450,40 +450,43 @@ static void release_spare_child(int go, const char **stdio_path, const char *ini
 	free(msg);
 }
 
+/* Spare mode (--spare): fork the child at once and tell the caller its pid; then wait on stdin for the real
+ * arguments and go on as a monitor started with them, the child already forked (no exec: this process is
+ * running, from the caller's sealed copy, the very program those arguments are for). */
+static int monitor_main(int argc, char **argv, pid_t forked_pid, int forked_go);
+
+static int spare_main(char **argv)
+{
+	/* Sealed before the fork: the container descends from the child. */
+	ensure_sealed_self(argv);
+	signal(SIGPIPE, SIG_IGN);
+	int go[2];
+	if (pipe(go) < 0)
+		return 2;
+	pid_t staged = fork();
+	if (staged < 0)
+		return 2;
+	if (staged == 0) {
+		close(go[1]);
+		spare_child(go[0]);
+	}
+	close(go[0]);
+	dprintf(3, "spare %d\n", (int)staged);
+	int argc;
+	char **args = read_spare_args(argv[0], &argc);
+	return monitor_main(argc, args, staged, go[1]);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 2 && strcmp(argv[1], "--spare") == 0) {
-		signal(SIGPIPE, SIG_IGN);
-		int go[2];
-		if (pipe(go) < 0)
-			return 2;
-		pid_t staged = fork();
-		if (staged < 0)
-			return 2;
-		if (staged == 0) {
-			close(go[1]);
-			spare_child(go[0]);
-		}
-		close(go[0]);
-		dprintf(3, "spare %d\n", (int)staged);
-		argv = read_spare_args(argv[0], &argc);
-		/* Its child goes with the real arguments: --forked PID:FD right after NOTIFY_FD. */
-		char **with = calloc((size_t)argc + 3, sizeof *with);
-		char forked[48];
-		snprintf(forked, sizeof forked, "%d:%d", (int)staged, go[1]);
-		if (!with || argc < 3)
-			return 2;
-		with[0] = argv[0];
-		with[1] = argv[1];
-		with[2] = argv[2];
-		with[3] = "--forked";
-		with[4] = forked;
-		for (int k = 3; k < argc; k++)
-			with[k + 2] = argv[k];
-		execv("/proc/self/exe", with);
-		perror("berth-monitor: exec with the spare's arguments");
-		return 2;
-	}
+	if (argc == 2 && strcmp(argv[1], "--spare") == 0)
+		return spare_main(argv);
+	return monitor_main(argc, argv, 0, -1);
+}
+
+/* forked_pid, forked_go: a spare's child, already forked, and the pipe that releases it (0, -1 for none). */
+static int monitor_main(int argc, char **argv, pid_t forked_pid, int forked_go)
+{
 	if (argc < 5) {
 		fprintf(stderr, "usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] [--stdin P] [--stdout P] [--stderr P] "
 				"[--console-socket SOCK [--control FIFO]] -- COMMAND [ARGS...]\n");
@@ -492,8 +495,6 @@ int main(int argc, char **argv)
 	exit_file = argv[1];
 	notify_fd = atoi(argv[2]);
 	const char *stdio_path[3] = {NULL, NULL, NULL}, *init_plan = NULL;
-	/* A spare's child, already forked (--forked PID:FD), and the pipe that releases it. */
-	int forked_pid = 0, forked_go = -1;
 	int i = 3;
 	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0 && argv[i][2]; i += 2) {
 		if (strcmp(argv[i], "--pid-file") == 0)
@@ -510,10 +511,6 @@ int main(int argc, char **argv)
 			control_path = argv[i + 1];
 		else if (strcmp(argv[i], "--init") == 0)
 			init_plan = argv[i + 1];
-		else if (strcmp(argv[i], "--forked") == 0) {
-			if (sscanf(argv[i + 1], "%d:%d", &forked_pid, &forked_go) != 2)
-				forked_pid = 0, forked_go = -1;
-		}
 		else
 			break;
 	}
