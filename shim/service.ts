@@ -13,7 +13,7 @@ import '../runtimes/backends/index.ts';
 import { ShimContainer } from './container.ts';
 import type { EventPublisher } from './events.ts';
 import { ShimProcess, type ExitInfo } from './process.ts';
-import { mountAll, unmountAll } from '../api/mounting.ts';
+import { detachAll, mountAll, unmountAll } from '../api/mounting.ts';
 import { metricsAny } from './metrics.ts';
 import { stdioOf } from './stdio.ts';
 import { openCgroup } from '../runtimes/cgroups/index.ts';
@@ -203,7 +203,7 @@ export class ShimService {
           return { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: exitedAt(p.exit) };
         }
         await c.runtime.delete(c.id, p.status === 'CREATED');
-        if (c.rootfs.length) await unmountAll(join(c.bundle, 'rootfs'));
+        if (c.rootfs.length) detachAll(join(c.bundle, 'rootfs'));
         c.removeState();
         this.containers.delete(c.id);
         const exit = p.exit ?? { status: 137, exitedAt: new Date() };
