@@ -7,7 +7,7 @@ import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { errInvalidArgument } from '../api/errdefs.ts';
 import { makeRaw } from '../api/terminal.ts';
-import { nativeBinary } from '../api/native-binary.ts';
+import { sysAddon } from '../api/sys-addon.ts';
 
 const FIFO_ROOT = '/run/berth/fifo';
 
@@ -40,7 +40,7 @@ export function openTaskIo(name: string, opts: { terminal: boolean; stdin?: bool
   const stdout = path('stdout');
   const stderr = opts.terminal ? '' : path('stderr');
   const fifos = [stdin, stdout, stderr].filter(Boolean);
-  for (const fifo of fifos) mkfifo(fifo, 0o600);
+  for (const fifo of fifos) sysAddon().mkfifo(fifo, 0o600);
 
   const copying = Promise.all([pipeFifo(stdout, process.stdout), ...(stderr ? [pipeFifo(stderr, process.stderr)] : [])]);
   const input = stdin ? feedFifo(stdin) : undefined;
@@ -64,19 +64,6 @@ export function openTaskIo(name: string, opts: { terminal: boolean; stdin?: bool
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-interface FifoAddon { mkfifo(path: string, mode: number): void }
-let fifoAddon: FifoAddon | undefined;
-
-/** mkfifo(2) through native/'s small addon: ffi-rs would cost the CLI 10-30 ms to load. */
-function mkfifo(path: string, mode: number): void {
-  if (!fifoAddon) {
-    const addon = { exports: {} as FifoAddon };
-    process.dlopen(addon, nativeBinary('berth-fifo.node'));
-    fifoAddon = addon.exports;
-  }
-  fifoAddon.mkfifo(path, mode);
 }
 
 /** Our terminal's size, for the spec's process.consoleSize (the pty starts at it: no race with the first

@@ -1,7 +1,6 @@
 // Starting a process under native/berth-monitor: the monitor opens the stdio paths, runs the command that
 // creates the process, learns its pid, reaps it and writes its exit status to a file. Whoever started it
 // (a shim) follows the notify pipe while it lives; after a restart the exit file tells the same story.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import { sealedCopy } from '../api/libc.ts';
 import { nativeBinary } from '../api/native-binary.ts';
+import { spawnProcess, type SpawnedProcess } from '../api/spawn.ts';
 import { CgroupStage } from './cgroups/staging.ts';
 import type { CgroupManager } from './cgroups/types.ts';
 import { processStartTime } from './proc.ts';
@@ -119,7 +119,7 @@ export function readExitFile(path: string): ExitStatus | undefined {
 /** A spare monitor: its child is forked already (and, when a stage could be made, sits in the next
  * container's cgroups; see cgroups/staging.ts). */
 export interface Spare {
-  process: ChildProcess;
+  process: SpawnedProcess;
   /** Lines from its notify pipe: "spare <child pid>" first, then what startMonitored reads. */
   lines: Interface;
   stage?: CgroupStage;
@@ -128,9 +128,9 @@ export interface Spare {
 }
 
 /**
- * Spare monitors for plans (the fast path). Spawning from a Node process this size blocks it ~7 ms (fork copies
- * its page tables); a spare, spawned while the caller is idle with every fd in place, is handed its arguments
- * on stdin when a container is created instead (`berth-monitor --spare`). Only a long-lived caller that says
+ * Spare monitors for plans (the fast path): a spare, spawned while the caller is idle, has loaded and forked
+ * its child already (which waits in the next container's cgroups, see cgroups/staging.ts), and is handed its
+ * arguments on stdin when a container is created (`berth-monitor --spare`). Only a long-lived caller that says
  * when it is busy (the shim) keeps one; others spawn as needed. A spare exits when our end of its stdin closes.
  */
 class SpareMonitors {
@@ -161,7 +161,7 @@ class SpareMonitors {
   take(into?: CgroupManager): Spare | undefined {
     const spare = this.spare;
     this.spare = undefined;
-    if (!spare || spare.process.exitCode !== null || spare.process.signalCode !== null) return undefined;
+    if (!spare || spare.process.exit) return undefined;
     spare.bornIn = (into && spare.stage?.adopt(into)) || new Set();
     if (!spare.bornIn.size) spare.stage?.discard();
     return spare;
@@ -173,7 +173,7 @@ class SpareMonitors {
     const spare = this.spare;
     this.spare = undefined;
     if (!spare) return;
-    for (const pid of [this.childPid, spare.process.pid!]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const pid of [this.childPid, spare.process.pid]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     // An exited process has left its cgroups, zombie or not; then the stage can go.
     for (let i = 0; i < 100 && this.childPid && processStartTime(this.childPid) !== undefined; i++) await new Promise((r) => setTimeout(r, 5));
     spare.stage?.discard();
@@ -182,16 +182,16 @@ class SpareMonitors {
   private replenish(): void {
     if (!this.enabled || this.spare || this.busy > 0) return;
     const child = spawnMonitor(['--spare'], ['pipe', 'ignore', 'pipe', 'pipe', 'pipe']);
-    child.stdin!.on('error', () => undefined);
-    for (const stream of [child.stdin, ...child.stdio.slice(2)]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
-    const spare: Spare = { process: child, lines: createInterface({ input: child.stdio[3] as Readable }) };
+    child.stdio[0]!.on('error', () => undefined);
+    for (const stream of child.stdio) stream?.unref();
+    const spare: Spare = { process: child, lines: createInterface({ input: child.stdio[3]! }) };
     spare.lines.once('line', (line) => {
       const pid = Number(/^spare (\d+)$/.exec(line)?.[1]);
       if (!pid) return;
       this.childPid = pid;
       if (this.spare === spare) spare.stage = CgroupStage.prepare(pid);
     });
-    child.once('exit', () => { if (this.spare === spare) { this.spare = undefined; spare.stage?.discard(); } });
+    void child.exited.then(() => { if (this.spare === spare) { this.spare = undefined; spare.stage?.discard(); } });
     this.spare = spare;
   }
 }
@@ -199,13 +199,11 @@ class SpareMonitors {
 const SPARE_IDLE_MS = 15;
 export const spareMonitors = new SpareMonitors();
 
-function spawnMonitor(args: string[], stdio: ('ignore' | 'pipe')[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; binary?: string } = {}): ChildProcess {
+/** The monitor outlives us if we die. */
+function spawnMonitor(args: string[], stdio: ('ignore' | 'pipe')[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; binary?: string } = {}): SpawnedProcess {
   const env = { ...(opts.env ?? process.env) };
   delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn(opts.binary ?? sealedMonitor(), args, { stdio, env, cwd: opts.cwd, detached: true, argv0: 'berth-monitor' });
-  // The monitor outlives us if we die; it must not keep our event loop alive either.
-  child.unref();
-  return child;
+  return spawnProcess(opts.binary ?? sealedMonitor(), args, { stdio, env, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: true, argv0: 'berth-monitor' });
 }
 
 export function startMonitored(opts: MonitorOptions): Monitored {
@@ -220,19 +218,19 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
   if (opts.syncPipe) stdio.push('pipe');
   const spare = opts.spare ?? (opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined);
-  let child: ChildProcess;
+  let child: SpawnedProcess;
   if (spare) {
     const payload = Buffer.from(args.map((a) => `${a}\0`).join(''));
-    spare.process.stdin!.end(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
+    spare.process.stdio[0]!.end(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
     child = spare.process;
   } else {
     child = spawnMonitor(args, stdio, { ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), binary: opts.initPlan ? sealedMonitor() : nativeBinary('berth-monitor') });
   }
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8192); });
-  (child.stderr as unknown as { unref?: () => void }).unref?.();
-  const notify = child.stdio[3] as Readable;
-  (notify as unknown as { unref?: () => void }).unref?.();
+  child.stdio[2]!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8192); });
+  child.stdio[2]!.unref();
+  const notify = child.stdio[3]!;
+  notify.unref();
   let resolvePid!: (pid: number) => void;
   let rejectPid!: (err: Error) => void;
   const pid = new Promise<number>((resolve, reject) => { resolvePid = resolve; rejectPid = reject; });
@@ -258,8 +256,8 @@ export function startMonitored(opts: MonitorOptions): Monitored {
     });
   });
   return {
-    monitorPid: child.pid!, pid, exited,
-    ...(opts.syncPipe ? { sync: child.stdio[4] as Readable & Writable } : {}),
+    monitorPid: child.pid, pid, exited,
+    ...(opts.syncPipe ? { sync: child.stdio[4]! } : {}),
     stderr: () => stderr,
     ...(opts.console ? { control: opts.console.control } : {}),
   };
