@@ -10,6 +10,9 @@ export interface SysAddon {
   socketpair(): [number, number];
   /** The raw wait status once `pid` (our child) has exited, reaping it; undefined while it runs. */
   waitpid(pid: number): number | undefined;
+  /** Removes a tree on the thread pool in one job, never following symlinks nor entering a mount inside it
+   * (that fails with EBUSY, the mount and what is under it left alone). A missing path is fine. */
+  removeTree(path: string): Promise<void>;
 }
 
 let addon: SysAddon | undefined;

@@ -5,8 +5,12 @@
  *                                           size); fds[i] becomes the child's fd i (-1: /dev/null); returns the pid
  *   socketpair()                            [ours, theirs]: a connected AF_UNIX stream pair, close-on-exec
  *   waitpid(pid)                            the raw wait status once pid has exited (reaped), else undefined
+ *   removeTree(path)                        a promise: removes the tree on the thread pool in one job (fs.rm
+ *                                           runs a JS callback per entry on the main thread); never crosses
+ *                                           into a mount inside it (EBUSY)
  * Failures throw an Error whose code is the errno name. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -207,10 +211,115 @@ static napi_value wait_for(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* Removes name (under parent) and everything below it, without following symlinks or entering mounts. */
+static int remove_entry(int parent, const char *name)
+{
+	if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return errno;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : errno;
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 && (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+	    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+		close(fd);
+		return EBUSY;
+	}
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		int err = errno;
+		close(fd);
+		return err;
+	}
+	int err = 0;
+	/* Entries removed while reading may hide others from this pass: read again until the directory goes. */
+	for (int pass = 0; pass < 8; pass++) {
+		struct dirent *e;
+		while ((e = readdir(dir))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			int r = remove_entry(dirfd(dir), e->d_name);
+			if (r && !err)
+				err = r;
+		}
+		if (err || unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+			closedir(dir);
+			return err;
+		}
+		if (errno != ENOTEMPTY)
+			break;
+		rewinddir(dir);
+	}
+	err = errno;
+	closedir(dir);
+	return err;
+}
+
+struct removal {
+	napi_async_work work;
+	napi_deferred deferred;
+	char *path;
+	int err;
+};
+
+static void removal_execute(napi_env env, void *data)
+{
+	(void)env;
+	struct removal *r = data;
+	r->err = remove_entry(AT_FDCWD, r->path);
+}
+
+static void removal_complete(napi_env env, napi_status status, void *data)
+{
+	struct removal *r = data;
+	napi_value undefined;
+	napi_get_undefined(env, &undefined);
+	if (status == napi_ok && !r->err) {
+		napi_resolve_deferred(env, r->deferred, undefined);
+	} else {
+		int err = r->err ? r->err : ECANCELED;
+		char message[4200];
+		snprintf(message, sizeof message, "removing %.4000s: %s", r->path, strerror(err));
+		const char *name = strerrorname_np(err);
+		napi_value msg, code, error;
+		napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+		napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code);
+		napi_create_error(env, code, msg, &error);
+		napi_set_named_property(env, error, "code", code);
+		napi_reject_deferred(env, r->deferred, error);
+	}
+	napi_delete_async_work(env, r->work);
+	free(r->path);
+	free(r);
+}
+
+static napi_value remove_tree(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value a[1], promise, name;
+	struct removal *r = calloc(1, sizeof *r);
+	if (!r || napi_get_cb_info(env, info, &argc, a, NULL, NULL) != napi_ok || argc < 1 || !(r->path = string_of(env, a[0]))) {
+		free(r);
+		return throw_usage(env, "removeTree(path: string)");
+	}
+	napi_create_string_utf8(env, "berth:removeTree", NAPI_AUTO_LENGTH, &name);
+	if (napi_create_promise(env, &r->deferred, &promise) != napi_ok ||
+	    napi_create_async_work(env, NULL, name, removal_execute, removal_complete, r, &r->work) != napi_ok ||
+	    napi_queue_async_work(env, r->work) != napi_ok) {
+		free(r->path);
+		free(r);
+		return throw_errno(env, ENOMEM, "removeTree");
+	}
+	return promise;
+}
+
 NAPI_MODULE_INIT()
 {
 	struct { const char *name; napi_callback fn; } fns[] = {
 		{ "mkfifo", make_fifo }, { "spawn", spawn_process }, { "socketpair", make_socketpair }, { "waitpid", wait_for },
+		{ "removeTree", remove_tree },
 	};
 	for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
 		napi_value fn;

@@ -2,7 +2,8 @@
 // <root>/snapshots/<id>, removal by rename-then-delete (a crash leaves a directory Cleanup finds), walk with
 // containerd's filters, usage by walking the snapshot's own files.
 import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { lstat, readdir, rm } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
+import { removeTree } from '../api/remove-soon.ts';
 import { join } from 'node:path';
 import { fieldsAdaptor, parseFilters } from '../api/filters.ts';
 import type { Mount } from '../api/mount.ts';
@@ -80,7 +81,7 @@ export abstract class DirSnapshotter implements Snapshotter {
     // In the background, on the thread pool: an image's snapshots hold tens of thousands of files (removing them
     // synchronously held berthd's event loop for seconds), and nobody waits for the space. cleanup() removes
     // what a crash leaves.
-    void rm(doomed, { recursive: true, force: true }).catch(() => undefined);
+    void removeTree(doomed).catch(() => undefined);
   }
 
   async walk(fn: (info: SnapshotInfo) => void | Promise<void>, filters?: string[]): Promise<void> {
