@@ -131,6 +131,26 @@ static void write_map(pid_t pid, const char *file, const char *content, int sync
 	close(fd);
 }
 
+static int has_record(struct plan *p, const char *tag)
+{
+	for (int i = 0; i < p->count; i++)
+		if (!strcmp(p->records[i].tag, tag))
+			return 1;
+	return 0;
+}
+
+/* Written before the pid is reported, and atomically: a monitor reads it once we exit. */
+static void write_pid_file(const char *path, pid_t pid, int sync)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || dprintf(fd, "%d", (int)pid) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		kill(pid, SIGKILL);
+		die_to(sync, "writing the pid file %s: %s", path, strerror(errno));
+	}
+}
+
 /* Forks the container's init with its new namespaces; with a cgroup2 directory, straight into that cgroup
  * (CLONE_INTO_CGROUP): being born there, it is never moved, and a move's write lock can wait out an RCU grace
  * period. */
@@ -229,9 +249,13 @@ int init_main(const char *plan_path, int sync)
 	if (gidmap)
 		write_map(pid, "gid_map", gidmap, sync);
 
+	const char *pid_file = find_arg(&plan, "pidfile");
+	if (pid_file)
+		write_pid_file(pid_file, pid, sync);
 	dprintf(sync, "pid %d\n", pid);
+	/* Unless told to proceed, the runtime moves the process into its cgroups and runs hooks first. */
 	char answer;
-	if (read(sync, &answer, 1) != 1) {
+	if (!has_record(&plan, "proceed") && read(sync, &answer, 1) != 1) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		return 1;

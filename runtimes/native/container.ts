@@ -90,17 +90,21 @@ export class Runtime {
       if (execFifo) mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
       const hookStateFiles: [string, string] = [join(dir, 'hook-state-creating.json'), join(dir, 'hook-state-created.json')];
+      // With no hooks to run and no cgroup to move it into, the init need not wait for us once it has its pid.
+      const hooks = spec.hooks;
+      const proceed = !hooks?.prestart?.length && !hooks?.createRuntime?.length && !hooks?.createContainer?.length && !hooks?.startContainer?.length &&
+        Object.values(cgroup.paths).every((dir) => bornIn.has(dir));
+      // The monitor learns the pid from this file (berth-init writes it) once berth-init exits.
+      const pidFile = opts.monitor ? join(dir, 'init.pid') : undefined;
       writeFileSync(planPath, buildPlan({
         spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
-        hookStateFiles, cloneInto,
+        hookStateFiles, cloneInto, pidFile, proceed,
       }));
 
-      init = opts.monitor ? monitoredInit(planPath, opts.monitor, join(dir, 'init.pid'), spare) : spawnInit(planPath, opts.preserveFds ?? 0);
+      init = opts.monitor ? monitoredInit(planPath, opts.monitor, pidFile!, spare) : spawnInit(planPath, opts.preserveFds ?? 0);
       const { sync, next, exited } = init;
       const first = await next();
       pid = Number(first.replace(/^pid /, ''));
-      // The monitor learns the pid from this file once berth-init exits, which can be right after "ready".
-      if (opts.monitor) writeAtomically(join(dir, 'init.pid'), String(pid));
       const record: ContainerRecord = {
         id, bundle, rootfs, pid, pidStartTime: processStartTime(pid) ?? '', cgroupsPath, created: new Date().toISOString(),
         annotations: spec.annotations, ociVersion: spec.ociVersion,
@@ -114,7 +118,7 @@ export class Runtime {
         writeFileSync(hookStateFiles[0], JSON.stringify(creating));
         writeFileSync(hookStateFiles[1], JSON.stringify(toState(record, 'created')));
       }
-      sync.write('g');
+      if (!proceed) sync.write('g');
       const ready = await next();
       if (ready !== 'ready') throw errInternal(`berth-init: unexpected report ${JSON.stringify(ready)}`);
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));

@@ -40,6 +40,11 @@ export interface PlanInput {
   hookStateFiles?: [string, string];
   /** A cgroup2 directory the init is cloned into (CLONE_INTO_CGROUP): it is never moved there. */
   cloneInto?: string;
+  /** berth-init writes the container's pid here (atomically) before it reports it. */
+  pidFile?: string;
+  /** The container goes on with its setup without waiting for the runtime's go-ahead after its pid is reported:
+   * the runtime has nothing to do in between (no hooks to run, no cgroup to move it into). */
+  proceed?: boolean;
 }
 
 class PlanWriter {
@@ -88,6 +93,8 @@ export function buildPlan(input: PlanInput): Buffer {
   }
   plan.add('clone', cloneFlags);
   if (input.cloneInto) plan.add('cgroup2', input.cloneInto);
+  if (input.pidFile) plan.add('pidfile', input.pidFile);
+  if (input.proceed) plan.add('proceed');
   const idMap = (maps: { containerID: number; hostID: number; size: number }[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
   if (linux.uidMappings) plan.add('uidmap', idMap(linux.uidMappings));
   if (linux.gidMappings) plan.add('gidmap', idMap(linux.gidMappings));
