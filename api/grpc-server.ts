@@ -1,14 +1,15 @@
-// A gRPC server on node:http2 for berthd's API (unary, server-streaming, client-streaming and bidirectional
-// calls over a unix socket, HTTP/2 without TLS as containerd serves it). berthd used grpc-js; this answers a
-// call in about a third of its time and loads a fraction of the code. Wire format, as in grpc-client.ts: POST
+// A gRPC server for berthd's API (unary, server-streaming, client-streaming and bidirectional calls over a unix
+// socket, HTTP/2 without TLS as containerd serves it), on our own HTTP/2 server (h2-server.ts). berthd used
+// grpc-js, then node:http2; a unary answer now leaves in one write, headers, message and trailers. Wire format, as in grpc-client.ts: POST
 // /<service>/<method>, content-type application/grpc, messages prefixed by a compressed-flag byte and a 4-byte
 // big-endian length, the status in trailers (or trailers-only when nothing else was sent), percent-encoded
 // grpc-message, deadlines from grpc-timeout.
-import http2 from 'node:http2';
+import { createServer, type Server } from 'node:net';
 import { Duplex } from 'node:stream';
 import type protobuf from 'protobufjs';
 import { GrpcStatus, grpcStatusOf } from './errdefs.ts';
 import { Deframer, frame, type FrameError } from './grpc-frames.ts';
+import { H2ServerSession, type H2ServerStream, type RequestHeaders, type ResponseHeaders } from './h2-server.ts';
 import { CONVERT, protos } from './proto.ts';
 
 const MAX_MESSAGE = 16 << 20;
@@ -17,7 +18,7 @@ type Msg = Record<string, any>;
 
 /** Request metadata: the call's headers, by lowercase name; `-bin` headers as bytes. */
 export class Metadata {
-  constructor(private readonly headers: http2.IncomingHttpHeaders) {}
+  constructor(private readonly headers: RequestHeaders) {}
   get(key: string): (string | Buffer)[] {
     const v = this.headers[key.toLowerCase()];
     if (v === undefined) return [];
@@ -54,30 +55,23 @@ export class ServerCall extends Duplex {
   readonly metadata: Metadata;
   private headersSent = false;
   private finished = false;
-  private status: { code: number; message: string } = { code: GrpcStatus.OK, message: '' };
   private failure: { code: number; message: string } | undefined;
   private inputEnded = false;
   private readonly deframer = new Deframer(MAX_MESSAGE);
 
-  constructor(private readonly stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, private readonly req: protobuf.Type, private readonly res: protobuf.Type) {
+  constructor(private readonly stream: H2ServerStream, headers: RequestHeaders, private readonly req: protobuf.Type, private readonly res: protobuf.Type) {
     super({ objectMode: true, allowHalfOpen: true, autoDestroy: false });
     this.metadata = new Metadata(headers);
     // A write after the client left must not throw in a handler that has not noticed yet.
     this.on('error', () => undefined);
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('end', () => this.endInput());
-    stream.on('error', () => undefined); // a reset stream ends in 'close'
     stream.on('close', () => {
       if (!this.finished) this.cancel();
       this.destroy();
       this.emit('drain'); // handlers waiting to write more wake up, and find the call over
     });
-    stream.on('wantTrailers', () => {
-      const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(this.status.code) };
-      if (this.status.message) trailers['grpc-message'] = encodeGrpcMessage(this.status.message);
-      stream.sendTrailers(trailers);
-    });
-    const deadline = timeoutMs(headers['grpc-timeout']);
+    const deadline = timeoutMs(headers['grpc-timeout'] as string | undefined);
     if (deadline !== undefined) {
       const timer = setTimeout(() => this.finish(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded'), deadline);
       timer.unref();
@@ -114,7 +108,7 @@ export class ServerCall extends Duplex {
   }
 
   override _write(msg: Msg, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.finished || this.stream.destroyed) return cb();
+    if (this.finished || this.stream.closed) return cb();
     this.sendHeaders();
     if (this.stream.write(frame(this.res, msg))) cb();
     else this.stream.once('drain', () => cb());
@@ -135,24 +129,23 @@ export class ServerCall extends Duplex {
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    this.stream.respond({ ':status': '200', 'content-type': 'application/grpc' });
   }
 
   private finish(code: number, message: string): void {
     if (this.finished) return;
     this.finished = true;
     if (code === GrpcStatus.DEADLINE_EXCEEDED) this.cancel();
-    if (this.stream.destroyed || this.stream.closed) return;
+    if (this.stream.closed) return;
+    const status: ResponseHeaders = { 'grpc-status': String(code) };
+    if (message) status['grpc-message'] = encodeGrpcMessage(message);
     if (!this.headersSent) {
       // Trailers-only: the status rides in the only headers sent.
       this.headersSent = true;
-      const headers: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code) };
-      if (message) headers['grpc-message'] = encodeGrpcMessage(message);
-      this.stream.respond(headers, { endStream: true });
+      this.stream.respond({ ':status': '200', 'content-type': 'application/grpc', ...status }, { endStream: true });
       return;
     }
-    this.status = { code, message };
-    this.stream.end();
+    this.stream.end(status);
   }
 
   private cancel(): void {
@@ -170,18 +163,13 @@ interface Route { handler: MethodHandler; req: protobuf.Type; res: protobuf.Type
 
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly server = http2.createServer({ maxSessionMemory: 64, settings: { initialWindowSize: 1 << 20 } });
-
-  constructor() {
-    this.server.on('session', (session) => {
-      this.sessions.add(session);
-      session.on('error', () => undefined);
-      session.once('close', () => this.sessions.delete(session));
-      session.setLocalWindowSize(16 << 20);
-    });
-    this.server.on('stream', (stream, headers) => this.dispatch(stream, headers));
-  }
+  private readonly sessions = new Set<H2ServerSession>();
+  private readonly server: Server = createServer((socket) => {
+    const session = new H2ServerSession(socket);
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    session.on('stream', (stream: H2ServerStream) => this.dispatch(stream));
+  });
 
   /** Serves `fullName` (as in berth's .proto files) with `impl`, one handler per method name. */
   addService(fullName: string, impl: ServiceImplementation): this {
@@ -195,15 +183,14 @@ export class GrpcServer {
     return this;
   }
 
-  private dispatch(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const path = String(headers[':path']);
+  private dispatch(stream: H2ServerStream): void {
+    const path = String(stream.headers[':path']);
     const route = this.routes.get(path);
     if (!route) {
-      stream.on('error', () => undefined);
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.UNIMPLEMENTED), 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
+      stream.respond({ ':status': '200', 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.UNIMPLEMENTED), 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
       return;
     }
-    const call = new ServerCall(stream, headers, route.req, route.res);
+    const call = new ServerCall(stream, stream.headers, route.req, route.res);
     if (route.requestStream) { route.handler(call); return; }
     // Unary and server-streaming: the handler starts with the request message in hand.
     let got = false;

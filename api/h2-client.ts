@@ -4,27 +4,17 @@
 // top them up as data arrives; our sends wait for the server's windows.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import {
+  ACK, CANCEL, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, END_STREAM, END_HEADERS, FrameReader, FrameType as Type, NO_ERROR, PREFACE, PRIORITY, PROTOCOL_ERROR,
+  SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, frame, frame32, goAwayFrame, headerFrames, settingsFrame, unpad,
+} from './h2-frames.ts';
 import { HpackDecoder, encodeHeaders, type HeaderList } from './hpack.ts';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const enum Type { Data = 0, Headers = 1, RstStream = 3, Settings = 4, PushPromise = 5, Ping = 6, GoAway = 7, WindowUpdate = 8, Continuation = 9 }
-const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
-const SETTINGS_ENABLE_PUSH = 0x2, SETTINGS_INITIAL_WINDOW_SIZE = 0x4, SETTINGS_MAX_FRAME_SIZE = 0x5;
 /** What we let the server send before we top the window up (per stream, and for the connection). */
 const RECEIVE_WINDOW = 1 << 30;
-const DEFAULT_WINDOW = 65_535;
-export const NO_ERROR = 0, PROTOCOL_ERROR = 1, CANCEL = 8;
+export { CANCEL, NO_ERROR } from './h2-frames.ts';
 
 export type Headers = Record<string, string>;
-
-function frame(type: Type, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(stream, 5);
-  return payload.length ? Buffer.concat([header, payload]) : header;
-}
 
 const toHeaders = (list: HeaderList): Headers => Object.fromEntries(list);
 
@@ -64,9 +54,7 @@ export class H2Stream extends EventEmitter {
   }
 
   private reset(code: number): void {
-    const payload = Buffer.alloc(4);
-    payload.writeUInt32BE(code);
-    this.session.send(frame(Type.RstStream, 0, this.id, payload));
+    this.session.send(frame32(Type.RstStream, this.id, code));
   }
 
   /** The server has answered in full: a request body it did not wait for is not sent (RFC 9113 8.1). */
@@ -129,25 +117,19 @@ export class H2Session extends EventEmitter {
   private readonly streams = new Map<number, H2Stream>();
   private readonly decoder = new HpackDecoder();
   private nextId = 1;
-  private input: Buffer = Buffer.alloc(0);
+  private readonly reader = new FrameReader(DEFAULT_MAX_FRAME);
   private sendWindow = DEFAULT_WINDOW;
   private initialStreamWindow = DEFAULT_WINDOW;
-  private maxFrame = 16_384;
+  private maxFrame = DEFAULT_MAX_FRAME;
   private received = 0;
   /** A header block continued in CONTINUATION frames: stream, parts so far, END_STREAM seen. */
   private headerBlock: { stream: number; parts: Buffer[]; endStream: boolean } | undefined;
 
   constructor(private readonly socket: Socket) {
     super();
-    const settings = Buffer.alloc(12);
-    settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 0);
-    settings.writeUInt32BE(0, 2);
-    settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 6);
-    settings.writeUInt32BE(RECEIVE_WINDOW, 8);
-    const grant = Buffer.alloc(4);
-    grant.writeUInt32BE(RECEIVE_WINDOW - DEFAULT_WINDOW);
     socket.setNoDelay?.(true);
-    socket.write(Buffer.concat([PREFACE, frame(Type.Settings, 0, 0, settings), frame(Type.WindowUpdate, 0, 0, grant)]));
+    const settings = settingsFrame([[SETTINGS_ENABLE_PUSH, 0], [SETTINGS_INITIAL_WINDOW_SIZE, RECEIVE_WINDOW]]);
+    socket.write(Buffer.concat([PREFACE, settings, frame32(Type.WindowUpdate, 0, RECEIVE_WINDOW - DEFAULT_WINDOW)]));
     socket.on('data', (chunk: Buffer) => this.onInput(chunk));
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.destroy(new Error('the daemon closed the connection'), true));
@@ -159,12 +141,7 @@ export class H2Session extends EventEmitter {
     this.nextId += 2;
     const stream = new H2Stream(this, id, this.initialStreamWindow);
     this.streams.set(id, stream);
-    const block = encodeHeaders(Object.entries(headers));
-    for (let off = 0, first = true; first || off < block.length; first = false) {
-      const part = block.subarray(off, off + this.maxFrame);
-      off += part.length;
-      this.send(frame(first ? Type.Headers : Type.Continuation, off >= block.length ? END_HEADERS : 0, id, part));
-    }
+    for (const f of headerFrames(id, encodeHeaders(Object.entries(headers)), false, this.maxFrame)) this.send(f);
     return stream;
   }
 
@@ -175,8 +152,7 @@ export class H2Session extends EventEmitter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const goaway = Buffer.alloc(8);
-    this.send(frame(Type.GoAway, 0, 0, goaway));
+    this.send(goAwayFrame(0, NO_ERROR));
     if (!this.streams.size) this.socket.end();
   }
 
@@ -189,9 +165,7 @@ export class H2Session extends EventEmitter {
   }
 
   grant(stream: number, bytes: number): void {
-    const increment = Buffer.alloc(4);
-    increment.writeUInt32BE(bytes);
-    this.send(frame(Type.WindowUpdate, 0, stream, increment));
+    this.send(frame32(Type.WindowUpdate, stream, bytes));
   }
 
   forget(id: number): void {
@@ -212,20 +186,10 @@ export class H2Session extends EventEmitter {
   }
 
   private onInput(chunk: Buffer): void {
-    this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
     try {
-      while (this.input.length >= 9) {
-        const length = this.input.readUIntBE(0, 3);
-        if (this.input.length < 9 + length) break;
-        const type = this.input[3]!;
-        const flags = this.input[4]!;
-        const id = this.input.readUInt32BE(5) & 0x7fffffff;
-        const payload = this.input.subarray(9, 9 + length);
-        this.input = this.input.subarray(9 + length);
-        this.onFrame(type, flags, id, payload);
-      }
+      for (const f of this.reader.frames(chunk)) this.onFrame(f.type, f.flags, f.stream, f.payload);
     } catch (err) {
-      this.send(frame(Type.GoAway, 0, 0, Buffer.from([0, 0, 0, 0, 0, 0, 0, PROTOCOL_ERROR])));
+      this.send(goAwayFrame(0, PROTOCOL_ERROR));
       this.destroy(new Error(`HTTP/2 protocol error: ${(err as Error).message}`));
     }
   }
@@ -304,9 +268,3 @@ export class H2Session extends EventEmitter {
   }
 }
 
-function unpad(payload: Buffer, flags: number): Buffer {
-  if (!(flags & PADDED)) return payload;
-  const pad = payload[0]!;
-  if (pad >= payload.length) throw new Error('padding longer than the frame');
-  return payload.subarray(1, payload.length - pad);
-}

@@ -28,6 +28,8 @@ export interface SpawnedProcess {
   readonly exit: ExitInfo | undefined;
   /** Resolves when it has exited and been reaped. */
   readonly exited: Promise<ExitInfo>;
+  /** Until it exits, it keeps our event loop alive (as child_process's children do) unless unref'd. */
+  unref(): void;
 }
 
 const tracked = new Map<number, (exit: ExitInfo) => void>();
@@ -49,6 +51,15 @@ function reapExited(): void {
 }
 
 let listening = false;
+/** Live children that keep the event loop alive, and the handle that does it while there are any. */
+let reffed = 0;
+let keepAlive: NodeJS.Timeout | undefined;
+
+function holdLoop(delta: number): void {
+  reffed += delta;
+  if (reffed > 0 && !keepAlive) keepAlive = setInterval(() => undefined, 1 << 30);
+  else if (reffed === 0 && keepAlive) { clearInterval(keepAlive); keepAlive = undefined; }
+}
 
 export function spawnProcess(file: string, args: string[], opts: SpawnOptions): SpawnedProcess {
   const addon = sysAddon();
@@ -67,14 +78,18 @@ export function spawnProcess(file: string, args: string[], opts: SpawnOptions): 
     }
     const env = Object.entries(opts.env ?? process.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
     const pid = addon.spawn(file, [opts.argv0 ?? file, ...args], env, theirs, opts.cwd ?? null, !!opts.detached);
+    let holding = true;
+    holdLoop(1);
+    const release = () => { if (holding) { holding = false; holdLoop(-1); } };
     const proc = {
       pid,
+      unref: release,
       stdio: ours.map((fd) => (fd === null ? null : new Socket({ fd, readable: true, writable: true }))),
       exit: undefined as ExitInfo | undefined,
       exited: undefined as unknown as Promise<ExitInfo>,
     };
     // Its SIGCHLD, however soon, is handled on a later turn of the loop: it is tracked by then.
-    proc.exited = new Promise<ExitInfo>((resolve) => tracked.set(pid, (e) => { proc.exit = e; resolve(e); }));
+    proc.exited = new Promise<ExitInfo>((resolve) => tracked.set(pid, (e) => { proc.exit = e; release(); resolve(e); }));
     return proc;
   } catch (err) {
     for (const fd of ours) if (fd !== null) closeSync(fd);

@@ -199,11 +199,13 @@ class SpareMonitors {
 const SPARE_IDLE_MS = 15;
 export const spareMonitors = new SpareMonitors();
 
-/** The monitor outlives us if we die. */
+/** The monitor outlives us if we die; it does not keep our event loop alive either. */
 function spawnMonitor(args: string[], stdio: ('ignore' | 'pipe')[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; binary?: string } = {}): SpawnedProcess {
   const env = { ...(opts.env ?? process.env) };
   delete env.NODE_EXTRA_CA_CERTS;
-  return spawnProcess(opts.binary ?? sealedMonitor(), args, { stdio, env, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: true, argv0: 'berth-monitor' });
+  const child = spawnProcess(opts.binary ?? sealedMonitor(), args, { stdio, env, ...(opts.cwd ? { cwd: opts.cwd } : {}), detached: true, argv0: 'berth-monitor' });
+  child.unref();
+  return child;
 }
 
 export function startMonitored(opts: MonitorOptions): Monitored {

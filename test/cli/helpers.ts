@@ -29,7 +29,18 @@ export function berth(address: string, args: string[], opts: { env?: Record<stri
 
 /** Puts an image into berthd: blobs through Content.Write, the image record, and its layers unpacked into
  * overlayfs snapshots by chain ID (extracted with tar into each active snapshot's upper directory). */
-export async function loadImage(t: ExecutionContext, c: ApiClient, name: string, image: TestImage): Promise<void> {
+export async function loadImage(t: ExecutionContext, client: ApiClient, name: string, image: TestImage): Promise<void> {
+  // Under a lease, as containerd's clients load: a garbage collection that runs meanwhile keeps what is half made.
+  const LEASES = 'containerd.services.leases.v1.Leases';
+  const { lease } = await client.call(LEASES, 'Create', { id: `load-${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}` });
+  try {
+    await loadUnderLease(t, client.with({ lease: lease.id }), name, image);
+  } finally {
+    await client.call(LEASES, 'Delete', { id: lease.id });
+  }
+}
+
+async function loadUnderLease(t: ExecutionContext, c: ApiClient, name: string, image: TestImage): Promise<void> {
   for (const [digest, data] of image.blobs) {
     const w = c.open('containerd.services.content.v1.Content', 'Write');
     w.send({ action: 'COMMIT', ref: `load-${digest}`, total: data.length, expected: digest, data });

@@ -1,0 +1,81 @@
+// HTTP/2 framing (RFC 9113 section 4) shared by our client (h2-client.ts) and server (h2-server.ts): frame types,
+// flags, settings ids, building a frame and reading frames out of a byte stream.
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+export const FrameType = { Data: 0, Headers: 1, Priority: 2, RstStream: 3, Settings: 4, PushPromise: 5, Ping: 6, GoAway: 7, WindowUpdate: 8, Continuation: 9 } as const;
+export const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
+export const SETTINGS_ENABLE_PUSH = 0x2,
+  SETTINGS_INITIAL_WINDOW_SIZE = 0x4, SETTINGS_MAX_FRAME_SIZE = 0x5;
+export const DEFAULT_WINDOW = 65_535;
+export const DEFAULT_MAX_FRAME = 16_384;
+export const NO_ERROR = 0, PROTOCOL_ERROR = 1, FLOW_CONTROL_ERROR = 3, STREAM_CLOSED = 5, FRAME_SIZE_ERROR = 6, CANCEL = 8;
+
+export function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const out = Buffer.allocUnsafe(9 + payload.length);
+  out.writeUIntBE(payload.length, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(stream, 5);
+  payload.copy(out, 9);
+  return out;
+}
+
+/** A frame carrying one 32-bit value (RST_STREAM, WINDOW_UPDATE). */
+export function frame32(type: number, stream: number, value: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(value);
+  return frame(type, 0, stream, payload);
+}
+
+export function settingsFrame(settings: [number, number][]): Buffer {
+  const payload = Buffer.allocUnsafe(6 * settings.length);
+  settings.forEach(([id, value], i) => { payload.writeUInt16BE(id, 6 * i); payload.writeUInt32BE(value, 6 * i + 2); });
+  return frame(FrameType.Settings, 0, 0, payload);
+}
+
+export function goAwayFrame(lastStream: number, code: number): Buffer {
+  const payload = Buffer.alloc(8);
+  payload.writeUInt32BE(lastStream, 0);
+  payload.writeUInt32BE(code, 4);
+  return frame(FrameType.GoAway, 0, 0, payload);
+}
+
+/** The HEADERS frame (and CONTINUATIONs) carrying an encoded header block. */
+export function headerFrames(stream: number, block: Buffer, endStream: boolean, maxFrame: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 0, first = true; first || off < block.length; first = false) {
+    const part = block.subarray(off, off + maxFrame);
+    off += part.length;
+    const flags = (off >= block.length ? END_HEADERS : 0) | (first && endStream ? END_STREAM : 0);
+    out.push(frame(first ? FrameType.Headers : FrameType.Continuation, flags, stream, part));
+  }
+  return out;
+}
+
+export function unpad(payload: Buffer, flags: number): Buffer {
+  if (!(flags & PADDED)) return payload;
+  const pad = payload[0]!;
+  if (pad >= payload.length) throw new Error('padding longer than the frame');
+  return payload.subarray(1, payload.length - pad);
+}
+
+/** Splits incoming bytes into frames; frames longer than `maxFrame` are a connection error. */
+export class FrameReader {
+  private input: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly maxFrame = DEFAULT_MAX_FRAME) {}
+
+  *frames(chunk: Buffer): Generator<{ type: number; flags: number; stream: number; payload: Buffer }> {
+    this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
+    while (this.input.length >= 9) {
+      const length = this.input.readUIntBE(0, 3);
+      if (length > this.maxFrame) throw new Error(`a frame of ${length} bytes, over the ${this.maxFrame} allowed`);
+      if (this.input.length < 9 + length) break;
+      const type = this.input[3]!;
+      const flags = this.input[4]!;
+      const stream = this.input.readUInt32BE(5) & 0x7fffffff;
+      const payload = this.input.subarray(9, 9 + length);
+      this.input = this.input.subarray(9 + length);
+      yield { type, flags, stream, payload };
+    }
+  }
+}
