@@ -73,23 +73,26 @@ static int status_of(int st)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static void record_exit(const char *path, int status)
+/* Returns the time recorded, in nanoseconds since the epoch. */
+static long long record_exit(const char *path, int status)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
+	long long ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 	char tmp[4096];
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		/* No fsync: the file must outlive a shim or daemon crash, which the page cache and an atomic rename
 		 * give; after a host crash there is no container left to report on. */
-		dprintf(fd, "%d %lld\n", status, (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+		dprintf(fd, "%d %lld\n", status, ns);
 		close(fd);
 		if (rename(tmp, path) < 0)
 			fprintf(stderr, "berth-monitor: rename %s: %s\n", path, strerror(errno));
 	} else {
 		fprintf(stderr, "berth-monitor: %s: %s\n", tmp, strerror(errno));
 	}
+	return ns;
 }
 
 static pid_t read_pid(const char *path)
@@ -136,8 +139,10 @@ static int finish(int status, int code)
 		copy_output();
 	if (control_path)
 		unlink(control_path);
-	record_exit(exit_file, status);
-	notify("exit %ld\n", status);
+	long long at = record_exit(exit_file, status);
+	/* The time too, so that whoever follows us need not read the file. */
+	if (notify_fd >= 0 && dprintf(notify_fd, "exit %d %lld\n", status, at) < 0)
+		notify_fd = -1;
 	return code;
 }
 

@@ -103,7 +103,7 @@ export class ShimService {
   /** Publishes /tasks/oom once per new OOM kill in the container's memory cgroup. */
   private checkOom(c: ShimContainer): void {
     let kills = 0;
-    try { kills = c.cgroup?.oomKillCount() ?? 0; } catch { return; }
+    try { kills = (c.cgroup ??= cgroupOf(c.bundle, c.id))?.oomKillCount() ?? 0; } catch { return; }
     if (kills > c.oomKills) {
       c.oomKills = kills;
       this.publish('/tasks/oom', 'TaskOOM', { containerId: c.id });
@@ -124,7 +124,6 @@ export class ShimService {
         const stdio = io.stdio;
         const init = new ShimProcess(req.id, '', req, io, !!req.terminal);
         const c = new ShimContainer(req.id, req.bundle, runtime, init, rootfs);
-        c.cgroup = cgroupOf(req.bundle, req.id);
         if (rootfs.length) await mountAll(rootfs, join(req.bundle, 'rootfs'));
         let created = false;
         try {
@@ -143,6 +142,8 @@ export class ShimService {
           throw err;
         }
         this.containers.set(req.id, c);
+        // For OOM checks only: found after the answer, off the container's way.
+        setImmediate(() => { c.cgroup ??= cgroupOf(req.bundle, req.id); });
         this.publish('/tasks/create', 'TaskCreate', {
           containerId: req.id, bundle: req.bundle, rootfs: req.rootfs ?? [], pid: init.pid, checkpoint: '',
           io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: !!req.terminal },

@@ -27,7 +27,10 @@ export interface Task {
   bundle: string;
   pid: number;
   client: TtrpcClient;
-  /** The bundle's `log` FIFO, which the shim writes its logs to (containerd's runc shim exits without a reader). */
+  /** The shim's ttrpc address (the bundle's `address` file). */
+  address: string;
+  /** The bundle's `log` FIFO, which a shim started for this bundle writes its logs to (containerd's runc shim
+   * exits without a reader); a group's shim, already running, logs to its first bundle's. */
   shimLog?: Socket;
 }
 
@@ -107,12 +110,10 @@ export class TaskManager {
       symlinkSync(work, join(bundle, 'work'));
       writeFileSync(join(bundle, 'config.json'), Buffer.from(container.spec.value));
       writeFileSync(join(bundle, 'runtime'), container.runtime.name);
-      mkfifo(join(bundle, 'log'), 0o600);
-      const shimLog = this.readShimLog(ns, container.id, bundle);
       const options = req.options ?? container.runtime.options;
       const group = this.o.groupShims && container.runtime.name === BERTH_RUNTIME ? `${container.runtime.name}/${ns}` : undefined;
-      const { client } = await this.shimFor(container.runtime.name, ns, container.id, bundle, options, group);
-      const task: Task = { namespace: ns, id: container.id, runtime: container.runtime.name, bundle, pid: 0, client, shimLog };
+      const { client, address, shimLog } = await this.shimFor(container.runtime.name, ns, container.id, bundle, options, group);
+      const task: Task = { namespace: ns, id: container.id, runtime: container.runtime.name, bundle, pid: 0, client, address, shimLog };
       try {
         const created = await this.call<{ pid: number }>(task, 'Create', {
           id: container.id, bundle, rootfs: req.rootfs, terminal: req.terminal, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr,
@@ -123,7 +124,7 @@ export class TaskManager {
         // A shim of its own goes with the failed task; a group's shim serves others.
         if (!group) await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
         this.connections.release(client);
-        shimLog.destroy();
+        shimLog?.destroy();
         throw err;
       }
       this.tasks.set(k, task);
@@ -139,7 +140,7 @@ export class TaskManager {
   }
 
   /** A connection to the group's live shim, or to a shim started for this container (or group). */
-  private async shimFor(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string | undefined): Promise<{ address: string; client: TtrpcClient }> {
+  private async shimFor(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string | undefined): Promise<{ address: string; client: TtrpcClient; shimLog?: Socket }> {
     const known = group ? this.groups.get(group) : undefined;
     if (known) {
       try {
@@ -151,10 +152,22 @@ export class TaskManager {
         this.groups.delete(group!);
       }
     }
-    if (!group) {
-      const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options?.value);
-      return { address, client: await this.connections.acquire(address) };
+    // A shim started here logs to this bundle's FIFO.
+    mkfifo(join(bundle, 'log'), 0o600);
+    const shimLog = this.readShimLog(ns, id, bundle);
+    try {
+      if (!group) {
+        const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options?.value);
+        return { address, client: await this.connections.acquire(address), shimLog };
+      }
+      return { ...await this.groupShim(runtime, ns, id, bundle, options, group), shimLog };
+    } catch (err) {
+      shimLog.destroy();
+      throw err;
     }
+  }
+
+  private async groupShim(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string): Promise<{ address: string; client: TtrpcClient }> {
     let pending = this.starting.get(group);
     if (!pending) {
       pending = startShim(runtime, { ...this.shimOptions(ns, id, bundle), group }, options?.value)
@@ -173,7 +186,7 @@ export class TaskManager {
     // Forgotten before the shim is told to stop, so its connection closing is not taken for a crash.
     this.tasks.delete(tkey(task.namespace, task.id));
     // A grouped shim stays for the group's next container (it exits by itself once idle for a while).
-    if (![...this.groups.values()].includes(readAddress(task.bundle))) await this.call(task, 'Shutdown', { id: task.id }).catch(() => undefined);
+    if (![...this.groups.values()].includes(task.address)) await this.call(task, 'Shutdown', { id: task.id }).catch(() => undefined);
     this.forget(task);
     return res;
   }
@@ -207,8 +220,9 @@ export class TaskManager {
         let runtime = '';
         try {
           runtime = readFileSync(join(bundle, 'runtime'), 'utf8').trim();
-          const client = await this.connections.acquire(readFileSync(join(bundle, 'address'), 'utf8').trim(), 1000);
-          const task: Task = { namespace: ns, id, runtime, bundle, pid: 0, client };
+          const address = readFileSync(join(bundle, 'address'), 'utf8').trim();
+          const client = await this.connections.acquire(address, 1000);
+          const task: Task = { namespace: ns, id, runtime, bundle, pid: 0, client, address };
           try {
             task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
             await this.call(task, 'State', { id });
@@ -218,7 +232,7 @@ export class TaskManager {
           }
           try { task.shimLog = this.readShimLog(ns, id, bundle); } catch { /* no log FIFO: a shim that does not need one */ }
           this.tasks.set(tkey(ns, id), task);
-          if (this.o.groupShims && runtime === BERTH_RUNTIME) this.groups.set(`${runtime}/${ns}`, readAddress(bundle));
+          if (this.o.groupShims && runtime === BERTH_RUNTIME) this.groups.set(`${runtime}/${ns}`, address);
           this.watch(task);
           this.o.log.info({ ns, id, pid: task.pid }, 'task re-attached');
         } catch (err) {
@@ -252,7 +266,7 @@ export class TaskManager {
 
   /** Stops grouped shims that hold no task: they have nothing a restart would need. */
   async stopIdleShims(): Promise<void> {
-    const busy = new Set([...this.tasks.values()].map((t) => readAddress(t.bundle)));
+    const busy = new Set([...this.tasks.values()].map((t) => t.address));
     for (const [group, address] of this.groups) {
       if (busy.has(address)) continue;
       this.groups.delete(group);
@@ -272,10 +286,6 @@ export class TaskManager {
 }
 
 const BERTH_RUNTIME = 'io.containerd.berth.v2';
-
-function readAddress(bundle: string): string {
-  try { return readFileSync(join(bundle, 'address'), 'utf8').trim(); } catch { return ''; }
-}
 
 /** Names in a directory, but those set aside for removal (remove-soon.ts). */
 function safeList(dir: string): string[] {
