@@ -44,6 +44,8 @@ static void die_to(int fd, const char *fmt, ...)
 
 /* CVE-2019-5736: never run from a file the container could reach through /proc/<pid>/exe and overwrite.
  * Re-exec from a sealed, anonymous memfd copy of ourselves. */
+int init_prepared_netns = -1;
+
 void ensure_sealed_self(char **argv)
 {
 	int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -196,6 +198,18 @@ int init_main(const char *plan_path, int sync)
 
 	/* Join existing namespaces first, so the clone below starts inside them (a joined pid namespace only
 	 * applies to children, which is what we want). */
+	const char *clone_flags = find_arg(&plan, "clone");
+	long flags = clone_flags ? strtol(clone_flags, NULL, 10) : 0;
+	/* A network namespace made ahead serves a plan that wants a new one (not under a new user namespace, which
+	 * must own it); any other plan goes back to the one we came from first (a join below replaces it anyway). */
+	if (init_prepared_netns >= 0) {
+		if ((flags & CLONE_NEWNET) && !(flags & CLONE_NEWUSER))
+			flags &= ~CLONE_NEWNET;
+		else if (setns(init_prepared_netns, CLONE_NEWNET) < 0)
+			die_to(sync, "leaving the network namespace made ahead: %s", strerror(errno));
+		close(init_prepared_netns);
+		init_prepared_netns = -1;
+	}
 	for (int i = 0; i < plan.count; i++) {
 		struct record *r = &plan.records[i];
 		if (strcmp(r->tag, "join"))
@@ -218,9 +232,6 @@ int init_main(const char *plan_path, int sync)
 			die_to(sync, "setting the time namespace offsets: %s", strerror(errno));
 		close(fd);
 	}
-	const char *clone_flags = find_arg(&plan, "clone");
-	long flags = clone_flags ? strtol(clone_flags, NULL, 10) : 0;
-
 	int go[2], report[2];
 	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
 		die_to(sync, "pipe: %s", strerror(errno));

@@ -9,4 +9,8 @@ int init_main(const char *plan_path, int sync_fd);
  * /proc/self/exe, so nothing in a container can reach our binary on disk through /proc/<pid>/exe. */
 void ensure_sealed_self(char **argv);
 
+/* A network namespace made ahead (by a spare monitor's child, which is in it): the fd of the one it left, or -1.
+ * A plan that wants a new network namespace of the init user namespace gets this one instead of a clone's. */
+extern int init_prepared_netns;
+
 #endif

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,12 +415,18 @@ static void run_child(const char **stdio_path, const char *init_plan, char **com
 
 /* A spare's child, forked before the spare knows what it will run, so that the shim can place it in the next
  * container's cgroups while idle (the container's init is then born there: no migration, whose first write
- * after a quiet spell waits out an RCU grace period, 10-20 ms here). It waits on `go` for its stdio paths and
- * plan, NUL-separated; at EOF it was not needed. */
+ * after a quiet spell waits out an RCU grace period, 10-20 ms here). It makes the next container's network
+ * namespace meanwhile too (see init_prepared_netns). The shim writes it, on `go` (fd 5), its stdio paths and
+ * plan, NUL-separated, at the same time as it writes the monitor its arguments; at EOF it was not needed. */
 static void spare_child(int go)
 {
 	stdin_from_dev_null();
 	close(3); /* the notify pipe is the monitor's */
+	int host_net = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (host_net >= 0 && unshare(CLONE_NEWNET) == 0)
+		init_prepared_netns = host_net;
+	else if (host_net >= 0)
+		close(host_net);
 	size_t len;
 	char *buf = read_framed(go, &len);
 	if (!buf)
@@ -433,64 +440,37 @@ static void spare_child(int go)
 	run_child(field, field[3], NULL, -1, -1);
 }
 
-/* Hands a spare's child what it runs: the framed message spare_child reads. */
-static void release_spare_child(int go, const char **stdio_path, const char *init_plan)
-{
-	const char *field[4] = { stdio_path[0], stdio_path[1], stdio_path[2], init_plan };
-	size_t len = 0;
-	for (int f = 0; f < 4; f++)
-		len += strlen(field[f] ? field[f] : "") + 1;
-	char *msg = malloc(len + 32);
-	if (!msg)
-		exit(2);
-	int off = sprintf(msg, "%zu\n", len);
-	for (int f = 0; f < 4; f++) {
-		size_t n = strlen(field[f] ? field[f] : "") + 1;
-		memcpy(msg + off, field[f] ? field[f] : "", n);
-		off += (int)n;
-	}
-	if (write_all(go, msg, (size_t)off) < 0)
-		perror("berth-monitor: releasing the spare's child");
-	close(go);
-	free(msg);
-}
-
 /* Spare mode (--spare): fork the child at once and tell the caller its pid; then wait on stdin for the real
  * arguments and go on as a monitor started with them, the child already forked (no exec: this process is
  * running, from the caller's sealed copy, the very program those arguments are for). */
-static int monitor_main(int argc, char **argv, pid_t forked_pid, int forked_go);
+static int monitor_main(int argc, char **argv, pid_t forked_pid);
 
 static int spare_main(char **argv)
 {
 	/* Sealed before the fork: the container descends from the child. */
 	ensure_sealed_self(argv);
 	signal(SIGPIPE, SIG_IGN);
-	int go[2];
-	if (pipe(go) < 0)
-		return 2;
 	pid_t staged = fork();
 	if (staged < 0)
 		return 2;
-	if (staged == 0) {
-		close(go[1]);
-		spare_child(go[0]);
-	}
-	close(go[0]);
+	if (staged == 0)
+		spare_child(5);
+	close(5); /* the child's alone: it sees EOF when the shim closes its end */
 	dprintf(3, "spare %d\n", (int)staged);
 	int argc;
 	char **args = read_spare_args(argv[0], &argc);
-	return monitor_main(argc, args, staged, go[1]);
+	return monitor_main(argc, args, staged);
 }
 
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--spare") == 0)
 		return spare_main(argv);
-	return monitor_main(argc, argv, 0, -1);
+	return monitor_main(argc, argv, 0);
 }
 
-/* forked_pid, forked_go: a spare's child, already forked, and the pipe that releases it (0, -1 for none). */
-static int monitor_main(int argc, char **argv, pid_t forked_pid, int forked_go)
+/* forked_pid: a spare's child, already forked, which the shim hands its plan (0 for none). */
+static int monitor_main(int argc, char **argv, pid_t forked_pid)
 {
 	if (argc < 5) {
 		fprintf(stderr, "usage: berth-monitor EXIT_FILE NOTIFY_FD [--pid-file FILE] [--stdin P] [--stdout P] [--stderr P] "
@@ -539,12 +519,7 @@ static int monitor_main(int argc, char **argv, pid_t forked_pid, int forked_go)
 
 	/* fd 4, when handed to us, is the command's (berth-init's sync socket); nothing above it is ours. */
 	int handed = fcntl(4, F_GETFD) >= 0;
-	if (forked_go >= 5) {
-		syscall(SYS_close_range, 5U, (unsigned)forked_go - 1, 0U);
-		syscall(SYS_close_range, (unsigned)forked_go + 1, ~0U, 0U);
-	} else {
-		syscall(SYS_close_range, 5U, ~0U, 0U);
-	}
+	syscall(SYS_close_range, 5U, ~0U, 0U);
 	int listener = -1, sigfd = -1;
 	sigset_t chld;
 	sigemptyset(&chld);
@@ -561,10 +536,9 @@ static int monitor_main(int argc, char **argv, pid_t forked_pid, int forked_go)
 
 	if (forked_pid > 0 && init_plan && !console_path) {
 		child = forked_pid;
-		release_spare_child(forked_go, stdio_path, init_plan);
 	} else {
-		if (forked_go >= 0)
-			close(forked_go); /* not for this command: the spare's child sees EOF and exits */
+		if (forked_pid > 0)
+			kill(forked_pid, SIGKILL); /* not for this command */
 		child = fork();
 		if (child < 0) {
 			perror("berth-monitor: fork");

@@ -181,8 +181,10 @@ class SpareMonitors {
 
   private replenish(): void {
     if (!this.enabled || this.spare || this.busy > 0) return;
-    const child = spawnMonitor(['--spare'], ['pipe', 'ignore', 'pipe', 'pipe', 'pipe']);
+    // fd 0: the monitor's arguments; 3: its notify pipe; 4: the plan executor's sync socket; 5: its child's plan.
+    const child = spawnMonitor(['--spare'], ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe']);
     child.stdio[0]!.on('error', () => undefined);
+    child.stdio[5]!.on('error', () => undefined);
     for (const stream of child.stdio) stream?.unref();
     const spare: Spare = { process: child, lines: createInterface({ input: child.stdio[3]! }) };
     spare.lines.once('line', (line) => {
@@ -198,6 +200,12 @@ class SpareMonitors {
 
 const SPARE_IDLE_MS = 15;
 export const spareMonitors = new SpareMonitors();
+
+/** NUL-terminated fields after their byte count and a newline, as berth-monitor's read_framed takes them. */
+function framed(fields: string[]): Buffer {
+  const payload = Buffer.from(fields.map((f) => `${f}\0`).join(''));
+  return Buffer.concat([Buffer.from(`${payload.length}\n`), payload]);
+}
 
 /** The monitor outlives us if we die; it does not keep our event loop alive either. */
 let monitorEnv: NodeJS.ProcessEnv | undefined;
@@ -225,8 +233,9 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   const spare = opts.spare ?? (opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined);
   let child: SpawnedProcess;
   if (spare) {
-    const payload = Buffer.from(args.map((a) => `${a}\0`).join(''));
-    spare.process.stdio[0]!.end(Buffer.concat([Buffer.from(`${payload.length}\n`), payload]));
+    // The child and the monitor are told at once, each what it needs: the child need not wait for the monitor.
+    spare.process.stdio[5]!.end(framed([opts.stdio?.stdin ?? '', opts.stdio?.stdout ?? '', opts.stdio?.stderr ?? '', opts.initPlan!]));
+    spare.process.stdio[0]!.end(framed(args));
     child = spare.process;
   } else {
     child = spawnMonitor(args, stdio, { ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), binary: opts.initPlan ? sealedMonitor() : nativeBinary('berth-monitor') });

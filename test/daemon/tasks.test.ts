@@ -247,3 +247,37 @@ test.serial('a grouped shim keeps a spare monitor while idle, its child already 
   t.false(execFileSync('ps', ['-eo', 'pid=']).toString().split('\n').some((p) => Number(p) === next[0]!.pid), 'the spare exits with its shim');
   t.deepEqual(ours(spareStages()), [], 'and its stage is removed');
 });
+
+test.serial('a spare\'s child makes the next container\'s network namespace ahead: each container gets a new one; host network and a joined one still mean the host\'s', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const dir = tempDir(t);
+  const hostNet = execFileSync('readlink', ['/proc/self/ns/net']).toString().trim();
+  const netnsOf = async (network: 'new' | 'host' | 'join') => {
+    const id = uid();
+    const spec = defaultSpec(['/bin/readlink', '/proc/self/ns/net']);
+    spec.linux.cgroupsPath = `/berth-tasks-test/${id}`;
+    spec.linux.namespaces = spec.linux.namespaces.filter((ns: { type: string }) => ns.type !== 'network');
+    if (network === 'new') spec.linux.namespaces.push({ type: 'network' });
+    if (network === 'join') spec.linux.namespaces.push({ type: 'network', path: `/proc/${process.pid}/ns/net` });
+    await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+    const io = fifos(t, dir, id);
+    await c.call(TASKS, 'Create', { containerId: id, stdout: io.stdout, stderr: io.stderr, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+    const waiting = c.call(TASKS, 'Wait', { containerId: id });
+    await c.call(TASKS, 'Start', { containerId: id });
+    t.is((await waiting).exitStatus, 0, await io.errors);
+    await c.call(TASKS, 'Delete', { containerId: id });
+    // Idle a moment: the shim makes its next spare.
+    await new Promise((r) => setTimeout(r, 300));
+    return (await io.output).trim();
+  };
+  const first = await netnsOf('new');
+  const second = await netnsOf('new');
+  t.not(first, hostNet);
+  t.not(second, hostNet);
+  t.not(second, first, 'a network namespace of its own each');
+  t.is(await netnsOf('host'), hostNet, 'no network namespace in the spec: the host\'s');
+  t.is(await netnsOf('join'), hostNet, 'a joined one (ours)');
+  t.not(await netnsOf('new'), hostNet);
+});
