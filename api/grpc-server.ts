@@ -120,6 +120,15 @@ export class ServerCall extends Duplex {
     cb();
   }
 
+  /** A unary call's whole answer, at once: headers, the message and OK leave together (the stream machinery
+   * would put the trailers a tick later, in a write of their own). */
+  reply(msg: Msg): void {
+    if (this.finished || this.stream.closed || this.writableEnded) return;
+    this.sendHeaders();
+    this.stream.write(frame(this.res, msg));
+    this.finish(GrpcStatus.OK, '');
+  }
+
   /** Ends the call, once what was written is sent, with `err`'s status (code mapped as containerd's errdefs). */
   fail(err: unknown): void {
     this.failure = { code: grpcStatusOf(err), message: err instanceof Error ? err.message : String(err) };

@@ -23,7 +23,7 @@ type Req = Record<string, any>;
 export function unary(fn: (req: Req, call: ServerCall) => Promise<Req> | Req): MethodHandler {
   return (call) => {
     Promise.resolve().then(() => fn(call.request, call)).then(
-      (res) => { call.write(res); call.end(); },
+      (res) => call.reply(res),
       (err) => call.fail(err),
     );
   };

@@ -1,7 +1,7 @@
 // The server side of HTTP/2 (RFC 9113) over a stream socket, as much as a gRPC server on a unix socket needs: no
 // TLS, no push, no priorities. node:http2 sent a unary answer in two writes (headers and message, then the
-// trailers, once its 'wantTrailers' event had run), so every client woke twice per call; here what a turn of the
-// event loop queues on a connection leaves in one write. Flow control: we grant large windows and top them up
+// trailers, once its 'wantTrailers' event had run), so every client woke twice per call; here what is queued on a
+// connection before the next tick leaves in one write. Flow control: we grant large windows and top them up
 // as the application takes the data (not while a stream is paused); our sends wait for the peer's windows.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -182,13 +182,13 @@ export class H2ServerSession extends EventEmitter {
     socket.on('close', () => this.destroy());
   }
 
-  /** Frames queued in one turn of the event loop leave together. */
+  /** Frames queued in one go (before the next tick) leave together. */
   send(data: Buffer): void {
     if (this.destroyed) return;
     this.out.push(data);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    process.nextTick(() => {
       this.flushScheduled = false;
       if (this.destroyed || !this.out.length) return;
       const batch = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
@@ -227,9 +227,9 @@ export class H2ServerSession extends EventEmitter {
     this.emit('close');
   }
 
-  /** After what is queued has been written (setImmediate keeps order); 'close' comes with the socket's. */
+  /** After what is queued has been written (ticks keep order); 'close' comes with the socket's. */
   private endSocket(): void {
-    setImmediate(() => { if (!this.destroyed) this.socket.end(); });
+    process.nextTick(() => { if (!this.destroyed) this.socket.end(); });
   }
 
   private onInput(chunk: Buffer): void {

@@ -230,7 +230,8 @@ export function startMonitored(opts: MonitorOptions): Monitored {
   else args.push('--', ...opts.command);
   const stdio: ('ignore' | 'pipe')[] = ['ignore', 'ignore', 'pipe', 'pipe'];
   if (opts.syncPipe) stdio.push('pipe');
-  const spare = opts.spare ?? (opts.initPlan && opts.syncPipe && !opts.env && !opts.cwd ? spareMonitors.take() : undefined);
+  // A spare's child runs plans without a terminal (a console's socket must be listening before the plan runs).
+  const spare = opts.spare ?? (opts.initPlan && opts.syncPipe && !opts.console && !opts.env && !opts.cwd ? spareMonitors.take() : undefined);
   let child: SpawnedProcess;
   if (spare) {
     // The child and the monitor are told at once, each what it needs: the child need not wait for the monitor.
