@@ -12,6 +12,7 @@ import { makeDirs, removeDirs } from './common.ts';
 import { removeCgroupDirs } from './files.ts';
 import type { CgroupManager } from './types.ts';
 import { inheritCpuset } from './v1.ts';
+import { applyLastDeviceRules } from './v1-apply.ts';
 import { processStartTime } from '../proc.ts';
 
 const PREFIX = 'berth-spare-';
@@ -26,6 +27,7 @@ export class CgroupStage {
   /** Parent directories of the last container's v1 cgroups: where the next one most likely goes. */
   private static parents: string[] | undefined;
   private static cpusetParent: string | undefined;
+  private static devicesParent: string | undefined;
   private joined = false;
   private adopted = false;
 
@@ -39,6 +41,7 @@ export class CgroupStage {
     if (parents.join() !== CgroupStage.parents?.join()) void removeCgroupDirs(staleStages(parents), 2000).catch(() => undefined);
     CgroupStage.parents = parents;
     CgroupStage.cpusetParent = cgroup.paths.cpuset && dirname(cgroup.paths.cpuset);
+    CgroupStage.devicesParent = cgroup.paths.devices && dirname(cgroup.paths.devices);
   }
 
   /** Makes the stage's directories and moves `pid` into them (asynchronously: the move waits on the kernel).
@@ -55,6 +58,8 @@ export class CgroupStage {
       removeDirs(made);
       return undefined;
     }
+    // Most containers are alike: the next is likely to want the last one's device rules.
+    for (const dir of dirs) if (dirname(dir) === CgroupStage.devicesParent) { try { applyLastDeviceRules(dir); } catch { /* applied at create */ } }
     const stage = new CgroupStage(dirs);
     Promise.all(dirs.map((d) => writeFile(join(d, 'cgroup.procs'), String(pid))))
       .then(() => { stage.joined = true; }, () => stage.discard());

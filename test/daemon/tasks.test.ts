@@ -281,3 +281,31 @@ test.serial('a spare\'s child makes the next container\'s network namespace ahea
   t.is(await netnsOf('join'), hostNet, 'a joined one (ours)');
   t.not(await netnsOf('new'), hostNet);
 });
+
+test.serial('a stage made with the last container\'s device rules serves the next only if it wants the same: other rules are written as asked', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const devicesOf = async (allowTty1: boolean) => {
+    const id = uid();
+    const spec = defaultSpec(['/bin/sleep', '10']);
+    spec.linux.cgroupsPath = `/berth-tasks-test/${id}`;
+    if (allowTty1) spec.linux.resources = { devices: [{ allow: true, type: 'c', major: 4, minor: 1, access: 'rwm' }] };
+    await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+    const created = await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+    const dir = `/sys/fs/cgroup/devices${cgroupsOf(created.pid).get('devices')}`;
+    const list = readFileSync(join(dir, 'devices.list'), 'utf8');
+    await c.call(TASKS, 'Kill', { containerId: id, signal: 9 });
+    await c.call(TASKS, 'Wait', { containerId: id });
+    await c.call(TASKS, 'Delete', { containerId: id });
+    await new Promise((r) => setTimeout(r, 300)); // the shim makes its next spare and stage
+    return list;
+  };
+  if (!cgroupsOf(process.pid).has('devices')) { t.pass('no cgroup v1 devices controller here'); return; }
+  const defaults = await devicesOf(false);
+  t.regex(defaults, /^c 1:3 rwm$/m);
+  t.notRegex(defaults, /^c 4:1 /m);
+  t.is(await devicesOf(false), defaults, 'through a stage made with the same rules');
+  t.regex(await devicesOf(true), /^c 4:1 rwm$/m, 'other rules: /dev/tty1 allowed too');
+  t.is(await devicesOf(false), defaults, 'and back');
+});
