@@ -2,7 +2,7 @@
 // copied to and from our own stdio. With a terminal there is one output stream (the pty's), our terminal goes
 // into raw mode while the task runs, and window size changes follow it (ResizePty).
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, createReadStream, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { errInvalidArgument } from '../api/errdefs.ts';
@@ -72,10 +72,16 @@ export function consoleSize(): { width: number; height: number } | undefined {
   return process.stdout.isTTY && process.stdout.columns ? { width: process.stdout.columns, height: process.stdout.rows } : undefined;
 }
 
-/** Copies a FIFO to `out` until its writers close it. */
+/** Copies a FIFO to `out` until its writers close it. Opened without blocking and read through the event loop:
+ * a read stream's open waits in a thread-pool thread for a writer, and a task that never started left one waiting
+ * there for good (the exit joins the pool: the CLI hung). Linux reports no hang-up on a FIFO before its first
+ * writer has come, so nothing is read until one has. */
 export function pipeFifo(path: string, out: NodeJS.WritableStream): Promise<void> {
   return new Promise((resolve) => {
-    createReadStream(path).on('data', (d) => out.write(d)).on('end', () => resolve()).on('error', () => resolve());
+    let fd: number;
+    try { fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK); } catch { resolve(); return; }
+    new Socket({ fd, readable: true, writable: false })
+      .on('data', (d) => out.write(d)).on('end', () => resolve()).on('close', () => resolve()).on('error', () => resolve());
   });
 }
 

@@ -447,8 +447,12 @@ static int monitor_main(int argc, char **argv, pid_t forked_pid);
 
 static int spare_main(char **argv)
 {
-	/* Sealed before the fork: the container descends from the child. */
+	/* Sealed before the fork: the container descends from the child. A subreaper before it too: the child runs
+	 * its plan as soon as the shim hands it over, maybe before we have read our own arguments, and the
+	 * container's init it leaves behind must become ours, not init's. */
 	ensure_sealed_self(argv);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	pid_t staged = fork();
 	if (staged < 0)
