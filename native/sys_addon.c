@@ -2,7 +2,8 @@
  *   mkfifo(path, mode)                      the CLI's stdio FIFOs (through ffi-rs the CLI paid 10-30 ms to load it)
  *   spawn(file, argv, env, fds, cwd, setsid) posix_spawn: the parent's memory is shared until the exec, not copied
  *                                           as Node's fork-based spawn copies it (~7 ms blocked for a shim this
- *                                           size); fds[i] becomes the child's fd i (-1: /dev/null); returns the pid
+ *                                           size); fds[i] becomes the child's fd i (-1: /dev/null), and no other
+ *                                           fd of ours reaches it; returns the pid
  *   socketpair()                            [ours, theirs]: a connected AF_UNIX stream pair, close-on-exec
  *   waitpid(pid)                            the raw wait status once pid has exited (reaped), else undefined
  *   removeTree(path)                        a promise: removes the tree on the thread pool in one job (fs.rm
@@ -148,6 +149,8 @@ static napi_value spawn_process(napi_env env, napi_callback_info info)
 		else
 			posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", O_RDWR, 0);
 	}
+	/* Nothing else of ours reaches the child, close-on-exec or not (lmdb, for one, opens its files without it). */
+	posix_spawn_file_actions_addclosefrom_np(&actions, (int)nfds);
 	if (cwd)
 		posix_spawn_file_actions_addchdir_np(&actions, cwd);
 	/* Node ignores SIGPIPE and blocks nothing we know of; the child starts from the defaults either way. */

@@ -1,7 +1,9 @@
 // Running a shim binary the way containerd does: runtime "io.containerd.X.v2" → containerd-shim-X-v2 on PATH
 // (berth's own shim is also found beside berthd's bundle). `start` prints the shim's ttrpc address; `delete`
 // cleans up after a shim that is gone and prints a DeleteResponse.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { spawnProcess, type SpawnedProcess } from '../../api/spawn.ts';
 import { existsSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,22 +52,24 @@ function env(o: ShimCallOptions): NodeJS.ProcessEnv {
   return e;
 }
 
-/** `<shim> start`: returns the ttrpc address it prints. Runtime options (an Any's bytes) go on stdin. */
-export function startShim(runtime: string, o: ShimCallOptions, options?: Uint8Array): Promise<string> {
+/** `<shim> start`: returns the ttrpc address it prints. Runtime options (an Any's bytes) go on stdin. Spawned with
+ * posix_spawn (api/spawn.ts): no fork of the daemon, and none of its fds (its databases) reach the shim. */
+export async function startShim(runtime: string, o: ShimCallOptions, options?: Uint8Array): Promise<string> {
   const [cmd, ...pre] = shimBinary(runtime);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd!, [...pre, ...flags(o), 'start'], { cwd: o.bundle, env: env(o), stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
-    child.stdin.end(options ? Buffer.from(options) : undefined);
-    child.on('error', (e) => reject(new BerthError(ErrorCode.Unavailable, `starting shim ${cmd}: ${e.message}`)));
-    child.on('exit', (code) => {
-      if (code === 0 && out.trim()) resolve(out.trim());
-      else reject(new BerthError(ErrorCode.Unavailable, `shim ${runtime} start failed (${code}): ${err.trim() || 'no output'}`));
-    });
-  });
+  let child: SpawnedProcess;
+  try {
+    child = spawnProcess(cmd!, [...pre, ...flags(o), 'start'], { cwd: o.bundle, env: env(o), stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    throw new BerthError(ErrorCode.Unavailable, `starting shim ${cmd}: ${(e as Error).message}`);
+  }
+  const [stdin, stdout, stderr] = child.stdio as Socket[];
+  const read = (s: Socket) => new Promise<string>((resolve) => { let text = ''; s.on('data', (d) => { text += d; }).on('close', () => resolve(text)).on('error', () => undefined); });
+  const [out, err] = [read(stdout!), read(stderr!)];
+  stdin!.on('error', () => undefined);
+  if (options) stdin!.end(Buffer.from(options)); else stdin!.end();
+  const { code } = await child.exited;
+  if (code === 0 && (await out).trim()) return (await out).trim();
+  throw new BerthError(ErrorCode.Unavailable, `shim ${runtime} start failed (${code}): ${(await err).trim() || 'no output'}`);
 }
 
 /** `<shim> delete`: cleanup after a shim that is gone; the recorded exit status or 137. */

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { closeSync, openSync } from 'node:fs';
 import { spawnProcess } from '../../api/spawn.ts';
 
 const collect = (s: NodeJS.ReadableStream) => new Promise<string>((resolve) => { let out = ''; s.on('data', (d) => { out += d; }); s.on('end', () => resolve(out)); });
@@ -32,4 +33,19 @@ test('spawnProcess: a file that does not exist is refused with ENOENT, and a ses
   const out = collect(p.stdio[1]!);
   await p.exited;
   t.is(Number((await out).trim()), p.pid);
+});
+
+test('spawnProcess: none of our fds but the ones given reach the child, close-on-exec or not', async (t) => {
+  const { libc } = await import('../../api/libc.ts');
+  const { load, DataType } = libc();
+  const fd = openSync('/dev/null', 'r');
+  t.teardown(() => closeSync(fd));
+  // As lmdb leaves its files: inheritable.
+  t.is(load({ library: 'libc', funcName: 'fcntl', retType: DataType.I32, paramsType: [DataType.I32, DataType.I32, DataType.I32], paramsValue: [fd, 2 /* F_SETFD */, 0] }), 0);
+  const p = spawnProcess('/bin/ls', ['/proc/self/fd'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = await collect(p.stdio[1]!);
+  await p.exited;
+  const fds = out.trim().split('\n').map(Number);
+  t.false(fds.includes(fd), `fd ${fd} was inherited: ${fds.join(' ')}`);
+  t.true(fds.every((n) => n <= 3), `only stdio (and ls's own directory fd): ${fds.join(' ')}`);
 });
