@@ -35,8 +35,9 @@ export function command(cmd: string, args: string[], opts: { cwd?: string } = {}
 
 export function printTable(times: Map<string, number[]>, baseline: string, unit = 'ms'): void {
   const base = median(times.get(baseline)!);
-  console.log(`${'subject'.padEnd(28)}${'median'.padStart(10)}${'p90'.padStart(10)}${`vs ${baseline}`.padStart(16)}`);
+  const width = Math.max(28, ...[...times.keys()].map((name) => name.length + 2));
+  console.log(`${'subject'.padEnd(width)}${'median'.padStart(10)}${'p90'.padStart(10)}  vs ${baseline}`);
   for (const [name, xs] of times) {
-    console.log(`${name.padEnd(28)}${median(xs).toFixed(1).padStart(8)}${unit}${percentile(xs, 90).toFixed(1).padStart(8)}${unit}${(median(xs) / base).toFixed(2).padStart(15)}×`);
+    console.log(`${name.padEnd(width)}${median(xs).toFixed(1).padStart(8)}${unit}${percentile(xs, 90).toFixed(1).padStart(8)}${unit}${(median(xs) / base).toFixed(2).padStart(8)}×`);
   }
 }
