@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import {
   ACK, CANCEL, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, END_STREAM, END_HEADERS, FrameReader, FrameType as Type, NO_ERROR, PREFACE, PRIORITY, PROTOCOL_ERROR,
-  SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, frame, frame32, goAwayFrame, headerFrames, settingsFrame, unpad,
+  SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, SendQueue, frame, frame32, goAwayFrame, headerFrames, settingsFrame, unpad,
 } from './h2-frames.ts';
 import { HpackDecoder, encodeHeaders, type HeaderList } from './hpack.ts';
 
@@ -23,7 +23,7 @@ export class H2Stream extends EventEmitter {
   rstCode: number | undefined;
   closed = false;
   sendWindow: number;
-  private readonly pending: Buffer[] = [];
+  private readonly pending = new SendQueue();
   private endRequested = false;
   private endSent = false;
   private responded = false;
@@ -59,7 +59,7 @@ export class H2Stream extends EventEmitter {
 
   /** The server has answered in full: a request body it did not wait for is not sent (RFC 9113 8.1). */
   private remoteEnded(): void {
-    if (!this.endSent) { this.endSent = true; this.pending.length = 0; this.reset(NO_ERROR); }
+    if (!this.endSent) { this.endSent = true; this.pending.clear(); this.reset(NO_ERROR); }
     this.finish();
   }
 
@@ -67,18 +67,14 @@ export class H2Stream extends EventEmitter {
    * bytes taken from the connection's window. */
   drain(connectionWindow: number, maxFrame: number): number {
     let sent = 0;
-    while (!this.closed && this.pending.length) {
-      const head = this.pending[0]!;
-      const n = Math.min(head.length, this.sendWindow, connectionWindow - sent, maxFrame);
-      if (n <= 0) break;
-      if (n === head.length) this.pending.shift(); else this.pending[0] = head.subarray(n);
-      this.sendWindow -= n;
-      sent += n;
-      const last = this.endRequested && !this.pending.length;
-      this.session.send(frame(Type.Data, last ? END_STREAM : 0, this.id, head.subarray(0, n)));
+    for (let chunk; !this.closed && (chunk = this.pending.take(Math.min(this.sendWindow, connectionWindow - sent, maxFrame)));) {
+      this.sendWindow -= chunk.length;
+      sent += chunk.length;
+      const last = this.endRequested && this.pending.empty;
+      this.session.send(frame(Type.Data, last ? END_STREAM : 0, this.id, chunk));
       if (last) this.endSent = true;
     }
-    if (!this.closed && this.endRequested && !this.endSent && !this.pending.length) {
+    if (!this.closed && this.endRequested && !this.endSent && this.pending.empty) {
       this.endSent = true;
       this.session.send(frame(Type.Data, END_STREAM, this.id));
     }

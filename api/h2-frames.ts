@@ -58,6 +58,35 @@ export function unpad(payload: Buffer, flags: number): Buffer {
   return payload.subarray(1, payload.length - pad);
 }
 
+/** Data waiting for flow-control windows, handed out in chunks no larger than the windows and frame size allow. */
+export class SendQueue {
+  private readonly chunks: Buffer[] = [];
+  bytes = 0;
+
+  push(data: Buffer): void {
+    if (!data.length) return;
+    this.chunks.push(data);
+    this.bytes += data.length;
+  }
+
+  get empty(): boolean { return !this.chunks.length; }
+
+  clear(): void {
+    this.chunks.length = 0;
+    this.bytes = 0;
+  }
+
+  /** Up to `limit` bytes off the front; undefined when nothing is queued or the limit is spent. */
+  take(limit: number): Buffer | undefined {
+    const head = this.chunks[0];
+    if (!head || limit <= 0) return undefined;
+    const n = Math.min(head.length, limit);
+    if (n === head.length) this.chunks.shift(); else this.chunks[0] = head.subarray(n);
+    this.bytes -= n;
+    return head.subarray(0, n);
+  }
+}
+
 /** Splits incoming bytes into frames; frames longer than `maxFrame` are a connection error. */
 export class FrameReader {
   private input: Buffer = Buffer.alloc(0);

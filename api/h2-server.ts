@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import {
   ACK, CANCEL, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, FrameReader, FrameType,
   NO_ERROR, PREFACE, PRIORITY, PROTOCOL_ERROR, SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, STREAM_CLOSED,
-  frame, frame32, goAwayFrame, headerFrames, settingsFrame, unpad,
+  SendQueue, frame, frame32, goAwayFrame, headerFrames, settingsFrame, unpad,
 } from './h2-frames.ts';
 import { HpackDecoder, encodeHeaders } from './hpack.ts';
 
@@ -31,8 +31,7 @@ export class H2ServerStream extends EventEmitter {
   closed = false;
   aborted = false;
   private sendWindow: number;
-  private readonly pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new SendQueue();
   private trailers: ResponseHeaders | undefined;
   private ending = false;
   private remoteEnded = false;
@@ -56,9 +55,9 @@ export class H2ServerStream extends EventEmitter {
   /** Queues response data; false once enough is queued that the writer should wait for 'drain'. */
   write(data: Buffer): boolean {
     if (this.closed || this.ending) return false;
-    if (data.length) { this.pending.push(data); this.pendingBytes += data.length; }
+    this.pending.push(data);
     this.session.flush(this);
-    return this.pendingBytes < HIGH_WATER;
+    return this.pending.bytes < HIGH_WATER;
   }
 
   /** Ends the response, with trailers once the queued data has gone. */
@@ -87,23 +86,18 @@ export class H2ServerStream extends EventEmitter {
   /** Sends queued data as the windows allow; returns the connection window it took. */
   drain(connectionWindow: number, maxFrame: number): number {
     let sent = 0;
-    while (!this.closed && this.pending.length) {
-      const head = this.pending[0]!;
-      const n = Math.min(head.length, this.sendWindow, connectionWindow - sent, maxFrame);
-      if (n <= 0) break;
-      if (n === head.length) this.pending.shift(); else this.pending[0] = head.subarray(n);
-      this.pendingBytes -= n;
-      this.sendWindow -= n;
-      sent += n;
-      this.session.send(frame(FrameType.Data, 0, this.id, head.subarray(0, n)));
+    for (let chunk; !this.closed && (chunk = this.pending.take(Math.min(this.sendWindow, connectionWindow - sent, maxFrame)));) {
+      this.sendWindow -= chunk.length;
+      sent += chunk.length;
+      this.session.send(frame(FrameType.Data, 0, this.id, chunk));
     }
-    if (!this.closed && this.ending && !this.pending.length && !this.localEnded) {
+    if (!this.closed && this.ending && this.pending.empty && !this.localEnded) {
       this.localEnded = true;
       if (this.trailers) this.session.sendHeaders(this.id, this.trailers, true);
       else this.session.send(frame(FrameType.Data, END_STREAM, this.id));
       this.maybeClose();
     }
-    if (sent && this.pendingBytes < HIGH_WATER) this.emit('drain');
+    if (sent && this.pending.bytes < HIGH_WATER) this.emit('drain');
     return sent;
   }
 
@@ -131,7 +125,7 @@ export class H2ServerStream extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.aborted = aborted;
-    this.pending.length = 0;
+    this.pending.clear();
     this.session.forget(this.id);
     this.emit('close');
   }
