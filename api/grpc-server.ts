@@ -1,7 +1,7 @@
 // A gRPC server for berthd's API (unary, server-streaming, client-streaming and bidirectional calls over a unix
 // socket, HTTP/2 without TLS as containerd serves it), on our own HTTP/2 server (h2-server.ts). berthd used
-// grpc-js, then node:http2; a unary answer now leaves in one write, headers, message and trailers. Wire format, as in grpc-client.ts: POST
-// /<service>/<method>, content-type application/grpc, messages prefixed by a compressed-flag byte and a 4-byte
+// grpc-js, then node:http2; a unary answer now leaves in one write, headers, message and trailers. Wire format,
+// as in grpc-client.ts: POST /<service>/<method>, content-type application/grpc, messages prefixed by a compressed-flag byte and a 4-byte
 // big-endian length, the status in trailers (or trailers-only when nothing else was sent), percent-encoded
 // grpc-message, deadlines from grpc-timeout.
 import { createServer, type Server } from 'node:net';

@@ -87,6 +87,9 @@ export class SendQueue {
   }
 }
 
+/** A frame longer than the receiver allows (FRAME_SIZE_ERROR). */
+export class FrameSizeError extends Error {}
+
 /** Splits incoming bytes into frames; frames longer than `maxFrame` are a connection error. */
 export class FrameReader {
   private input: Buffer = Buffer.alloc(0);
@@ -97,7 +100,7 @@ export class FrameReader {
     this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
     while (this.input.length >= 9) {
       const length = this.input.readUIntBE(0, 3);
-      if (length > this.maxFrame) throw new Error(`a frame of ${length} bytes, over the ${this.maxFrame} allowed`);
+      if (length > this.maxFrame) throw new FrameSizeError(`a frame of ${length} bytes, over the ${this.maxFrame} allowed`);
       if (this.input.length < 9 + length) break;
       const type = this.input[3]!;
       const flags = this.input[4]!;

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import {
-  ACK, CANCEL, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, FrameReader, FrameType,
+  ACK, CANCEL, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, FrameReader, FrameSizeError, FrameType,
   NO_ERROR, PREFACE, PRIORITY, PROTOCOL_ERROR, SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, STREAM_CLOSED,
   SendQueue, frame, frame32, goAwayFrame, headerFrames, settingsFrame, unpad,
 } from './h2-frames.ts';
@@ -244,8 +244,7 @@ export class H2ServerSession extends EventEmitter {
         }
       }
     } catch (err) {
-      const message = (err as Error).message;
-      this.send(goAwayFrame(this.lastStream, /over the .* allowed/.test(message) ? FRAME_SIZE_ERROR : PROTOCOL_ERROR));
+      this.send(goAwayFrame(this.lastStream, err instanceof FrameSizeError ? FRAME_SIZE_ERROR : PROTOCOL_ERROR));
       if (this.out.length) this.socket.write(Buffer.concat(this.out.splice(0)));
       this.destroy();
     }

@@ -1,5 +1,5 @@
-// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, mkfifo, fcntl, memfd),
-// through ffi-rs, loaded on first use. Each throws an Error with `code` set to the errno name.
+// The few syscalls Node lacks that berth calls from TypeScript (mount, umount2, fcntl, memfd), through ffi-rs,
+// loaded on first use (mkfifo and spawn are in sys-addon.ts). Each throws an Error with `code` set to the errno name.
 import { createRequire } from 'node:module';
 import { closeSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -41,11 +41,6 @@ export function mount(source: string, target: string, fstype: string, flags: num
 export function umount2(target: string, flags: number): void {
   const { DataType } = libc();
   if (call('umount2', [DataType.String, DataType.I32], [target, flags]) !== 0) fail('umount', target);
-}
-
-export function mkfifo(path: string, mode: number): void {
-  const { DataType } = libc();
-  if (call('mkfifo', [DataType.String, DataType.I32], [path, mode]) !== 0) fail('mkfifo', path);
 }
 
 /** mount(2) flag bits by option name. */

@@ -42,10 +42,10 @@ static void die_to(int fd, const char *fmt, ...)
 	_exit(1);
 }
 
-/* CVE-2019-5736: never run from a file the container could reach through /proc/<pid>/exe and overwrite.
- * Re-exec from a sealed, anonymous memfd copy of ourselves. */
 int init_prepared_netns = -1;
 
+/* CVE-2019-5736: never run from a file the container could reach through /proc/<pid>/exe and overwrite.
+ * Re-exec from a sealed, anonymous memfd copy of ourselves. */
 void ensure_sealed_self(char **argv)
 {
 	int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
@@ -196,8 +196,6 @@ int init_main(const char *plan_path, int sync)
 	if (console_path && (console = console_connect(console_path)) < 0)
 		die_to(sync, "connecting to the console socket %s: %s", console_path, strerror(errno));
 
-	/* Join existing namespaces first, so the clone below starts inside them (a joined pid namespace only
-	 * applies to children, which is what we want). */
 	const char *clone_flags = find_arg(&plan, "clone");
 	long flags = clone_flags ? strtol(clone_flags, NULL, 10) : 0;
 	/* A network namespace made ahead serves a plan that wants a new one (not under a new user namespace, which
@@ -210,6 +208,8 @@ int init_main(const char *plan_path, int sync)
 		close(init_prepared_netns);
 		init_prepared_netns = -1;
 	}
+	/* Join existing namespaces first, so the clone below starts inside them (a joined pid namespace only
+	 * applies to children, which is what we want). */
 	for (int i = 0; i < plan.count; i++) {
 		struct record *r = &plan.records[i];
 		if (strcmp(r->tag, "join"))

@@ -207,9 +207,9 @@ function framed(fields: string[]): Buffer {
   return Buffer.concat([Buffer.from(`${payload.length}\n`), payload]);
 }
 
-/** The monitor outlives us if we die; it does not keep our event loop alive either. */
 let monitorEnv: NodeJS.ProcessEnv | undefined;
 
+/** The monitor outlives us if we die; it does not keep our event loop alive either. */
 function spawnMonitor(args: string[], stdio: ('ignore' | 'pipe')[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; binary?: string } = {}): SpawnedProcess {
   // Our environment is read once (process.env is slow to copy), for every monitor that gets it.
   const env = opts.env ? { ...opts.env } : (monitorEnv ??= { ...process.env });
@@ -260,7 +260,8 @@ export function startMonitored(opts: MonitorOptions): Monitored {
         rejectPid(new BerthError(ErrorCode.FailedPrecondition, `${opts.command[0]} failed (status ${value}): ${stderr.trim() || 'no error output'}`));
       } else if (what === 'exit') {
         settled = true;
-        resolve(at ? { status: Number(value), exitedAt: new Date(Number(BigInt(at) / 1_000_000n)) } : readExitFile(opts.exitFile) ?? { status: Number(value), exitedAt: new Date() });
+        // "exit STATUS NANOSECONDS", as the exit file records it.
+        resolve({ status: Number(value), exitedAt: new Date(Number(BigInt(at!) / 1_000_000n)) });
       }
     });
     lines.on('close', () => {

@@ -7,7 +7,8 @@ import { accessSync, closeSync, constants, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { errFailedPrecondition, errInvalidArgument } from '../api/errdefs.ts';
-import { mkfifo, setBlocking } from '../api/libc.ts';
+import { setBlocking } from '../api/libc.ts';
+import { sysAddon } from '../api/sys-addon.ts';
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -33,7 +34,7 @@ export class BinaryLogger {
     const logger = new BinaryLogger(program, args, paths);
     for (const p of [paths.stdout, paths.stderr]) {
       rmSync(p, { force: true });
-      mkfifo(p, 0o600);
+      sysAddon().mkfifo(p, 0o600);
       logger.held.push(openSync(p, constants.O_RDONLY | constants.O_NONBLOCK));
     }
     return logger;

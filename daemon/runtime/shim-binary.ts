@@ -2,11 +2,11 @@
 // (berth's own shim is also found beside berthd's bundle). `start` prints the shim's ttrpc address; `delete`
 // cleans up after a shim that is gone and prints a DeleteResponse.
 import { execFile } from 'node:child_process';
-import type { Socket } from 'node:net';
-import { spawnProcess, type SpawnedProcess } from '../../api/spawn.ts';
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnProcess, type SpawnedProcess } from '../../api/spawn.ts';
 import { BerthError, ErrorCode, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
 import { decodeMessage } from '../../api/proto.ts';
 

@@ -7,7 +7,7 @@ import { constants, mkdirSync, openSync, readFileSync, readdirSync, rmSync, syml
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { mkfifo } from '../../api/libc.ts';
+import { sysAddon } from '../../api/sys-addon.ts';
 import { errAlreadyExists, errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
 import { removeLeftAside, removeSoon } from '../../api/remove-soon.ts';
@@ -153,7 +153,7 @@ export class TaskManager {
       }
     }
     // A shim started here logs to this bundle's FIFO.
-    mkfifo(join(bundle, 'log'), 0o600);
+    sysAddon().mkfifo(join(bundle, 'log'), 0o600);
     const shimLog = this.readShimLog(ns, id, bundle);
     try {
       if (!group) {

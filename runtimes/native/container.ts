@@ -15,7 +15,7 @@ import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, toState } from './state.ts';
 import { processStartTime } from '../proc.ts';
-import { mkfifo } from '../../api/libc.ts';
+import { sysAddon } from '../../api/sys-addon.ts';
 import { spareMonitors, startMonitored, type ConsolePaths, type Monitored, type Spare, type StdioPaths } from '../monitor.ts';
 import { CgroupStage } from '../cgroups/staging.ts';
 import { nativeBinary } from '../../api/native-binary.ts';
@@ -87,13 +87,13 @@ export class Runtime {
       const cloneInto = spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path) ? undefined : cgroup.paths[''];
       if (cloneInto) bornIn.add(cloneInto);
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
-      if (execFifo) mkfifo(execFifo, 0o600);
+      if (execFifo) sysAddon().mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
       const hookStateFiles: [string, string] = [join(dir, 'hook-state-creating.json'), join(dir, 'hook-state-created.json')];
       // With no hooks to run and no cgroup to move it into, the init need not wait for us once it has its pid.
       const hooks = spec.hooks;
       const proceed = !hooks?.prestart?.length && !hooks?.createRuntime?.length && !hooks?.createContainer?.length && !hooks?.startContainer?.length &&
-        Object.values(cgroup.paths).every((dir) => bornIn.has(dir));
+        Object.values(cgroup.paths).every((path) => bornIn.has(path));
       // The monitor learns the pid from this file (berth-init writes it) once berth-init exits.
       const pidFile = opts.monitor ? join(dir, 'init.pid') : undefined;
       writeFileSync(planPath, buildPlan({
