@@ -1,5 +1,6 @@
 /* berth-apply: applies an uncompressed layer tar, read from stdin, onto the directory ROOT: files, directories,
- * symlinks, hardlinks, devices and fifos with owners, modes, times (to the nanosecond) and xattrs, and OCI
+ * symlinks, hardlinks, devices and fifos with owners, modes, times (to the nanosecond) and xattrs (SCHILY.xattr
+ * records; not trusted.*, nor security.* but the capability: see xattr_applies), and OCI
  * whiteouts as deletions (`.wh.<name>` removes <name>; `.wh..wh..opq` empties the directory of what lower
  * layers had). With --overlay-upper, ROOT is an overlay upper directory and whiteouts take the overlay's own
  * form (a 0/0 character device; trusted.overlay.opaque=y). The caller (daemon/unpack/apply-layer.ts) feeds it
@@ -205,8 +206,19 @@ static void remove_all(const char *path) {
   if (*path && rmdir(path) < 0) fail_errno("rmdir", path);
 }
 
+/* Which of a layer's xattrs reach the disk. trusted.* never does (as containerd): those are the host
+ * administrator's, and on an overlay layer trusted.overlay.* steers the kernel (opaque=y on a directory would
+ * hide the base image's files below it). security.* other than security.capability neither: the LSM and
+ * integrity labels are the host's to set, and containerd's own layers never carry any but the capability. */
+static int xattr_applies(const char *name) {
+  if (!strncmp(name, "trusted.", 8)) return 0;
+  if (!strncmp(name, "security.", 9)) return !strcmp(name, "security.capability");
+  return 1;
+}
+
 static void set_xattrs(const char *path, const struct tar_entry *e) {
   for (size_t i = 0; i < e->nxattrs; i++) {
+    if (!xattr_applies(e->xattrs[i].name)) continue;
     /* A filesystem without that namespace: skipped, as containerd does. */
     if (lsetxattr(at(path), e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len, 0) < 0 && errno != ENOTSUP)
       fail_errno("lsetxattr", path);

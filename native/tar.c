@@ -170,6 +170,8 @@ static int parse_pax(struct tar_reader *r, const char *p, size_t len, struct pen
     else if (KEY("uid")) bad = pax_decimal(v, vlen, &pd->uid, NULL) < 0 || !(pd->has_uid = 1);
     else if (KEY("gid")) bad = pax_decimal(v, vlen, &pd->gid, NULL) < 0 || !(pd->has_gid = 1);
     else if (KEY("mtime")) bad = pax_decimal(v, vlen, &pd->mtime, &pd->mtime_ns) < 0 || !(pd->has_mtime = 1);
+    /* Xattrs come only from SCHILY.xattr.* (libarchive's LIBARCHIVE.xattr.* is not read, as containerd does
+     * not); which of them apply is apply.c's rule. */
     else if (klen > 13 && memcmp(kv, "SCHILY.xattr.", 13) == 0) {
       struct tar_xattr *x = realloc(pd->xattrs, (pd->nxattrs + 1) * sizeof *x);
       if (!x) return fail(r, "out of memory");

@@ -213,3 +213,31 @@ test('layers pulled into overlayfs (each applied by berth-apply while it downloa
     await unmountAll(mnt);
   }
 });
+
+test('a pulled layer\'s trusted.overlay.opaque does not hide the base image\'s directory; user.* and security.capability stay', async (t) => {
+  const registry = await startRegistry(t);
+  const cap = Buffer.from([1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).toString('latin1'); // cap_net_bind_service+ep
+  const image = buildImage({ layers: [
+    await tarEntries([{ name: 'etc/', type: 'directory' }, { name: 'etc/base-conf', data: 'b' }]),
+    await tarEntries([
+      { name: 'etc/', type: 'directory', xattrs: { 'trusted.overlay.opaque': 'y', 'user.kept': 'yes' } },
+      { name: 'etc/top-conf', data: 't', xattrs: { 'security.capability': cap, 'security.ima': 'forged' } },
+    ]),
+  ] });
+  const ref = await push(t, registry, image, 'lib/xattrs:1');
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  t.is((await pull(c, { ref })).at(-1).stage, 'done');
+  const top = chainIdOf(image.manifests[0]!.layers.map((l) => l.diffId));
+  const { mounts } = await c.call('containerd.services.snapshots.v1.Snapshots', 'Prepare', { snapshotter: 'overlayfs', key: 'xattrs-rw', parent: top });
+  const mnt = join(tempDir(t), 'mnt');
+  await mountAll(mounts, mnt);
+  try {
+    t.deepEqual(execFileSync('ls', [join(mnt, 'etc')], { encoding: 'utf8' }).split('\n').filter(Boolean), ['base-conf', 'top-conf']);
+    t.is(execFileSync('getfattr', ['--only-values', '-n', 'user.kept', join(mnt, 'etc')]).toString(), 'yes');
+    t.regex(execFileSync('getcap', [join(mnt, 'etc/top-conf')]).toString(), /cap_net_bind_service[=+]ep/);
+    t.throws(() => execFileSync('getfattr', ['-n', 'security.ima', join(mnt, 'etc/top-conf')], { stdio: 'ignore' }));
+  } finally {
+    await unmountAll(mnt);
+  }
+});

@@ -31,6 +31,8 @@ export interface TarEntry {
   devminor?: number;
   /** Extended attributes, written as SCHILY.xattr PAX records. */
   xattrs?: Record<string, string>;
+  /** Further PAX records, written as given (e.g. libarchive's LIBARCHIVE.xattr.*). */
+  pax?: Record<string, string>;
   mtime?: Date;
 }
 
@@ -78,7 +80,7 @@ export async function tarEntries(entries: TarEntry[]): Promise<Buffer> {
       name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : type === 'symlink' ? 0o777 : 0o644),
       uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime ?? EPOCH, linkname: e.linkname, size: data?.length ?? 0,
       devmajor: e.devmajor, devminor: e.devminor,
-      ...(e.xattrs ? { pax: Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v])) } : {}),
+      ...(e.xattrs || e.pax ? { pax: { ...Object.fromEntries(Object.entries(e.xattrs ?? {}).map(([k, v]) => [`SCHILY.xattr.${k}`, v])), ...e.pax } } : {}),
     };
     await new Promise<void>((resolve, reject) => pack.entry(header, data ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
   }

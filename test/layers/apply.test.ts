@@ -7,7 +7,11 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { mountAll, unmountAll } from '../../api/mounting.ts';
 import { applyLayer, DamagedLayerError } from '../../daemon/unpack/apply-layer.ts';
+import { applyToMounts } from '../../daemon/unpack/apply-mounts.ts';
+import '../../snapshotters/index.ts';
+import { openSnapshotter } from '../../snapshotters/registry.ts';
 import { tarEntries, type TarEntry } from '../helpers/image.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -259,4 +263,52 @@ test('after the last gzip member, zero padding is accepted and anything else is 
   const err = await t.throwsAsync(applyLayer(Readable.from(Buffer.concat([gzipSync(tarData), Buffer.from('not gzip at all')])), scratch(t).root, { compression: 'gzip' }));
   t.true(err instanceof DamagedLayerError && err.part === 'compressed');
   t.regex(err!.message, /trailing data after the gzip stream/);
+});
+
+/** A v2 security.capability granting cap_net_bind_service (bit 10), effective; every byte ASCII, as PAX carries it. */
+const NET_BIND_CAP = Buffer.from([1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).toString('latin1');
+const xattrOf = (path: string, name: string) => {
+  try { return execFileSync('getfattr', ['--only-values', '-h', '-n', name, path], { stdio: ['ignore', 'pipe', 'ignore'] }).toString('latin1'); } catch { return undefined; }
+};
+
+test('a layer\'s trusted.* and security.* xattrs (but the capability) are dropped: trusted.overlay.opaque does not hide the base in the overlayfs snapshotter', async (t) => {
+  const snapRoot = join(tempDir(t, 'snap-'), 'root');
+  const snapshotter = await openSnapshotter('overlayfs', snapRoot);
+  t.teardown(() => snapshotter.close());
+  const scratchDir = tempDir(t, 'scratch-');
+  const commitLayer = async (name: string, parent: string | undefined, entries: TarEntry[]) => {
+    const mounts = await snapshotter.prepare(`${name}-extract`, parent);
+    // The differ's own path: straight into the overlay's upper dir (or the bind of the first layer).
+    await applyToMounts(mounts, () => Readable.from(tarData(entries)), 'none', scratchDir);
+    await snapshotter.commit(name, `${name}-extract`);
+  };
+  const tars = new Map<TarEntry[], Buffer>();
+  const tarData = (entries: TarEntry[]) => tars.get(entries)!;
+  const base: TarEntry[] = [{ name: 'etc/', type: 'directory' }, { name: 'etc/base-conf', data: 'from the base' }, { name: 'bin/', type: 'directory' }, { name: 'bin/tool', data: 'b' }];
+  const top: TarEntry[] = [
+    { name: 'etc/', type: 'directory', xattrs: { 'trusted.overlay.opaque': 'y', 'security.selinux': 'system_u:object_r:etc_t:s0', 'user.kept': 'dir' } },
+    { name: 'etc/top-conf', data: 'from the top' },
+    { name: 'bin/', type: 'directory', pax: { 'LIBARCHIVE.xattr.trusted.overlay.opaque': 'eQ==' } },
+    { name: 'bin/ping', data: 'p', mode: 0o755, xattrs: { 'security.capability': NET_BIND_CAP, 'user.kept': 'file', 'trusted.berth': 'x' } },
+  ];
+  for (const entries of [base, top]) tars.set(entries, await tarEntries(entries));
+  await commitLayer('base', undefined, base);
+  await commitLayer('top', 'base', top);
+  const mnt = join(tempDir(t, 'mnt-'), 'rootfs');
+  await mountAll(await snapshotter.prepare('container', 'top'), mnt);
+  try {
+    t.deepEqual(readdirSync(join(mnt, 'etc')).sort(), ['base-conf', 'top-conf'], 'the base\'s /etc stays visible');
+    t.deepEqual(readdirSync(join(mnt, 'bin')).sort(), ['ping', 'tool'], 'a LIBARCHIVE.xattr record hides nothing either');
+    t.is(readFileSync(join(mnt, 'etc/base-conf'), 'utf8'), 'from the base');
+    t.is(xattrOf(join(mnt, 'etc'), 'security.selinux'), undefined);
+    t.is(xattrOf(join(mnt, 'etc'), 'user.kept'), 'dir');
+    t.is(xattrOf(join(mnt, 'bin/ping'), 'user.kept'), 'file');
+    t.is(xattrOf(join(mnt, 'bin/ping'), 'security.capability'), NET_BIND_CAP);
+    t.regex(execFileSync('getcap', [join(mnt, 'bin/ping')]).toString(), /cap_net_bind_service[=+]ep/);
+  } finally {
+    await unmountAll(mnt);
+  }
+  // On disk, no layer holds a trusted.* xattr the layer carried (the merged view hides trusted.overlay.*).
+  const listed = execFileSync('getfattr', ['-R', '-h', '-d', '-m', '^trusted\\.', snapRoot], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  t.false(/trusted\.(overlay\.opaque|berth)/.test(listed), listed);
 });
