@@ -3,6 +3,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { ioError } from './files.ts';
 import { attachedPrograms, attachProgram, detachProgram, loadDeviceProgram, programFdById } from './bpf.ts';
+import { emulateDeviceRules } from './device-rules.ts';
 import type { LinuxDeviceCgroup } from './types.ts';
 
 // struct bpf_cgroup_dev_ctx { u32 access_type /* access << 16 | type */; u32 major; u32 minor; }
@@ -27,46 +28,42 @@ const JNE_K = 0x55;
 const JEQ_K = 0x15;
 const EXIT = 0x95;
 
-function accessMask(access: string | undefined): number {
+function accessMask(access: string): number {
   let mask = 0;
-  for (const ch of access || 'rwm') mask |= ACC[ch as keyof typeof ACC] ?? 0;
+  for (const ch of access) mask |= ACC[ch as keyof typeof ACC] ?? 0;
   return mask;
 }
 
 /**
- * Compiles the rules. The last matching rule decides (as in the runtime spec), so blocks are emitted from the
- * last rule back; no match denies. An allow rule matches when it grants every requested access; a deny rule
- * matches when it takes away any of them.
+ * Compiles the rules as the v1 controller would hold them (device-rules.ts): each exception to the default
+ * verdict is a block of checks, and the default closes the program. As the kernel's v1 check: an allow
+ * exception must grant every requested access; a deny exception matches when it takes any of them away.
  */
 export function compileDeviceRules(rules: LinuxDeviceCgroup[]): Buffer {
+  const { defaultAllow, exceptions } = emulateDeviceRules(rules);
   const out: Buffer[] = [
     insn(LDX_W, 2, 1, 0, 0), insn(AND32_K, 2, 0, 0, 0xffff), // r2 = device type
     insn(LDX_W, 3, 1, 0, 0), insn(RSH32_K, 3, 0, 0, 16), // r3 = requested access
     insn(LDX_W, 4, 1, 4, 0), // r4 = major
     insn(LDX_W, 5, 1, 8, 0), // r5 = minor
   ];
-  let unconditional = false;
-  for (const rule of [...rules].reverse()) {
-    // Each check is [code, dst, imm]; every failed check jumps past this rule's two-instruction verdict.
-    const checks: Array<[number, number, number]> = [];
-    const type = rule.type ?? 'a';
-    if (type !== 'a') checks.push([JNE_K, 2, type === 'b' ? DEV_BLOCK : DEV_CHAR]);
-    const mask = accessMask(rule.access);
-    if (rule.allow && mask !== 7) checks.push([MOV32_X, 1, 3], [AND32_K, 1, ~mask & 7], [JNE_K, 1, 0]);
-    if (!rule.allow && mask !== 7) checks.push([MOV32_X, 1, 3], [AND32_K, 1, mask], [JEQ_K, 1, 0]);
-    if (rule.major !== undefined && rule.major !== -1) checks.push([JNE_K, 4, rule.major]);
-    if (rule.minor !== undefined && rule.minor !== -1) checks.push([JNE_K, 5, rule.minor]);
+  for (const e of exceptions) {
+    // Each check is [code, dst, imm]; every failed check jumps past this exception's two-instruction verdict.
+    const checks: Array<[number, number, number]> = [[JNE_K, 2, e.type === 'b' ? DEV_BLOCK : DEV_CHAR]];
+    const mask = accessMask(e.access);
+    if (!defaultAllow && mask !== 7) checks.push([MOV32_X, 1, 3], [AND32_K, 1, ~mask & 7], [JNE_K, 1, 0]);
+    if (defaultAllow && mask !== 7) checks.push([MOV32_X, 1, 3], [AND32_K, 1, mask], [JEQ_K, 1, 0]);
+    if (e.major !== -1) checks.push([JNE_K, 4, e.major]);
+    if (e.minor !== -1) checks.push([JNE_K, 5, e.minor]);
     const len = checks.length + 2;
     checks.forEach(([code, reg, imm], i) => {
       if (code === MOV32_X) out.push(insn(MOV32_X, reg, imm, 0, 0));
       else if (code === AND32_K) out.push(insn(AND32_K, reg, 0, 0, imm));
       else out.push(insn(code, reg, 0, len - i - 1, imm));
     });
-    out.push(insn(MOV32_K, 0, 0, 0, rule.allow ? 1 : 0), insn(EXIT, 0, 0, 0, 0));
-    // A rule that matches everything ends the program: the verifier refuses unreachable code after it.
-    if (checks.length === 0) { unconditional = true; break; }
+    out.push(insn(MOV32_K, 0, 0, 0, defaultAllow ? 0 : 1), insn(EXIT, 0, 0, 0, 0));
   }
-  if (!unconditional) out.push(insn(MOV32_K, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0));
+  out.push(insn(MOV32_K, 0, 0, 0, defaultAllow ? 1 : 0), insn(EXIT, 0, 0, 0, 0));
   return Buffer.concat(out);
 }
 

@@ -1,6 +1,7 @@
 // Writes linux.resources into cgroup v1 controller directories (one directory per mounted controller).
 import { errFailedPrecondition } from '../../api/errdefs.ts';
 import { fileExists, readNumber, readOptional, writeValue } from './files.ts';
+import { emulateDeviceRules, type DeviceRuleSet } from './device-rules.ts';
 import type { LinuxBlockIO, LinuxCPU, LinuxDeviceCgroup, LinuxMemory, LinuxResources } from './types.ts';
 
 export type Dirs = ReadonlyMap<string, string>;
@@ -80,15 +81,10 @@ function applyBlkio(dir: string, b: LinuxBlockIO): void {
   }
 }
 
-/** One devices.allow/deny line; a rule for every device of every type resets the whole list. */
-export function v1DeviceRule(d: LinuxDeviceCgroup): { file: string; line: string } {
-  const file = d.allow ? 'devices.allow' : 'devices.deny';
-  const type = d.type ?? 'a';
-  const major = d.major === undefined || d.major === -1 ? '*' : String(d.major);
-  const minor = d.minor === undefined || d.minor === -1 ? '*' : String(d.minor);
-  const access = d.access || 'rwm';
-  if (type === 'a' && major === '*' && minor === '*' && access.length === 3) return { file, line: 'a' };
-  return { file, line: `${type} ${major}:${minor} ${access}` };
+/** The devices.list line of an exception (or of every device: "a"). */
+function v1DeviceLine(e: DeviceRuleSet['exceptions'][number]): string {
+  const n = (x: number) => (x === -1 ? '*' : String(x));
+  return `${e.type} ${n(e.major)}:${n(e.minor)} ${e.access}`;
 }
 
 /** The device rules last applied, and the devices.list they left. */
@@ -99,12 +95,10 @@ function applyDevices(dir: string, rules: LinuxDeviceCgroup[]): void {
   // writes saved for one read.
   const key = JSON.stringify(rules);
   if (lastDevices?.rules === key && readOptional(dir, 'devices.list') === lastDevices.list) return;
-  // Default-deny first, so the spec's rules (later ones overriding earlier ones) build up from nothing.
-  writeValue(dir, 'devices.deny', 'a', 'devices');
-  rules.forEach((rule, i) => {
-    const { file, line } = v1DeviceRule(rule);
-    writeValue(dir, file, line, `devices[${i}]`);
-  });
+  // What the rules amount to in order (device-rules.ts): the default verdict first, then its exceptions.
+  const set = emulateDeviceRules(rules);
+  writeValue(dir, set.defaultAllow ? 'devices.allow' : 'devices.deny', 'a', 'devices');
+  for (const e of set.exceptions) writeValue(dir, set.defaultAllow ? 'devices.deny' : 'devices.allow', v1DeviceLine(e), `devices ${v1DeviceLine(e)}`);
   lastDevices = { rules: key, list: readOptional(dir, 'devices.list') ?? '' };
 }
 
