@@ -8,7 +8,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnProcess, type SpawnedProcess } from '../../api/spawn.ts';
 import { BerthError, ErrorCode, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
-import { decodeMessage } from '../../api/proto.ts';
+import { decodeMessage, encodeMessage, type AnyMessage } from '../../api/proto.ts';
 
 export interface ShimCallOptions {
   namespace: string;
@@ -52,9 +52,10 @@ function env(o: ShimCallOptions): NodeJS.ProcessEnv {
   return e;
 }
 
-/** `<shim> start`: returns the ttrpc address it prints. Runtime options (an Any's bytes) go on stdin. Spawned with
+/** `<shim> start`: returns the ttrpc address it prints. Runtime options go on stdin as containerd writes them: the
+ * whole google.protobuf.Any, type URL and value (containerd's runc shim unpacks it by its type URL). Spawned with
  * posix_spawn (api/spawn.ts): no fork of the daemon, and none of its fds (its databases) reach the shim. */
-export async function startShim(runtime: string, o: ShimCallOptions, options?: Uint8Array): Promise<string> {
+export async function startShim(runtime: string, o: ShimCallOptions, options?: AnyMessage): Promise<string> {
   const [cmd, ...pre] = shimBinary(runtime);
   let child: SpawnedProcess;
   try {
@@ -66,7 +67,7 @@ export async function startShim(runtime: string, o: ShimCallOptions, options?: U
   const read = (s: Socket) => new Promise<string>((resolve) => { let text = ''; s.on('data', (d) => { text += d; }).on('close', () => resolve(text)).on('error', () => undefined); });
   const [out, err] = [read(stdout!), read(stderr!)];
   stdin!.on('error', () => undefined);
-  if (options) stdin!.end(Buffer.from(options)); else stdin!.end();
+  if (options?.typeUrl) stdin!.end(Buffer.from(encodeMessage('google.protobuf.Any', options))); else stdin!.end();
   const { code } = await child.exited;
   if (code === 0 && (await out).trim()) return (await out).trim();
   throw new BerthError(ErrorCode.Unavailable, `shim ${runtime} start failed (${code}): ${(await err).trim() || 'no output'}`);

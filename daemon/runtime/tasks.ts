@@ -131,6 +131,8 @@ export class TaskManager {
       this.watch(task);
       return task;
     } catch (err) {
+      // The client gets the error too, but an operator reads the daemon's log (dockerd shows only its own).
+      this.o.log.warn({ ns, id: container.id, runtime: container.runtime.name, err }, 'task create failed');
       rmSync(bundle, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });
       throw err;
@@ -157,7 +159,7 @@ export class TaskManager {
     const shimLog = this.readShimLog(ns, id, bundle);
     try {
       if (!group) {
-        const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options?.value);
+        const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options);
         return { address, client: await this.connections.acquire(address), shimLog };
       }
       return { ...await this.groupShim(runtime, ns, id, bundle, options, group), shimLog };
@@ -170,7 +172,7 @@ export class TaskManager {
   private async groupShim(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string): Promise<{ address: string; client: TtrpcClient }> {
     let pending = this.starting.get(group);
     if (!pending) {
-      pending = startShim(runtime, { ...this.shimOptions(ns, id, bundle), group }, options?.value)
+      pending = startShim(runtime, { ...this.shimOptions(ns, id, bundle), group }, options)
         .then((address) => { this.groups.set(group, address); return address; })
         .finally(() => this.starting.delete(group));
       this.starting.set(group, pending);
@@ -191,12 +193,19 @@ export class TaskManager {
     return res;
   }
 
-  /** Copies what a shim writes to the bundle's log FIFO into the daemon's log, at debug level. */
+  /** Copies what a shim writes to the bundle's log FIFO into the daemon's log: at debug level, but the lines a
+   * shim logs as warnings or errors (logrus `level=error`, pino `"level":50`), which say why a task failed. */
   private readShimLog(ns: string, id: string, bundle: string): Socket {
     const fd = openSync(join(bundle, 'log'), constants.O_RDONLY | constants.O_NONBLOCK);
     const stream = new Socket({ fd, readable: true, writable: false });
     const log = this.o.log.child({ ns, id, shim: true });
-    stream.on('data', (d: Buffer) => { for (const line of d.toString().split('\n')) if (line.trim()) log.debug(line.trim()); });
+    stream.on('data', (d: Buffer) => {
+      for (const raw of d.toString().split('\n')) {
+        const line = raw.trim();
+        if (!line) continue;
+        if (/\blevel=(warning|error|fatal|panic)\b|"level":(40|50|60)\b/.test(line)) log.warn(line); else log.debug(line);
+      }
+    });
     stream.on('error', () => undefined);
     stream.unref();
     return stream;

@@ -65,7 +65,7 @@ test('ctr content fetch from a registry into berthd, then ls and rm', async (t) 
   t.is((await c('content', 'ls', '-q')).trim(), '', 'garbage collection removed the unreferenced blobs');
 });
 
-test.serial('ctr images pull (client-side unpack through Snapshots and Diff) and ctr run --rm on berthd, through berth\'s shim and runc\'s', async (t) => {
+test.serial('ctr images pull (client-side unpack through Snapshots and Diff) and ctr run --rm on berthd, through berth\'s shim and runc\'s (with and without runc options)', async (t) => {
   const registry = await startRegistry(t);
   const image = await busyboxImage({ tag: 'ctr-run' });
   const src = await LocalContentStore.open(join(tempDir(t), 'content'));
@@ -80,6 +80,9 @@ test.serial('ctr images pull (client-side unpack through Snapshots and Diff) and
   t.is(berthRun, 'ran by berth test image ctr-run\n');
   const runcRun = await c('run', '--rm', '--runtime', 'io.containerd.runc.v2', ref, 'ctr-runc', 'cat', '/etc/berth-release');
   t.is(runcRun, 'berth test image ctr-run\n');
+  // With runc options, which reach `containerd-shim-runc-v2 start` as containerd writes them (the whole Any).
+  const runcOptions = await c('run', '--rm', '--runtime', 'io.containerd.runc.v2', '--runc-binary', 'runc', ref, 'ctr-runc-opts', 'cat', '/etc/berth-release');
+  t.is(runcOptions, 'berth test image ctr-run\n');
   t.is((await c('containers', 'ls', '-q')).trim(), '');
   t.is((await c('tasks', 'ls', '-q')).trim(), '');
 });

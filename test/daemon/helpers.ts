@@ -35,9 +35,16 @@ function clients(t: ExecutionContext, address: string): (ns?: string) => ApiClie
   };
 }
 
-export async function startDaemon(t: ExecutionContext, overrides: Partial<DaemonConfig> = {}): Promise<TestDaemon & { daemon: Berthd }> {
+/** A logger that keeps what berthd logs, so a test can read it (JSON lines, as berthd writes them). */
+export function keptLog(level = 'info'): { log: pino.Logger; entries(): Array<Record<string, any>> } {
+  const lines: string[] = [];
+  const log = pino({ level }, { write: (line: string) => { lines.push(line); } });
+  return { log, entries: () => lines.map((l) => JSON.parse(l) as Record<string, any>) };
+}
+
+export async function startDaemon(t: ExecutionContext, overrides: Partial<DaemonConfig> = {}, log?: pino.Logger): Promise<TestDaemon & { daemon: Berthd }> {
   const config = testConfig(t, overrides);
-  const daemon = await Berthd.start(config, pino({ level: config.logLevel }, pino.destination(2)));
+  const daemon = await Berthd.start(config, log ?? pino({ level: config.logLevel }, pino.destination(2)));
   t.teardown(() => daemon.stop());
   return { daemon, config, address: config.address, client: clients(t, config.address) };
 }

@@ -10,7 +10,7 @@ import { unpackAny } from '../../api/proto.ts';
 import { defaultSpec } from '../helpers/bundle.ts';
 import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { startDaemon, startDaemonProcess } from './helpers.ts';
+import { keptLog, startDaemon, startDaemonProcess } from './helpers.ts';
 
 const CONTAINERS = 'containerd.services.containers.v1.Containers';
 const TASKS = 'containerd.services.tasks.v1.Tasks';
@@ -32,10 +32,10 @@ function fifos(t: ExecutionContext, dir: string, name: string) {
 
 const uid = () => `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
-async function createContainer(c: ApiClient, id: string, args: string[], runtime = 'io.containerd.berth.v2') {
+async function createContainer(c: ApiClient, id: string, args: string[], runtime = 'io.containerd.berth.v2', options?: { typeUrl: string; value: Buffer }) {
   const spec = defaultSpec(args);
   spec.linux.cgroupsPath = `/berth-tasks-test/${id}`;
-  await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: runtime }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: runtime, ...(options ? { options } : {}) }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
 }
 
 test.serial('a task runs through berthd and containerd-shim-berth-v2: output, exit status, events', async (t) => {
@@ -81,15 +81,24 @@ test.serial('containerd\'s own containerd-shim-runc-v2 runs a task for berthd (i
   t.is((await c.call(TASKS, 'Delete', { containerId: id })).exitStatus, 2);
 });
 
-test.serial('unknown runtimes and missing containers are refused clearly', async (t) => {
-  const d = await startDaemon(t);
+test.serial('unknown runtimes, a shim that fails to start and missing containers are refused clearly, and berthd logs why', async (t) => {
+  const kept = keptLog();
+  const d = await startDaemon(t, {}, kept.log);
   const c = d.client('default');
   const id = uid();
   await createContainer(c, id, ['/bin/true'], 'io.containerd.nosuch.v2');
   const err = await t.throwsAsync(c.call(TASKS, 'Create', { containerId: id }));
   t.regex(err!.message, /containerd-shim-nosuch-v2 not found/);
+  // containerd's runc shim refuses options of a type it does not know, on its stderr.
+  const badOptions = uid();
+  await createContainer(c, badOptions, ['/bin/true'], 'io.containerd.runc.v2', { typeUrl: 'berth.test.NoSuchOptions', value: Buffer.from('x') });
+  const startErr = await t.throwsAsync(c.call(TASKS, 'Create', { containerId: badOptions }));
+  t.regex(startErr!.message, /berth\.test\.NoSuchOptions/);
   await t.throwsAsync(c.call(TASKS, 'Create', { containerId: 'missing' }), { message: /not found/ });
   t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
+  const warned = kept.entries().filter((e) => e.level === 40 && e.msg === 'task create failed');
+  t.deepEqual(warned.map((e) => e.id), [id, badOptions]);
+  t.regex(warned[1]!.err.message, /shim io\.containerd\.runc\.v2 start failed.*berth\.test\.NoSuchOptions/, 'with the shim\'s stderr');
 });
 
 test.serial('a task that fails to create in a grouped shim is refused; the shim and its other tasks carry on; a task killed before it starts reports 137', async (t) => {
