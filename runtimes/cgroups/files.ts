@@ -65,7 +65,8 @@ export function writeValue(dir: string, file: string, value: string | number, wh
     const msg = `cgroup ${what}: cannot write ${JSON.stringify(String(value))} to ${path}`;
     if (code === 'EINVAL' || code === 'ERANGE' || code === 'EOVERFLOW') throw errInvalidArgument(`${msg}: value rejected by the kernel (${code})`, err);
     if (code === 'EBUSY') throw errFailedPrecondition(`${msg}: current usage is above the new limit, or the cgroup is busy (EBUSY)`, err);
-    if (code === 'ENOENT') throw errFailedPrecondition(`${msg}: the kernel does not provide ${file} here`, err);
+    // cgroupfs answers EACCES, not ENOENT, to a write that would create a file: a knob this kernel lacks.
+    if (code === 'ENOENT' || (code === 'EACCES' && !existsSync(path))) throw errFailedPrecondition(`${msg}: the kernel does not provide ${file} here`, err);
     if (code === 'ENOSPC') throw errFailedPrecondition(`${msg}: no space (parent cpuset/limits exclude it) (ENOSPC)`, err);
     throw ioError(err, msg);
   }

@@ -1,9 +1,11 @@
 // Bad input: clear errors naming the resource, and no directory left in any hierarchy.
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { ErrorCode, codeOf } from '../../api/errdefs.ts';
 import {
-  detectCgroupMode, openCgroup, parseLayout, normalizeCgroupsPath, readProcessCgroups, type LinuxResources,
+  detectCgroupMode, hostLayout, openCgroup, parseLayout, normalizeCgroupsPath, readProcessCgroups, type LinuxResources,
 } from '../../runtimes/cgroups/index.ts';
+import { writeValue } from '../../runtimes/cgroups/files.ts';
 import { heldChild, nothingLeft, testCgroup } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -77,16 +79,22 @@ for (const [name, resources, message] of invalid) {
   });
 }
 
-const unavailable: Array<[string, LinuxResources, RegExp]> = [
-  ['net_cls not mounted', { network: { classID: 0x100001 } }, /network\.classID.*net_cls/],
-  ['rdma controller absent', { rdma: { mlx5_0: { hcaHandles: 3 } } }, /rdma/],
-  ['unified key of a controller not in cgroup2 here', { unified: { 'memory.high': '1000000' } }, /unified\.memory\.high.*memory controller/],
-  ['unknown unified key', { unified: { 'cgroup.no_such_knob': '0' } }, /unified\.cgroup\.no_such_knob.*no such file/],
-  ['hugepage size the kernel lacks', { hugepageLimits: [{ pageSize: '4MB', limit: 0 }] }, /4MB/],
+// Each case holds on a host without that controller; where the host has it, the case does not apply and its
+// title says so.
+const cgroup2Has = (controller: string) => {
+  const unified = hostLayout().unified;
+  return !!unified && readFileSync(`${unified.mountPoint}/cgroup.controllers`, 'utf8').trim().split(/\s+/).includes(controller);
+};
+const unavailable: Array<[string, LinuxResources, RegExp, string | false]> = [
+  ['net_cls not mounted', { network: { classID: 0x100001 } }, /network\.classID.*net_cls/, hostLayout().v1.has('net_cls') && 'this host mounts net_cls'],
+  ['rdma controller absent', { rdma: { mlx5_0: { hcaHandles: 3 } } }, /rdma/, (hostLayout().v1.has('rdma') || cgroup2Has('rdma')) && 'this host has an rdma controller'],
+  ['unified key of a controller not in cgroup2 here', { unified: { 'memory.high': '1000000' } }, /unified\.memory\.high.*memory controller/, cgroup2Has('memory') && 'this host has memory in cgroup2'],
+  ['unknown unified key', { unified: { 'cgroup.no_such_knob': '0' } }, /unified\.cgroup\.no_such_knob.*no such file/, !hostLayout().unified && 'this host has no cgroup2 mount'],
+  ['hugepage size the kernel lacks', { hugepageLimits: [{ pageSize: '4MB', limit: 0 }] }, /4MB/, false],
 ];
 
-for (const [name, resources, message] of unavailable) {
-  test(`resources this host cannot apply fail cleanly after mkdir: ${name}`, (t) => {
+for (const [name, resources, message, notHere] of unavailable) {
+  (notHere ? test.skip : test)(`resources this host cannot apply fail cleanly after mkdir: ${name}${notHere ? ` (skipped: ${notHere})` : ''}`, (t) => {
     const cg = testCgroup(t);
     const err = t.throws(() => cg.create(resources), { message });
     t.is(codeOf(err), ErrorCode.FailedPrecondition);
@@ -112,4 +120,13 @@ test('an invalid update changes nothing', (t) => {
   cg.create({ pids: { limit: 10 } });
   t.throws(() => cg.update({ pids: { limit: 20 }, memory: { limit: -7 } }), { message: /memory\.limit/ });
   t.is(cg.stats().pids!.limit, 10);
+});
+
+test('a knob this kernel lacks is refused naming it, not reported as an internal error (cgroupfs answers EACCES)', (t) => {
+  // Every optional knob (cpu.cfs_burst_us, cpu.rt_*, cpu.idle...) is written through writeValue: a file no kernel
+  // has stands for one this kernel was built without.
+  const cg = testCgroup(t);
+  cg.create({});
+  const err = t.throws(() => writeValue(cg.paths.cpu!, 'cpu.no_such_knob', 1, 'cpu.noSuchKnob'), { message: /^cgroup cpu\.noSuchKnob: cannot write "1" to .*cpu\.no_such_knob: the kernel does not provide cpu\.no_such_knob here$/ });
+  t.is(codeOf(err), ErrorCode.FailedPrecondition);
 });
