@@ -11,3 +11,4 @@ import './containers.ts';
 import './transfer.ts';
 import './tasks.ts';
 import './diff.ts';
+import './health.ts';

@@ -34,6 +34,28 @@ test('Version answers berth\'s version', async (t) => {
   t.is(statSync(d.address).mode & 0o777, 0o600, 'socket is root-only');
 });
 
+test('grpc.health.v1.Health: Check and Watch answer SERVING for the server and its services, as containerd\'s', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client();
+  const HEALTH = 'grpc.health.v1.Health';
+  t.deepEqual(await c.call(HEALTH, 'Check', {}), { status: 'SERVING' });
+  t.deepEqual(await c.call(HEALTH, 'Check', { service: NS }), { status: 'SERVING' });
+  await t.throwsAsync(c.call(HEALTH, 'Check', { service: 'no.such.Service' }), { message: /unknown service/ });
+  // Watch sends the status, then stays open (until the client leaves or the daemon stops).
+  const watch = c.open(HEALTH, 'Watch');
+  watch.send({});
+  watch.end();
+  const first = await watch[Symbol.asyncIterator]().next();
+  t.deepEqual(first.value, { status: 'SERVING' });
+  watch.cancel();
+  const unknown = c.open(HEALTH, 'Watch');
+  unknown.send({ service: 'no.such.Service' });
+  unknown.end();
+  t.deepEqual((await unknown[Symbol.asyncIterator]().next()).value, { status: 'SERVICE_UNKNOWN' });
+  unknown.cancel();
+  t.true((await c.call(V + 'introspection.v1.Introspection', 'Plugins', {})).plugins.some((p: any) => p.id === 'healthcheck'));
+});
+
 test('namespaces: create, labels, filters, delete; events published', async (t) => {
   const d = await startDaemon(t);
   const c = d.client();
