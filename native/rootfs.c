@@ -184,6 +184,21 @@ static void readonly_path(const char *path)
 		fail("remounting %s read-only: %s", path, strerror(errno));
 }
 
+static void apply_sysctls(struct plan *p)
+{
+	for (int i = 0; i < p->count; i++) {
+		struct record *r = &p->records[i];
+		if (strcmp(r->tag, "sysctl"))
+			continue;
+		char path[512];
+		snprintf(path, sizeof path, "/proc/sys/%s", r->argv[1]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, r->argv[2], strlen(r->argv[2])) < 0)
+			fail("sysctl %s=%s: writing %s: %s", r->argv[0], r->argv[2], path, strerror(errno));
+		close(fd);
+	}
+}
+
 void ensure_dir(const char *path)
 {
 	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -229,10 +244,15 @@ int prepare_rootfs(struct plan *plan)
 			fail("opening exec fifo %s: %s", r->argv[0], strerror(errno));
 	}
 	close(root);
+	/* createContainer hooks run in the container's root directory (not yet its root), as runc runs them. */
+	if (chdir(rootfs) < 0)
+		fail("chdir %s: %s", rootfs, strerror(errno));
 	char err[600];
 	if (hooks_run(plan, "createContainer", err, sizeof err) < 0)
 		fail("%s", err);
 	pivot(rootfs, use_pivot_root);
+	/* Sysctls go through the container's /proc/sys before it is made read-only below (as runc orders them). */
+	apply_sysctls(plan);
 	for (int i = 0; i < plan->count; i++) {
 		struct record *r = &plan->records[i];
 		if (!strcmp(r->tag, "readonly"))

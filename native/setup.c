@@ -76,21 +76,6 @@ static void apply_early(struct record *r)
 	}
 }
 
-static void apply_sysctls(struct plan *p)
-{
-	for (int i = 0; i < p->count; i++) {
-		struct record *r = &p->records[i];
-		if (strcmp(r->tag, "sysctl"))
-			continue;
-		char path[512];
-		snprintf(path, sizeof path, "/proc/sys/%s", r->argv[0]);
-		for (char *c = path + 10; *c; c++)
-			if (*c == '.')
-				*c = '/';
-		write_proc(path, r->argv[1]);
-	}
-}
-
 static int last_cap(void)
 {
 	int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
@@ -234,7 +219,6 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 
 	hooks_load_state(plan);
 	int fifo = prepare_rootfs(plan);
-	apply_sysctls(plan);
 	if (exec.cwd) {
 		ensure_dir(exec.cwd);
 		if (chdir(exec.cwd) < 0)
@@ -276,9 +260,6 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 		close(w);
 		close(fifo);
 	}
-	char hook_err[600];
-	if (hooks_run(plan, "startContainer", hook_err, sizeof hook_err) < 0)
-		fail_late("%s", hook_err);
 	if (exec.seccomp_hex && !exec.nnp)
 		load_seccomp(exec.seccomp_flags, exec.seccomp_hex); /* needs CAP_SYS_ADMIN without no_new_privs */
 	set_credentials_and_caps(&exec);
@@ -286,5 +267,9 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 		fail_late("no_new_privs: %s", strerror(errno));
 	if (exec.seccomp_hex && exec.nnp)
 		load_seccomp(exec.seccomp_flags, exec.seccomp_hex);
+	/* As runc: startContainer hooks run as the process will, with its credentials, capabilities and filter. */
+	char hook_err[600];
+	if (hooks_run(plan, "startContainer", hook_err, sizeof hook_err) < 0)
+		fail_late("%s", hook_err);
 	exec_process(&exec);
 }

@@ -8,7 +8,7 @@
 //   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file>
 //   mkdev <dest> <c|b|p> <major> <minor> <octal mode> <uid> <gid> · symlink <target> <dest>
 //   execfifo <host path> · masked <path> · readonly <path> · hostname <h> · domainname <d>
-//   sysctl <key> <value> · rlimit <resource> <soft> <hard> · oomscoreadj <n> · preservefds <n>
+//   sysctl <key> <path below /proc/sys> <value> · rlimit <resource> <soft> <hard> · oomscoreadj <n> · preservefds <n>
 //   user <uid> <gid> · groups <gid>... · umask <octal> · nnp · caps <bnd> <eff> <perm> <inh> <amb> (decimal masks)
 //   seccomp <flags> <hex filter> · cwd <path> · env <NAME=value>... · args <arg>...
 //   console <host socket path> <width> <height>: a pty for the process, its master sent over the socket
@@ -21,6 +21,7 @@ import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
 import type { CgroupManager } from '../cgroups/types.ts';
 import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FILES, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RLIMITS } from './linux-constants.ts';
 import type { Mount, Process, Spec } from './spec.ts';
+import { sysctlPath } from './validate.ts';
 import { compileSeccomp, type LinuxSeccomp } from '../seccomp/compile.ts';
 
 export const PLAN_VERSION = 1;
@@ -119,7 +120,7 @@ export function buildPlan(input: PlanInput): Buffer {
 
   if (spec.hostname) plan.add('hostname', spec.hostname);
   if (spec.domainname) plan.add('domainname', spec.domainname);
-  for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, value);
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, sysctlPath(key), value);
   addProcess(plan, process, input.preserveFds, linux.seccomp as LinuxSeccomp | undefined, input.consoleSocket);
   return plan.encode();
 }

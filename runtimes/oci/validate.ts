@@ -159,6 +159,7 @@ function validateLinux(linux: unknown, spec: Record<string, unknown>): void {
   if (linux.sysctl !== undefined && (!isObject(linux.sysctl) || Object.values(linux.sysctl).some((v) => typeof v !== 'string'))) {
     throw invalid('linux.sysctl', 'must be an object of strings');
   }
+  for (const key of Object.keys(linux.sysctl ?? {})) checkSysctl(key, linux.namespaces as { type: string; path?: string }[] | undefined);
   for (const key of ['maskedPaths', 'readonlyPaths'] as const) {
     const list = linux[key];
     if (list === undefined) continue;
@@ -191,4 +192,40 @@ function validateLinux(linux: unknown, spec: Record<string, unknown>): void {
     // Compiling checks every action, operator, index and architecture, naming the field that is wrong.
     compileSeccomp(linux.seccomp as unknown as LinuxSeccomp);
   }
+}
+
+const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+
+/** A sysctl is written inside the container, so it must belong to a namespace the container does not share
+ * with the host: else it would change the host's (runc refuses the same ones). */
+function checkSysctl(key: string, namespaces: { type: string; path?: string }[] = []): void {
+  const field = `linux.sysctl ${JSON.stringify(key)}`;
+  const ns = (type: string) => namespaces.find((n) => n.type === type);
+  if (!/^[A-Za-z0-9_-]+([./][A-Za-z0-9_:@+-]+)*$/.test(key)) throw invalid(field, 'is not a sysctl name');
+  key = sysctlPath(key).replaceAll('/', '.');
+  if (IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.')) {
+    if (!ns('ipc')) throw invalid(field, 'is not allowed in the host\'s ipc namespace');
+    return;
+  }
+  if (key.startsWith('net.')) {
+    const net = ns('network');
+    if (!net || (net.path && sameFile(net.path, '/proc/self/ns/net'))) throw invalid(field, 'is not allowed in the host\'s network namespace');
+    return;
+  }
+  if (key === 'kernel.domainname' && ns('uts')) return;
+  if (key === 'kernel.hostname' && ns('uts')) throw invalid(field, 'conflicts with the "hostname" field: set that instead');
+  throw invalid(field, 'is not in a namespace of the container\'s own (only ipc, net.* and kernel.domainname sysctls are)');
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch { throw invalid('linux.namespaces network.path', `${a} cannot be read`); }
+}
+
+/** The sysctl's file below /proc/sys: "a.b.c" is a/b/c; a name written with slashes ("net/ipv4/conf/eth0.1/x",
+ * where a part holds a dot) is already one. */
+export function sysctlPath(key: string): string {
+  return key[key.search(/[./]/)] === '/' ? key : key.replaceAll('.', '/');
 }

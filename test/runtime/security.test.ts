@@ -44,3 +44,40 @@ test('device rules reduce as the v1 controller holds them: exceptions to a defau
   t.throws(() => emulateDeviceRules([{ allow: true, type: 'c', access: 'rwm' }, { allow: false, type: 'c', major: 1, minor: 11, access: 'rwm' }]),
     { message: /devices\[1\].*cannot punch a hole in the earlier wildcard rule c \*:\*/ });
 });
+
+test.serial('sysctls are written before /proc/sys turns read-only (Docker\'s and Podman\'s), as runc', async (t) => {
+  const bundle = scriptBundle(t, 'cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/shmmni; ' +
+    '(echo 1 > /proc/sys/net/ipv4/ip_unprivileged_port_start) 2>/dev/null && echo writable || echo read-only', (s) => {
+    s.linux.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.ping_group_range': '0 2147483647', 'kernel.shmmni': '1000' };
+  });
+  const seen = await runEach(t, ['runc', 'berth-runc', 'fast'], bundle);
+  for (const way of ['runc', 'berth-runc', 'fast'] as const) t.deepEqual([seen[way].status, seen[way].stdout], [0, '0\n0\t2147483647\n1000\nread-only\n'], way);
+});
+
+test.serial('a sysctl of a namespace the container shares with the host is refused, as runc refuses it', async (t) => {
+  const bundle = scriptBundle(t, 'true', (s) => {
+    s.linux.namespaces = s.linux.namespaces.filter((n: { type: string }) => n.type !== 'network');
+    s.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
+  });
+  const seen = await runEach(t, ['runc', 'berth-runc', 'fast'], bundle);
+  t.not(seen.runc.status, 0);
+  for (const way of ['berth-runc', 'fast'] as const) {
+    t.not(seen[way].status, 0, way);
+    t.regex(seen[way].stderr, /linux\.sysctl "net\.ipv4\.ip_forward": is not allowed in the host's network namespace/, way);
+  }
+});
+
+test.serial('hooks: startContainer runs under the container\'s seccomp filter, createContainer in its root directory, as runc', async (t) => {
+  const bundle = scriptBundle(t, 'cat /started /created-here', (s) => {
+    s.root.readonly = false;
+    s.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] };
+    s.hooks = {
+      // Resolved in the runtime's view: the host's sh, cwd the container's rootfs.
+      createContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'echo created-in-root > ./created-here'] }],
+      // Resolved in the container: its busybox sh, with the process's filter loaded.
+      startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'mkdir /hook-dir 2>/dev/null && echo mkdir-allowed > /started || echo mkdir-filtered > /started'] }],
+    };
+  });
+  const seen = await runEach(t, ['runc', 'berth-runc', 'fast'], bundle);
+  for (const way of ['runc', 'berth-runc', 'fast'] as const) t.deepEqual([seen[way].status, seen[way].stdout], [0, 'mkdir-filtered\ncreated-in-root\n'], way);
+});
