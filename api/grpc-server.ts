@@ -58,16 +58,19 @@ export class ServerCall extends Duplex {
   private failure: { code: number; message: string } | undefined;
   private inputEnded = false;
   private readonly deframer = new Deframer(MAX_MESSAGE);
+  private readonly startedAt: number;
 
-  constructor(private readonly stream: H2ServerStream, headers: RequestHeaders, private readonly req: protobuf.Type, private readonly res: protobuf.Type) {
+  constructor(private readonly stream: H2ServerStream, headers: RequestHeaders, private readonly req: protobuf.Type, private readonly res: protobuf.Type,
+    private readonly observer?: MethodObserver) {
     super({ objectMode: true, allowHalfOpen: true, autoDestroy: false });
     this.metadata = new Metadata(headers);
+    this.startedAt = observer ? performance.now() : 0;
     // A write after the client left must not throw in a handler that has not noticed yet.
     this.on('error', () => undefined);
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('end', () => this.endInput());
     stream.on('close', () => {
-      if (!this.finished) this.cancel();
+      if (!this.finished) { this.finish(GrpcStatus.CANCELLED, ''); this.cancel(); }
       this.destroy();
       this.emit('drain'); // handlers waiting to write more wake up, and find the call over
     });
@@ -144,6 +147,7 @@ export class ServerCall extends Duplex {
   private finish(code: number, message: string): void {
     if (this.finished) return;
     this.finished = true;
+    this.observer?.finished(code, this.startedAt);
     if (code === GrpcStatus.DEADLINE_EXCEEDED) this.cancel();
     if (this.stream.closed) return;
     const status: ResponseHeaders = { 'grpc-status': String(code) };
@@ -168,7 +172,17 @@ export class ServerCall extends Duplex {
 export type MethodHandler = (call: ServerCall) => void;
 export type ServiceImplementation = Record<string, MethodHandler>;
 
-interface Route { handler: MethodHandler; req: protobuf.Type; res: protobuf.Type; requestStream: boolean }
+/** gRPC's kinds of method, named as Prometheus' gRPC metrics label them. */
+export type CallKind = 'unary' | 'server_stream' | 'client_stream' | 'bidi_stream';
+
+/** Told of every call's end, with its status code and `performance.now()` at its start: it runs on every call,
+ * so it must not allocate, write or wait (berthd's metrics count into arrays made once per method). */
+export interface MethodObserver { finished(code: number, startedAt: number): void }
+
+/** Watches the calls of a server: asked once per method served for the observer of that method's calls. */
+export interface CallObserver { method(service: string, method: string, kind: CallKind): MethodObserver }
+
+interface Route { handler: MethodHandler; req: protobuf.Type; res: protobuf.Type; requestStream: boolean; observer: MethodObserver | undefined }
 
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
@@ -180,6 +194,8 @@ export class GrpcServer {
     session.on('stream', (stream: H2ServerStream) => this.dispatch(stream));
   });
 
+  constructor(private readonly observer?: CallObserver) {}
+
   /** Serves `fullName` (as in berth's .proto files) with `impl`, one handler per method name. */
   addService(fullName: string, impl: ServiceImplementation): this {
     const service = protos().lookupService(fullName);
@@ -187,7 +203,11 @@ export class GrpcServer {
       const handler = impl[method.name];
       if (!handler) continue; // unimplemented methods answer UNIMPLEMENTED
       method.resolve();
-      this.routes.set(`/${fullName}/${method.name}`, { handler, req: method.resolvedRequestType!, res: method.resolvedResponseType!, requestStream: !!method.requestStream });
+      const kind: CallKind = method.requestStream ? (method.responseStream ? 'bidi_stream' : 'client_stream') : method.responseStream ? 'server_stream' : 'unary';
+      this.routes.set(`/${fullName}/${method.name}`, {
+        handler, req: method.resolvedRequestType!, res: method.resolvedResponseType!, requestStream: !!method.requestStream,
+        observer: this.observer?.method(fullName, method.name, kind),
+      });
     }
     return this;
   }
@@ -199,7 +219,7 @@ export class GrpcServer {
       stream.respond({ ':status': '200', 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.UNIMPLEMENTED), 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
       return;
     }
-    const call = new ServerCall(stream, stream.headers, route.req, route.res);
+    const call = new ServerCall(stream, stream.headers, route.req, route.res, route.observer);
     if (route.requestStream) { route.handler(call); return; }
     // Unary and server-streaming: the handler starts with the request message in hand.
     let got = false;

@@ -2,7 +2,8 @@
 // and container), one client pointed at berthd (berth's shim, fast path) and at containerd (its runc shim,
 // running runc, and crun when crun works on this host), the same requests (under a lease, as containerd's
 // client makes them), interleaved. Each container's snapshot is prepared from the same imported image.
-// usage: npx tsx bench/lifecycle.ts [runs=50]   (as root, after npm run build)
+// With --metrics, a second berthd serving its metrics endpoint runs too: what counting every call costs.
+// usage: npx tsx bench/lifecycle.ts [runs=50] [--metrics]   (as root, after npm run build)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,12 +13,16 @@ import { runnableImage } from '../ctr-cli/image.ts';
 import { defaultSpec, withImageConfig } from '../ctr-cli/spec.ts';
 import { DIST, run, startBerthd, startContainerd } from './lib/daemons.ts';
 import { median, printTable } from './lib/stats.ts';
+import { freePort } from '../test/helpers/registry.ts';
 
-const runs = Number(process.argv[2] ?? 50);
+const runs = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 50);
+const withMetrics = process.argv.includes('--metrics');
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-life-'));
 const archive = join(work, 'busybox.tar');
 run(process.execPath, ['--import', 'tsx', join(DIST, '..', 'scripts', 'demo-image.ts'), archive, 'life']);
 const berthd = await startBerthd(join(work, 'berthd'));
+const metricsAddress = `127.0.0.1:${await freePort()}`;
+const measured = withMetrics ? await startBerthd(join(work, 'berthd-metrics'), metricsAddress) : undefined;
 const containerd = await startContainerd(join(work, 'containerd'));
 const T = 'containerd.services.tasks.v1.Tasks';
 const C = 'containerd.services.containers.v1.Containers';
@@ -65,7 +70,10 @@ async function lifecycle(c: ApiClient, runtime: string, image: Awaited<ReturnTyp
 try {
   run(join(DIST, 'berth'), ['-a', berthd.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
   run('ctr', ['-a', containerd.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
+  if (measured) run(join(DIST, 'berth'), ['-a', measured.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
   const b = new ApiClient(berthd.address, { namespace: 'default' });
+  const m = measured && new ApiClient(measured.address, { namespace: 'default' });
+  const mImage = m && await runnableImage(m, 'berth.local/busybox:life');
   const c = new ApiClient(containerd.address, { namespace: 'default' });
   const bImage = await runnableImage(b, 'berth.local/busybox:life');
   const cImage = await runnableImage(c, 'berth.local/busybox:life');
@@ -79,6 +87,7 @@ try {
     ['containerd + runc shim (runc)', () => lifecycle(c, 'io.containerd.runc.v2', cImage, 'containerd+runc')],
     ...(crun ? [['containerd + runc shim (crun)', () => lifecycle(c, 'io.containerd.runc.v2', cImage, 'containerd+crun', 'crun')] as [string, () => Promise<number>]] : []),
     ['berthd + berth shim (fast)', () => lifecycle(b, 'io.containerd.berth.v2', bImage, 'berthd')],
+    ...(m ? [['berthd + metrics endpoint', () => lifecycle(m, 'io.containerd.berth.v2', mImage!, 'berthd+metrics')] as [string, () => Promise<number>]] : []),
   ];
   const times = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
   for (let i = 0; i < 3; i++) for (const [, once] of subjects) await once();
@@ -90,9 +99,15 @@ try {
   const labels = [...phases.keys()];
   console.log(['step'.padEnd(30), ...labels.map((l) => l.padStart(15))].join('  '));
   for (const st of phases.get('berthd')!.keys()) console.log([st.padEnd(30), ...labels.map((l) => median(phases.get(l)!.get(st)!).toFixed(1).padStart(15))].join('  '));
+  if (m) {
+    const text = await (await fetch(`http://${metricsAddress}/v1/metrics`)).text();
+    console.log(`\nberthd + metrics endpoint: ${/^grpc_server_handled_total\{[^}]*grpc_method="Start",grpc_code="OK"\} (\d+)/m.exec(text)?.[1]} Tasks.Start calls counted`);
+    m.close();
+  }
   b.close();
   c.close();
 } finally {
+  await measured?.stop();
   await berthd.stop();
   await containerd.stop();
   rmSync(work, { recursive: true, force: true });

@@ -18,6 +18,8 @@ export interface DaemonConfig {
   gcDelayMs: number;
   /** "namespace": one shim per namespace for berth's runtime; "container": one shim per container. */
   shimGroup: 'namespace' | 'container';
+  /** `[metrics] address`: HOST:PORT on loopback for the Prometheus endpoint (/v1/metrics); empty: none. */
+  metricsAddress: string;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -29,6 +31,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   snapshotters: ['overlayfs', 'native'],
   gcDelayMs: 100,
   shimGroup: 'namespace',
+  metricsAddress: '',
 };
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -70,6 +73,7 @@ export function loadConfigFile(path: string, explicit: boolean): Partial<DaemonC
   const ttrpc = section(doc, 'ttrpc');
   const debug = section(doc, 'debug');
   const gc = section(doc, 'gc');
+  const metrics = section(doc, 'metrics');
   const out: Partial<DaemonConfig> = {};
   const set = <K extends keyof DaemonConfig>(k: K, v: DaemonConfig[K] | undefined) => { if (v !== undefined) out[k] = v; };
   set('root', pick(doc, 'root', 'root', 'string'));
@@ -80,6 +84,7 @@ export function loadConfigFile(path: string, explicit: boolean): Partial<DaemonC
   if (level !== undefined) set('logLevel', checkLevel(level));
   set('snapshotters', pick(doc, 'snapshotters', 'snapshotters', 'string[]'));
   set('gcDelayMs', pick(gc, 'delay_ms', 'gc.delay_ms', 'number'));
+  set('metricsAddress', pick(metrics, 'address', 'metrics.address', 'string'));
   const group = pick<string>(doc, 'shim_group', 'shim_group', 'string');
   if (group !== undefined && group !== 'namespace' && group !== 'container') throw errInvalidArgument(`config: shim_group must be "namespace" or "container", got ${JSON.stringify(group)}`);
   if (group !== undefined) out.shimGroup = group;

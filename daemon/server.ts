@@ -14,6 +14,9 @@ import { LocalContentStore } from '../content/local.ts';
 import type { Snapshotter } from '../snapshotters/types.ts';
 import type { DaemonConfig } from './config.ts';
 import { EventExchange } from './events/exchange.ts';
+import { loopbackListenAddress } from './metrics/address.ts';
+import type { MetricsServer } from './metrics/http.ts';
+import { DaemonStats } from './metrics/stats.ts';
 import { MetadataDB } from './metadata/db.ts';
 import { registeredServices, type DaemonContext, type PluginInfo } from './services/service.ts';
 import { openSnapshotters } from './snapshotters.ts';
@@ -40,9 +43,11 @@ export class Berthd {
     private readonly server: GrpcServer,
     private readonly snapshotters: Record<string, Snapshotter>,
     private readonly ttrpc: TtrpcServer,
+    private readonly metrics: MetricsServer | undefined,
   ) {}
 
   static async start(config: DaemonConfig, log: Logger = pino({ level: config.logLevel }, pino.destination(2))): Promise<Berthd> {
+    if (config.metricsAddress) loopbackListenAddress(config.metricsAddress); // refused before anything starts
     mkdirSync(config.root, { recursive: true, mode: 0o711 });
     mkdirSync(config.state, { recursive: true, mode: 0o711 });
     mkdirSync(dirname(config.address), { recursive: true, mode: 0o711 });
@@ -77,7 +82,8 @@ export class Berthd {
     });
     plugins.push({ type: 'io.containerd.runtime.v2', id: 'task', requires: ['io.containerd.metadata.v1'] });
     const defaultSnapshotter = config.snapshotters.find((n) => snapshotters[n]) ?? '';
-    const ctx: DaemonContext = { db, events, log, plugins, tasks, defaultSnapshotter, scratch: join(config.root, 'tmpmounts'), uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
+    const stats = new DaemonStats();
+    const ctx: DaemonContext = { db, events, log, plugins, tasks, stats, defaultSnapshotter, scratch: join(config.root, 'tmpmounts'), uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
     // Shims publish their events here (containerd.services.events.ttrpc.v1.Events/Forward).
     const ttrpc = new TtrpcServer().register('containerd.services.events.ttrpc.v1.Events', {
       Forward: (req) => {
@@ -88,21 +94,25 @@ export class Berthd {
     });
     await ttrpc.listen(config.ttrpcAddress);
     chmodSync(config.ttrpcAddress, 0o600);
-    const server = new GrpcServer();
+    // Calls are counted only for a served metrics endpoint.
+    const server = new GrpcServer(config.metricsAddress ? stats.grpc : undefined);
     for (const s of registeredServices()) {
       server.addService(s.name, s.create(ctx));
       plugins.push({ type: s.plugin.type, id: s.plugin.id, requires: ['io.containerd.metadata.v1'] });
     }
     // Tasks are re-attached before the API serves, so the first List sees them all.
     await tasks.restore();
+    // prom-client is loaded only here: a daemon without a metrics endpoint does not pay for its import.
+    const metrics = config.metricsAddress ? await (await import('./metrics/http.ts')).serveMetrics(config.metricsAddress, stats, tasks, log) : undefined;
     await server.listen(config.address);
     chmodSync(config.address, 0o600);
     log.info({ address: config.address, root: config.root, state: config.state }, 'berthd serving');
-    return new Berthd(config, log, ctx, server, snapshotters, ttrpc);
+    return new Berthd(config, log, ctx, server, snapshotters, ttrpc, metrics);
   }
 
   /** Stops accepting calls, ends open streams, closes the stores. */
   async stop(): Promise<void> {
+    await this.metrics?.close();
     await this.server.close(2000);
     await this.ctx.tasks.stopIdleShims();
     this.ctx.tasks.closeAll();

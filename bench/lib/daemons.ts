@@ -32,9 +32,13 @@ function stopper(child: ChildProcess): () => Promise<void> {
   };
 }
 
-export async function startBerthd(dir: string): Promise<Daemon> {
+/** `metricsAddress`: serve the metrics endpoint there (`[metrics] address`). */
+export async function startBerthd(dir: string, metricsAddress?: string): Promise<Daemon> {
   const address = join(dir, 'berthd.sock');
-  const child = spawn(process.execPath, [join(DIST, 'berthd.mjs'), '--root', join(dir, 'root'), '--state', join(dir, 'state'), '--address', address, '-l', 'warn'],
+  const config = join(dir, 'config.toml');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(config, metricsAddress ? `[metrics]\n  address = "${metricsAddress}"\n` : '');
+  const child = spawn(process.execPath, [join(DIST, 'berthd.mjs'), '-c', config, '--root', join(dir, 'root'), '--state', join(dir, 'state'), '--address', address, '-l', 'warn'],
     { stdio: ['ignore', 'ignore', 'inherit'], env: env() });
   await waitFor(address, child, 'berthd');
   return { name: 'berthd', address, child, stop: stopper(child) };

@@ -53,14 +53,18 @@ export async function openBlob(repo: Repository, desc: Descriptor, offset = 0): 
   throw await repo.error(res, `fetching ${desc.digest}`);
 }
 
+/** Told of the bytes received from a registry, chunk by chunk (berthd's metrics count them). */
+export type FetchedFunc = (bytes: number) => void;
+
 /** Fetches a small blob (manifest, index, config) into memory, verifying size and digest. */
-export async function fetchBytes(repo: Repository, desc: Descriptor, limit = 64 << 20): Promise<Buffer> {
+export async function fetchBytes(repo: Repository, desc: Descriptor, limit = 64 << 20, onFetched?: FetchedFunc): Promise<Buffer> {
   if (desc.size > limit) throw errInvalidArgument(`blob ${desc.digest}: size ${desc.size} exceeds the ${limit}-byte limit for ${blobKind(desc.mediaType)} documents`);
   const { stream } = await openBlob(repo, desc);
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     n += chunk.length;
+    onFetched?.(chunk.length);
     if (n > desc.size) {
       stream.destroy();
       throw errMismatch(desc, 'size', desc.size, `more than ${desc.size} bytes`);
@@ -102,6 +106,7 @@ export type BlobSink = (data: Readable) => Promise<void>;
 
 export interface FetchOptions {
   onProgress?: ProgressFunc;
+  onFetched?: FetchedFunc;
   /** Given the bytes live while they download from offset 0, else the stored blob once committed. */
   sink?: BlobSink;
 }
@@ -162,6 +167,7 @@ export async function fetchToStore(store: ContentStore, repo: Repository, desc: 
       if (opened.offset !== offset) { await writer.truncate(0); offset = 0; }
       if (opts.sink && offset === 0) tee = new Tee(opts.sink);
       for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
+        opts.onFetched?.(chunk.length);
         if (offset + chunk.length > desc.size) {
           opened.stream.destroy();
           verifyFailed = true;

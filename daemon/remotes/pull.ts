@@ -11,7 +11,7 @@ import {
 import { checkLayersMatchConfig, configPlatform, parseConfig, parseIndex, parseManifest } from '../images/manifest.ts';
 import { isIndexType, isManifestType } from '../images/mediatypes.ts';
 import { type PlatformMatcher, formatPlatform, hostPlatform, normalizePlatform, onlyPlatform } from '../images/platforms.ts';
-import { type ProgressFunc, fetchBytes, fetchToStore, writeBlob } from './fetcher.ts';
+import { type FetchedFunc, type ProgressFunc, fetchBytes, fetchToStore, writeBlob } from './fetcher.ts';
 import type { ResolverOptions } from './registry.ts';
 import { MAX_MANIFEST_SIZE, resolve } from './resolver.ts';
 
@@ -22,6 +22,8 @@ export interface PullOptions extends ResolverOptions {
   /** Layers fetched at once; default 4. */
   concurrency?: number;
   onProgress?: ProgressFunc;
+  /** Told of every chunk received from the registry. */
+  onFetched?: FetchedFunc;
   /** Called once per manifest layer as soon as its blob is committed (and onLayerData, if any, is done). */
   onLayer?: (layer: PulledLayer) => void | Promise<void>;
   /**
@@ -94,7 +96,7 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PullRes
 
   // 1. Read and validate every index, manifest and config, in memory.
   const plan = async (desc: Descriptor): Promise<void> => {
-    const data = await fetchBytes(repo, desc, MAX_MANIFEST_SIZE);
+    const data = await fetchBytes(repo, desc, MAX_MANIFEST_SIZE, opts.onFetched);
     if (isIndexType(desc.mediaType)) {
       parseIndex(data, desc.mediaType);
       documents.push({ desc, data, children: childrenOf(desc, data) });
@@ -104,7 +106,7 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PullRes
       return;
     }
     const manifest = parseManifest(data, desc.mediaType);
-    const configData = await fetchBytes(repo, manifest.config);
+    const configData = await fetchBytes(repo, manifest.config, undefined, opts.onFetched);
     const config = parseConfig(configData);
     const platform = normalizePlatform(configPlatform(config));
     if (wanted !== 'all' && desc === resolved.descriptor && !wanted.some((m) => m.match(platform))) {
@@ -138,7 +140,7 @@ export async function pullImage(ref: string, opts: PullOptions): Promise<PullRes
     const live = !job;
     if (!job) {
       const sink = opts.onLayerData && ((data: Readable) => opts.onLayerData!(pulled, data));
-      job = fetchToStore(store, repo, layer.descriptor, { onProgress: opts.onProgress, sink }).then(() => labelSource(digest));
+      job = fetchToStore(store, repo, layer.descriptor, { onProgress: opts.onProgress, onFetched: opts.onFetched, sink }).then(() => labelSource(digest));
       jobs.set(digest, job);
     }
     await job;

@@ -87,6 +87,11 @@ export class TaskManager {
     return this.tasks.has(tkey(ns, id));
   }
 
+  /** Every task, in every namespace. */
+  all(): Task[] {
+    return [...this.tasks.values()];
+  }
+
   list(ns: string): Task[] {
     return [...this.tasks.values()].filter((t) => t.namespace === ns);
   }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { MetadataDB } from '../metadata/db.ts';
 import type { EventExchange } from '../events/exchange.ts';
 import type { TaskManager } from '../runtime/tasks.ts';
+import type { DaemonStats } from '../metrics/stats.ts';
 import { LEASE_HEADER, type Metadata, type ServiceImplementation } from '../../api/grpc.ts';
 
 /** A plugin as Introspection.Plugins reports it (containerd's plugin types and ids). */
@@ -27,6 +28,8 @@ export interface DaemonContext {
   state: string;
   plugins: PluginInfo[];
   tasks: TaskManager;
+  /** What the metrics endpoint reports (pulls, unpacks); counted whether it is served or not. */
+  stats: DaemonStats;
   /** The snapshotter used when a request names none. */
   defaultSnapshotter: string;
   /** Where snapshots are mounted for a moment (unpack, diff). */

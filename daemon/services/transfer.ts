@@ -64,7 +64,12 @@ function unpackOptions(ctx: DaemonContext, ns: string, lease: string, snapshotte
 /** Unpacks the host platform's image below `target` into the request's snapshotter (or the default). */
 async function unpack(ctx: DaemonContext, ns: string, target: Image['target'], o: UnpackOptions): Promise<void> {
   const [manifest] = await resolveManifests(o.content, target, onlyPlatform(hostPlatform()));
-  await unpackManifest(manifest!, o);
+  const stats = ctx.stats.transfer;
+  const onLayer: UnpackOptions['onLayer'] = (layer, status) => {
+    if (status === 'unpacked') stats.unpackBytes += layer.size;
+    o.onLayer?.(layer, status);
+  };
+  await stats.timed(stats.unpackSeconds, () => unpackManifest(manifest!, { ...o, onLayer }));
 }
 
 function expiringLease(ctx: DaemonContext, ns: string, what: string) {
@@ -78,7 +83,7 @@ registerService({
   name: 'berth.services.transfer.v1.Transfer',
   plugin: { type: 'io.containerd.grpc.v1', id: 'berth-transfer' },
   create: (ctx) => ({
-    Pull: serverStream(async (req, call) => {
+    Pull: serverStream((req, call) => ctx.stats.transfer.timed(ctx.stats.transfer.pullSeconds, async () => {
       const ns = namespaceOf(call);
       if (!req.ref) throw errInvalidArgument('pull: a reference is required');
       const abort = new AbortController();
@@ -105,6 +110,7 @@ registerService({
         const onLayerData = staging && ((layer: PulledLayer, data: Readable) => staging.stage(layer, data));
         const result = await pullImage(req.ref, {
           store: ctx.db.content(ns, { lease: lease.id }), onProgress, signal: abort.signal, ...(onLayerData ? { onLayerData } : {}),
+          onFetched: (bytes) => { ctx.stats.transfer.pullBytes += bytes; },
           ...(platforms ? { platforms } : {}),
           ...(req.plainHttp ? { plainHttp: true } : {}),
           ...(req.insecureHosts?.length ? { insecureHosts: req.insecureHosts } : {}),
@@ -118,7 +124,7 @@ registerService({
         stager?.discard();
         await ctx.db.leases.delete(ns, lease.id).catch((err) => ctx.log.warn({ err, lease: lease.id }, 'pull lease not released'));
       }
-    }),
+    })),
     Push: serverStream(async (req, call) => {
       const ns = namespaceOf(call);
       const image = await ctx.db.images.get(ns, req.name);
