@@ -4,6 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { Berthd } from '../../daemon/server.ts';
@@ -133,6 +134,17 @@ test('a non-loopback metrics address is refused at start, naming it', async (t) 
   writeFileSync(config, '[metrics]\n  address = "0.0.0.0:1338"\n');
   const err = await t.throwsAsync(startDaemonProcess(t, {}, ['-c', config]));
   t.regex(err!.message, /berthd exited 1: berthd: \[metrics\] address "0\.0\.0\.0:1338" is not a loopback address/);
+});
+
+test('a metrics address already in use fails the start, naming it', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const address = `127.0.0.1:${(busy.address() as AddressInfo).port}`;
+  const config = join(tempDir(t), 'config.toml');
+  writeFileSync(config, `[metrics]\n  address = "${address}"\n`);
+  const err = await t.throwsAsync(startDaemonProcess(t, {}, ['-c', config]));
+  t.true(err!.message.includes(`berthd: [metrics] address ${address}: cannot listen: listen EADDRINUSE`), err!.message);
 });
 
 test('a malformed metrics address is refused at start', async (t) => {
