@@ -77,6 +77,16 @@ test.serial('/v1/metrics reports a running container, gRPC calls by method and c
   await runSleeper(t, c, id);
   for (let i = 0; i < 5; i++) await c.call(VERSION, 'Version', {});
   await t.throwsAsync(c.call(TASKS, 'Get', { containerId: 'no-such-task' }), { message: /not found/ });
+  // A Wait the client gives up on counts as Canceled.
+  const waiting = c.open(TASKS, 'Wait');
+  waiting.send({ containerId: id });
+  waiting.end();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  waiting.cancel();
+  const wait = { grpc_service: TASKS, grpc_method: 'Wait', grpc_code: 'Canceled' };
+  for (let i = 0; i < 100 && value(parse((await scrape(metricsAddress)).text), 'grpc_server_handled_total', wait) !== 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 
   const res = await scrape(metricsAddress);
   t.is(res.status, 200);
@@ -98,6 +108,8 @@ test.serial('/v1/metrics reports a running container, gRPC calls by method and c
   t.is(value(s, 'grpc_server_handling_seconds_bucket', { ...version, le: '+Inf' }), 5);
   t.true(value(s, 'grpc_server_handling_seconds_sum', version)! > 0);
   t.is(value(s, 'grpc_server_handled_total', { grpc_service: TASKS, grpc_method: 'Get', grpc_code: 'NotFound' }), 1);
+  t.is(value(s, 'grpc_server_handled_total', wait), 1, 'the abandoned Wait');
+  t.is(value(s, 'grpc_server_handled_total', { grpc_service: TASKS, grpc_method: 'Wait', grpc_code: 'OK' }), 0);
   t.is(value(s, 'grpc_server_handled_total', { grpc_service: TRANSFER, grpc_method: 'Pull', grpc_type: 'server_stream', grpc_code: 'OK' }), 1);
 
   t.is(value(s, 'berthd_pull_bytes_total'), m.descriptor.size + m.config.descriptor.size + layerBytes, 'manifest, config and layers, fetched once');
