@@ -1,6 +1,7 @@
-// berthd's Prometheus endpoint (`[metrics] address`, GET /v1/metrics as containerd serves it): a running
-// container's cgroup metrics from its shim, gRPC calls counted by method and code, pull and unpack bytes;
-// only loopback addresses are served; a stopped shim does not hold a scrape up.
+// berthd's Prometheus endpoint (`[metrics] address`, GET /v1/metrics as containerd serves it): running
+// containers' cgroup metrics from their shims (berth's and containerd's runc shim), gRPC calls counted by
+// method and code, pull and unpack bytes; only loopback addresses are served; a stopped shim does not hold a
+// scrape up.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -46,11 +47,11 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
   return found[0]?.value;
 }
 
-async function runSleeper(t: ExecutionContext, c: ApiClient, id: string): Promise<number> {
+async function runSleeper(t: ExecutionContext, c: ApiClient, id: string, runtime = 'io.containerd.berth.v2'): Promise<number> {
   const spec = defaultSpec(['/bin/sleep', '1000']);
   spec.linux.cgroupsPath = `/berth-metrics-test/${id}`;
   spec.linux.resources = { ...spec.linux.resources, memory: { limit: 64 << 20 }, pids: { limit: 42 } };
-  await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  await c.call(CONTAINERS, 'Create', { container: { id, runtime: { name: runtime }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
   const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
   const { pid } = await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
   t.teardown(async () => {
@@ -62,7 +63,7 @@ async function runSleeper(t: ExecutionContext, c: ApiClient, id: string): Promis
   return pid;
 }
 
-test.serial('/v1/metrics reports a running container, gRPC calls by method and code, and pull and unpack bytes', async (t) => {
+test.serial('/v1/metrics reports running containers (berth\'s shim and containerd\'s runc shim), gRPC calls by method and code, and pull and unpack bytes', async (t) => {
   const metricsAddress = `127.0.0.1:${await freePort()}`;
   const d = await startDaemon(t, { metricsAddress });
   const c = d.client('default');
@@ -75,6 +76,8 @@ test.serial('/v1/metrics reports a running container, gRPC calls by method and c
 
   const id = `metrics-${Date.now().toString(36)}`;
   await runSleeper(t, c, id);
+  const viaRunc = `${id}-runc`;
+  await runSleeper(t, c, viaRunc, 'io.containerd.runc.v2');
   for (let i = 0; i < 5; i++) await c.call(VERSION, 'Version', {});
   await t.throwsAsync(c.call(TASKS, 'Get', { containerId: 'no-such-task' }), { message: /not found/ });
   // A Wait the client gives up on counts as Canceled.
@@ -99,8 +102,13 @@ test.serial('/v1/metrics reports a running container, gRPC calls by method and c
   t.is(value(s, 'container_pids_current', ctr), 1, 'one process: sleep');
   t.is(value(s, 'container_pids_limit', ctr), 42);
   t.true(value(s, 'container_cpu_total_nanoseconds', ctr)! > 0);
-  t.is(value(s, 'berthd_tasks', { namespace: 'default', state: 'running' }), 1);
+  const runc = { container_id: viaRunc, namespace: 'default' };
+  t.true(value(s, 'container_memory_usage_usage_bytes', runc)! > 0, 'from containerd\'s runc shim too');
+  t.is(value(s, 'container_pids_current', runc), 1);
+  t.is(value(s, 'container_pids_limit', runc), 42);
+  t.is(value(s, 'berthd_tasks', { namespace: 'default', state: 'running' }), 2);
   t.is(value(s, 'berthd_shims', { runtime: 'io.containerd.berth.v2' }), 1);
+  t.is(value(s, 'berthd_shims', { runtime: 'io.containerd.runc.v2' }), 1);
 
   const version = { grpc_service: VERSION, grpc_method: 'Version', grpc_type: 'unary' };
   t.is(value(s, 'grpc_server_handled_total', { ...version, grpc_code: 'OK' }), 5, 'every Version call, counted once');
