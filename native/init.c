@@ -9,6 +9,7 @@
 #include "console.h"
 #include "init.h"
 #include "plan.h"
+#include "seccomp_agent.h"
 #include "setup.h"
 
 #include <errno.h>
@@ -195,6 +196,10 @@ int init_main(const char *plan_path, int sync)
 	const char *console_path = find_arg(&plan, "console");
 	if (console_path && (console = console_connect(console_path)) < 0)
 		die_to(sync, "connecting to the console socket %s: %s", console_path, strerror(errno));
+	/* So is a seccomp agent's socket, and the directory of the state it gets. */
+	char agent_err[600];
+	if (seccomp_agent_open(&plan, agent_err, sizeof agent_err) < 0)
+		die_to(sync, "%s", agent_err);
 
 	const char *clone_flags = find_arg(&plan, "clone");
 	long flags = clone_flags ? strtol(clone_flags, NULL, 10) : 0;
@@ -244,12 +249,15 @@ int init_main(const char *plan_path, int sync)
 		if (read(go[0], &byte, 1) != 1)
 			_exit(1);
 		close(go[0]);
+		if (seccomp_agent_read_state(agent_err, sizeof agent_err) < 0)
+			die_to(report[1], "%s", agent_err);
 		container_setup(&plan, report[1], sync, console);
 		/* not reached: container_setup execs or exits */
 	}
 	container_pid = pid;
 	if (console >= 0)
 		close(console);
+	seccomp_agent_close();
 	close(go[0]);
 	close(report[1]);
 

@@ -3,6 +3,7 @@
 #include "console.h"
 #include "hooks.h"
 #include "rootfs.h"
+#include "seccomp_agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,8 +94,13 @@ static void load_seccomp(const char *flags, const char *hex)
 	for (size_t i = 0; i < n; i++)
 		sscanf(hex + 2 * i, "%2hhx", &bytes[i]);
 	struct sock_fprog prog = { .len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = (struct sock_filter *)bytes };
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, (unsigned)strtoul(flags, NULL, 10), &prog) < 0)
+	unsigned filter_flags = (unsigned)strtoul(flags, NULL, 10);
+	long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, filter_flags, &prog);
+	if (listener < 0)
 		fail_late("loading the seccomp filter: %s", strerror(errno));
+	char err[600];
+	if ((filter_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) && seccomp_agent_send((int)listener, err, sizeof err) < 0)
+		fail_late("%s", err);
 }
 
 struct exec_plan {

@@ -20,7 +20,8 @@ import { spareMonitors, startMonitored, type ConsolePaths, type Monitored, type 
 import { CgroupStage } from '../cgroups/staging.ts';
 import { nativeBinary } from '../../api/native-binary.ts';
 import { removeSoon } from '../../api/remove-soon.ts';
-import type { LinuxSeccomp } from '../seccomp/compile.ts';
+import { compileSeccomp, type LinuxSeccomp } from '../seccomp/compile.ts';
+import { containerProcessState } from '../seccomp/notify.ts';
 
 export interface CreateOptions {
   bundle: string;
@@ -90,15 +91,19 @@ export class Runtime {
       if (execFifo) sysAddon().mkfifo(execFifo, 0o600);
       const planPath = join(dir, 'plan');
       const hookStateFiles: [string, string] = [join(dir, 'hook-state-creating.json'), join(dir, 'hook-state-created.json')];
-      // With no hooks to run and no cgroup to move it into, the init need not wait for us once it has its pid.
+      // A seccomp agent gets the process state with the listener fd: written once the pid is known.
+      const seccomp = spec.linux?.seccomp as LinuxSeccomp | undefined;
+      const seccompStateFile = seccomp && compileSeccomp(seccomp).notify ? join(dir, 'seccomp-state.json') : undefined;
+      // With no hooks to run, no cgroup to move it into and no agent state to write, the init need not wait for
+      // us once it has its pid.
       const hooks = spec.hooks;
       const proceed = !hooks?.prestart?.length && !hooks?.createRuntime?.length && !hooks?.createContainer?.length && !hooks?.startContainer?.length &&
-        Object.values(cgroup.paths).every((path) => bornIn.has(path));
+        !seccompStateFile && Object.values(cgroup.paths).every((path) => bornIn.has(path));
       // The monitor learns the pid from this file (berth-init writes it) once berth-init exits.
       const pidFile = opts.monitor ? join(dir, 'init.pid') : undefined;
       writeFileSync(planPath, buildPlan({
         spec, rootfs, mode, execFifo, cgroup, preserveFds: opts.preserveFds, noPivot: opts.noPivot, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
-        hookStateFiles, cloneInto, pidFile, proceed,
+        hookStateFiles, cloneInto, pidFile, proceed, seccompStateFile,
       }));
 
       init = opts.monitor ? monitoredInit(planPath, opts.monitor, pidFile!, spare) : spawnInit(planPath, opts.preserveFds ?? 0);
@@ -118,6 +123,7 @@ export class Runtime {
         writeFileSync(hookStateFiles[0], JSON.stringify(creating));
         writeFileSync(hookStateFiles[1], JSON.stringify(toState(record, 'created')));
       }
+      if (seccompStateFile) writeFileSync(seccompStateFile, containerProcessState(seccomp!, pid, creating));
       if (!proceed) sync.write('g');
       const ready = await next();
       if (ready !== 'ready') throw errInternal(`berth-init: unexpected report ${JSON.stringify(ready)}`);
@@ -147,10 +153,12 @@ export class Runtime {
     validateProcess(proc);
     const spec = this.specOf(record);
     const planPath = join(this.store.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
+    const seccomp = spec.linux?.seccomp as LinuxSeccomp | undefined;
+    const seccompStateFile = seccomp && compileSeccomp(seccomp).notify ? `${planPath}.seccomp-state.json` : undefined;
     writeFileSync(planPath, buildExecPlan({
       process: proc, containerPid: record.pid, namespaces: (spec.linux?.namespaces ?? []).map((ns) => ns.type),
       mode: opts.detach || opts.monitor ? 'create' : 'run', preserveFds: opts.preserveFds, consoleSocket: opts.monitor?.console?.socket ?? opts.consoleSocket,
-      ...(spec.linux?.seccomp ? { seccomp: spec.linux.seccomp as LinuxSeccomp } : {}),
+      ...(seccomp ? { seccomp } : {}), seccompStateFile,
     }));
     const monitorPidFile = `${planPath}.pid`;
     const init = opts.monitor ? monitoredInit(planPath, opts.monitor, monitorPidFile) : spawnInit(planPath, opts.preserveFds ?? 0);
@@ -159,6 +167,7 @@ export class Runtime {
       const pid = Number((await init.next()).replace(/^pid /, ''));
       if (opts.monitor) writeAtomically(monitorPidFile, String(pid));
       this.cgroup(record).addProcess(pid);
+      if (seccompStateFile) writeFileSync(seccompStateFile, containerProcessState(seccomp!, pid, toState(record, 'running')));
       init.sync.write('g');
       if ((await init.next()) !== 'ready') throw errInternal('berth-init: unexpected report during exec');
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
@@ -171,6 +180,7 @@ export class Runtime {
     } finally {
       rmSync(planPath, { force: true });
       rmSync(monitorPidFile, { force: true });
+      if (seccompStateFile) rmSync(seccompStateFile, { force: true });
     }
   }
 

@@ -11,6 +11,8 @@
 //   sysctl <key> <path below /proc/sys> <value> · rlimit <resource> <soft> <hard> · oomscoreadj <n> · preservefds <n>
 //   user <uid> <gid> · groups <gid>... · umask <octal> · nnp · caps <bnd> <eff> <perm> <inh> <amb> (decimal masks)
 //   seccomp <flags> <hex filter> · cwd <path> · env <NAME=value>... · args <arg>...
+//   seccompagent <listener socket path> <state JSON file>: the filter's listener fd goes to that agent with the
+//     state (host paths; the runtime writes the state before its go-ahead)
 //   console <host socket path> <width> <height>: a pty for the process, its master sent over the socket
 //   hook createContainer|startContainer <timeout s, 0: none> <path> <nargs> <args>... <env>...
 //   hookstate <state JSON file for createContainer> <for startContainer> (host paths, read before pivot_root)
@@ -43,6 +45,8 @@ export interface PlanInput {
   cloneInto?: string;
   /** berth-init writes the container's pid here (atomically) before it reports it. */
   pidFile?: string;
+  /** Where the runtime writes the state a seccomp agent gets (SCMP_ACT_NOTIFY rules) before its go-ahead. */
+  seccompStateFile?: string;
   /** The container goes on with its setup without waiting for the runtime's go-ahead after its pid is reported:
    * the runtime has nothing to do in between (no hooks to run, no cgroup to move it into). */
   proceed?: boolean;
@@ -121,7 +125,7 @@ export function buildPlan(input: PlanInput): Buffer {
   if (spec.hostname) plan.add('hostname', spec.hostname);
   if (spec.domainname) plan.add('domainname', spec.domainname);
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) plan.add('sysctl', key, sysctlPath(key), value);
-  addProcess(plan, process, input.preserveFds, linux.seccomp as LinuxSeccomp | undefined, input.consoleSocket);
+  addProcess(plan, process, input.preserveFds, linux.seccomp as LinuxSeccomp | undefined, input.consoleSocket, input.seccompStateFile);
   return plan.encode();
 }
 
@@ -137,6 +141,8 @@ export interface ExecPlanInput {
   /** The container's seccomp profile: exec'd processes get the same filter, as with runc. */
   seccomp?: LinuxSeccomp;
   consoleSocket?: string;
+  /** As PlanInput's: the state an agent gets for this process. */
+  seccompStateFile?: string;
 }
 
 /** A plan that runs one more process inside a running container (`exec`): join, no new root. */
@@ -150,7 +156,7 @@ export function buildExecPlan(input: ExecPlanInput): Buffer {
     plan.add('join', NAMESPACE_FLAGS[type]!, `/proc/${input.containerPid}/ns/${NAMESPACE_FILES[type]}`);
   }
   plan.add('clone', 0);
-  addProcess(plan, input.process, input.preserveFds, input.seccomp, input.consoleSocket);
+  addProcess(plan, input.process, input.preserveFds, input.seccomp, input.consoleSocket, input.seccompStateFile);
   return plan.encode();
 }
 
@@ -165,7 +171,7 @@ function addContainerHooks(plan: PlanWriter, spec: Spec, stateFiles?: [string, s
   }
 }
 
-function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, seccomp?: LinuxSeccomp, consoleSocket?: string): void {
+function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, seccomp?: LinuxSeccomp, consoleSocket?: string, seccompStateFile?: string): void {
   if (process.terminal && !consoleSocket) throw errInvalidArgument('process.terminal is true: a --console-socket is needed to receive the pty master');
   if (!process.terminal && consoleSocket) throw errInvalidArgument('--console-socket given but process.terminal is false: there is no pty to send');
   if (consoleSocket) plan.add('console', consoleSocket, process.consoleSize?.width ?? 0, process.consoleSize?.height ?? 0);
@@ -179,7 +185,11 @@ function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, se
   const caps = process.capabilities ?? {};
   plan.add('caps', ...[caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient].map((s) => capMask(s).toString()));
   if (seccomp) {
-    const { program, flags } = compileSeccomp(seccomp);
+    const { program, flags, notify } = compileSeccomp(seccomp);
+    if (notify) {
+      if (!seccompStateFile) throw errInvalidArgument('linux.seccomp: SCMP_ACT_NOTIFY rules: no place for the state the seccomp agent gets');
+      plan.add('seccompagent', seccomp.listenerPath!, seccompStateFile);
+    }
     plan.add('seccomp', flags, program.toString('hex'));
   }
   plan.add('cwd', process.cwd);

@@ -1,10 +1,15 @@
 // Compiles the OCI runtime spec's linux.seccomp to a classic BPF program for seccomp(2), as libseccomp
-// would for x86_64: the architecture is checked first, then each listed syscall is compared by number; its
-// rules are tried in order (conditions of one rule are ANDed, the first rule that matches decides) and a syscall
-// none of them matches falls to the default action. 64-bit arguments are compared as two 32-bit halves.
-// Every jump is local (a syscall's block is skipped as a whole), so any number of syscalls fits BPF's 8-bit
-// jump offsets. Syscall names this kernel's headers do not know are skipped, as runc does with libseccomp.
-import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
+// would on x86_64: the architecture is checked first (x86_64 always; i386 and x32 when listed, each with its own
+// syscall numbers), then each listed syscall is compared by number; its rules are tried in order (conditions of
+// one rule are ANDed, the first rule that matches decides) and a syscall none of them matches falls to the
+// default action. 64-bit arguments are compared as two 32-bit halves. Jumps within an architecture's section
+// are local (a syscall's block is skipped as a whole), so any number of syscalls fits BPF's 8-bit jump offsets;
+// the sections are reached by long jumps. A name no table knows is skipped, as runc does with libseccomp, and
+// so is a name for an architecture that lacks it. SCMP_ACT_NOTIFY rules make the filter return a listener fd
+// (seccomp user notification), which berth-init sends to the agent at linux.seccomp.listenerPath.
+import { errInvalidArgument } from '../../api/errdefs.ts';
+import { SYSCALLS_X32 } from './syscalls-x32.ts';
+import { SYSCALLS_X86 } from './syscalls-x86.ts';
 import { SYSCALLS_X86_64 } from './syscalls-x86_64.ts';
 
 export interface SeccompArg { index: number; value: number; valueTwo?: number; op: string }
@@ -24,18 +29,31 @@ export interface CompiledSeccomp {
   program: Buffer;
   /** seccomp(2) SECCOMP_SET_MODE_FILTER flags. */
   flags: number;
-  /** Names skipped because this kernel has no such syscall. */
+  /** Names skipped because no architecture has such a syscall. */
   unknown: string[];
+  /** Some rule is SCMP_ACT_NOTIFY: loading the filter gives a listener fd for the agent at listenerPath. */
+  notify: boolean;
 }
 
 const EPERM = 1;
 const AUDIT_ARCH_X86_64 = 0xc000003e;
+const AUDIT_ARCH_I386 = 0x40000003;
 const X32_SYSCALL_BIT = 0x40000000;
 const RET = {
-  KILL_PROCESS: 0x80000000, KILL_THREAD: 0, TRAP: 0x00030000, ERRNO: 0x00050000, TRACE: 0x7ff00000, LOG: 0x7ffc0000, ALLOW: 0x7fff0000,
+  KILL_PROCESS: 0x80000000, KILL_THREAD: 0, TRAP: 0x00030000, ERRNO: 0x00050000, USER_NOTIF: 0x7fc00000, TRACE: 0x7ff00000,
+  LOG: 0x7ffc0000, ALLOW: 0x7fff0000,
 };
+const FLAG_NEW_LISTENER = 8;
 const FLAGS: Record<string, number> = { SECCOMP_FILTER_FLAG_TSYNC: 1, SECCOMP_FILTER_FLAG_LOG: 2, SECCOMP_FILTER_FLAG_SPEC_ALLOW: 4 };
-const KNOWN_ARCHES = new Set(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+/** libseccomp's other architectures (the runtime spec's list): accepted, as runc does, and never reached here, as
+ * an x86_64 kernel presents every syscall as x86_64, i386 or x32. */
+const OTHER_ARCHES = new Set(['ARM', 'AARCH64', 'MIPS', 'MIPS64', 'MIPS64N32', 'MIPSEL', 'MIPSEL64', 'MIPSEL64N32', 'PPC', 'PPC64', 'PPC64LE',
+  'S390', 'S390X', 'PARISC', 'PARISC64', 'RISCV64'].map((a) => `SCMP_ARCH_${a}`));
+/** Every architecture a profile may list (`berth-runc features`). */
+export const SECCOMP_ARCHES = ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', ...OTHER_ARCHES].sort();
+/** Syscalls the init makes after the filter is in and before the agent has the listener fd (it sends it with
+ * sendmsg): notifying them would wait for an agent that cannot answer yet. runc refuses write for that reason. */
+const NEVER_NOTIFY = new Set(['write', 'sendmsg']);
 
 // BPF opcodes.
 const LD_W_ABS = 0x20;
@@ -43,6 +61,7 @@ const JEQ_K = 0x15;
 const JGT_K = 0x25;
 const JGE_K = 0x35;
 const RET_K = 0x06;
+const JA = 0x05;
 const AND_K = 0x54;
 
 interface Insn { code: number; jt: number; jf: number; k: number }
@@ -57,7 +76,7 @@ function action(name: string, errnoRet: number | undefined, where: string): numb
     case 'SCMP_ACT_TRACE': return RET.TRACE | ((errnoRet ?? EPERM) & 0xffff);
     case 'SCMP_ACT_LOG': return RET.LOG;
     case 'SCMP_ACT_ALLOW': return RET.ALLOW;
-    case 'SCMP_ACT_NOTIFY': throw errNotImplemented(`${where}: SCMP_ACT_NOTIFY (seccomp user notification) is not supported`);
+    case 'SCMP_ACT_NOTIFY': return RET.USER_NOTIF;
     default: throw errInvalidArgument(`${where}: unknown seccomp action ${JSON.stringify(name)}`);
   }
 }
@@ -120,29 +139,47 @@ export function compileSeccomp(s: LinuxSeccomp): CompiledSeccomp {
   return compiled;
 }
 
+interface CompiledRule { names: string[]; body: Insn[] }
+
+/** One architecture's section: each rule's syscalls by that architecture's numbers (`bit` or-ed in), then the
+ * default action. */
+function section(rules: CompiledRule[], table: Readonly<Record<string, number>>, bit: number, def: number): Insn[] {
+  const out: Insn[] = [];
+  for (const { names, body } of rules) {
+    for (const name of names) {
+      const nr = table[name];
+      if (nr !== undefined) out.push(insn(LD_W_ABS, 0), insn(JEQ_K, (nr | bit) >>> 0, 0, body.length), ...body);
+    }
+  }
+  out.push(insn(RET_K, def));
+  return out;
+}
+
 function compileProfile(s: LinuxSeccomp): CompiledSeccomp {
-  if (s.listenerPath) throw errNotImplemented('linux.seccomp.listenerPath: seccomp user notification is not supported');
+  if (s.defaultAction === 'SCMP_ACT_NOTIFY') throw errInvalidArgument('linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the container could not even send its listener fd)');
   const def = action(s.defaultAction, s.defaultErrnoRet, 'linux.seccomp.defaultAction');
-  for (const arch of s.architectures ?? []) {
-    if (!KNOWN_ARCHES.has(arch)) throw errInvalidArgument(`linux.seccomp.architectures: ${JSON.stringify(arch)} is not supported on x86_64 (have ${[...KNOWN_ARCHES].join(', ')})`);
+  const arches = new Set(s.architectures ?? []);
+  for (const arch of arches) {
+    if (!SECCOMP_ARCHES.includes(arch)) {
+      throw errInvalidArgument(`linux.seccomp.architectures: ${JSON.stringify(arch)} is not a seccomp architecture`);
+    }
   }
   let flags = 0;
   for (const f of s.flags ?? []) {
     if (FLAGS[f] === undefined) throw errInvalidArgument(`linux.seccomp.flags: unknown flag ${JSON.stringify(f)}`);
     flags |= FLAGS[f]!;
   }
-  // Syscalls of other architectures are not filtered rule by rule: with a permissive default they would slip
-  // through, so they are killed; with a restrictive default they get that default.
-  const foreign = def === RET.ALLOW || def === RET.LOG ? RET.KILL_PROCESS : def;
-  const out: Insn[] = [
-    insn(LD_W_ABS, 4), insn(JEQ_K, AUDIT_ARCH_X86_64, 1, 0), insn(RET_K, foreign),
-    insn(LD_W_ABS, 0), insn(JGE_K, X32_SYSCALL_BIT, 0, 1), insn(RET_K, foreign),
-  ];
   const unknown: string[] = [];
-  (s.syscalls ?? []).forEach((rule, i) => {
+  let notify = false;
+  const rules: CompiledRule[] = (s.syscalls ?? []).map((rule, i) => {
     const where = `linux.seccomp.syscalls[${i}]`;
     if (!Array.isArray(rule.names) || rule.names.length === 0) throw errInvalidArgument(`${where}.names must list at least one syscall`);
     const ret = action(rule.action, rule.errnoRet, `${where}.action`);
+    if (ret === RET.USER_NOTIF) {
+      notify = true;
+      const never = rule.names.find((n) => NEVER_NOTIFY.has(n));
+      if (never) throw errInvalidArgument(`${where}: SCMP_ACT_NOTIFY cannot be used for the ${never} syscall`);
+    }
     const conds = (rule.args ?? []).map((a, j) => condition(a, `${where}.args[${j}]`));
     // The rule's body: all conditions, then the action; a failed condition skips to the end of the body.
     const body: Insn[] = [];
@@ -155,12 +192,26 @@ function compileProfile(s: LinuxSeccomp): CompiledSeccomp {
     body.push(insn(RET_K, ret));
     if (body.length > 250) throw errInvalidArgument(`${where}: too many argument conditions for one rule`);
     for (const name of rule.names) {
-      const nr = SYSCALLS_X86_64[name];
-      if (nr === undefined) { unknown.push(name); continue; }
-      out.push(insn(LD_W_ABS, 0), insn(JEQ_K, nr, 0, body.length), ...body);
+      if (SYSCALLS_X86_64[name] === undefined && SYSCALLS_X86[name] === undefined && SYSCALLS_X32[name] === undefined) unknown.push(name);
     }
+    return { names: rule.names, body };
   });
-  out.push(insn(RET_K, def));
+  if (notify) {
+    if (!s.listenerPath) throw errInvalidArgument('linux.seccomp.listenerPath: required by SCMP_ACT_NOTIFY rules (the agent that gets the listener fd)');
+    flags |= FLAG_NEW_LISTENER;
+  }
+  // Syscalls of architectures not listed are not filtered rule by rule: with a permissive default they would
+  // slip through, so they are killed; with a restrictive default they get that default.
+  const foreign = def === RET.ALLOW || def === RET.LOG ? RET.KILL_PROCESS : def;
+  const x32 = arches.has('SCMP_ARCH_X32') ? section(rules, SYSCALLS_X32, X32_SYSCALL_BIT, def) : [insn(RET_K, foreign)];
+  const x86 = arches.has('SCMP_ARCH_X86') ? section(rules, SYSCALLS_X86, 0, def) : [];
+  // x86_64 and x32 share the audit arch; x32 numbers carry X32_SYSCALL_BIT.
+  const native = section(rules, SYSCALLS_X86_64, 0, def);
+  const x86_64 = [insn(LD_W_ABS, 0), insn(JGE_K, X32_SYSCALL_BIT, 0, 1), insn(JA, native.length), ...native, ...x32];
+  const head = x86.length
+    ? [insn(LD_W_ABS, 4), insn(JEQ_K, AUDIT_ARCH_X86_64, 3, 0), insn(JEQ_K, AUDIT_ARCH_I386, 1, 0), insn(RET_K, foreign), insn(JA, x86_64.length)]
+    : [insn(LD_W_ABS, 4), insn(JEQ_K, AUDIT_ARCH_X86_64, 1, 0), insn(RET_K, foreign)];
+  const out = [...head, ...x86_64, ...x86];
   if (out.length > 4096) throw errInvalidArgument(`linux.seccomp: the filter needs ${out.length} BPF instructions, more than the kernel's 4096`);
   const program = Buffer.alloc(out.length * 8);
   out.forEach((x, i) => {
@@ -169,5 +220,5 @@ function compileProfile(s: LinuxSeccomp): CompiledSeccomp {
     program.writeUInt8(x.jf, i * 8 + 3);
     program.writeUInt32LE(x.k, i * 8 + 4);
   });
-  return { program, flags, unknown };
+  return { program, flags, unknown, notify };
 }

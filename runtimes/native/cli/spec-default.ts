@@ -1,5 +1,6 @@
 // `berth-runc spec` and `berth-runc features` output.
 import { CAPABILITIES, MOUNT_FLAG_OPTIONS, NAMESPACE_FLAGS, PROPAGATION_OPTIONS } from '../../oci/linux-constants.ts';
+import { SECCOMP_ARCHES } from '../../seccomp/compile.ts';
 
 /** A starting config.json, like `runc spec`: busybox-friendly `sh`, the default mounts and masks. */
 export function defaultSpec(): Record<string, unknown> {
@@ -46,9 +47,9 @@ export function features(): Record<string, unknown> {
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
       seccomp: {
         enabled: true,
-        actions: ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE', 'SCMP_ACT_TRAP'],
+        actions: ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_TRACE', 'SCMP_ACT_TRAP'],
         operators: ['SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_LE', 'SCMP_CMP_LT', 'SCMP_CMP_MASKED_EQ', 'SCMP_CMP_NE'],
-        archs: ['SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'],
+        archs: SECCOMP_ARCHES,
         knownFlags: ['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC'],
         supportedFlags: ['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC'],
       },
