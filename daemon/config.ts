@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
 import { errInvalidArgument, errNotFound } from '../api/errdefs.ts';
+import { parseRuntimeMappings, type RuntimeMapping } from './runtime/runtime-map.ts';
 
 export interface DaemonConfig {
   root: string;
@@ -20,6 +21,8 @@ export interface DaemonConfig {
   shimGroup: 'namespace' | 'container';
   /** `[metrics] address`: HOST:PORT on loopback for the Prometheus endpoint (/v1/metrics); empty: none. */
   metricsAddress: string;
+  /** Runtime names served by another shim (daemon/runtime/runtime-map.ts). */
+  runtimes: Record<string, RuntimeMapping>;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -32,6 +35,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   gcDelayMs: 100,
   shimGroup: 'namespace',
   metricsAddress: '',
+  runtimes: {},
 };
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -88,6 +92,8 @@ export function loadConfigFile(path: string, explicit: boolean): Partial<DaemonC
   const group = pick<string>(doc, 'shim_group', 'shim_group', 'string');
   if (group !== undefined && group !== 'namespace' && group !== 'container') throw errInvalidArgument(`config: shim_group must be "namespace" or "container", got ${JSON.stringify(group)}`);
   if (group !== undefined) out.shimGroup = group;
+  const runtimes = parseRuntimeMappings(doc);
+  if (Object.keys(runtimes).length) out.runtimes = runtimes;
   return out;
 }
 

@@ -29,6 +29,8 @@ export interface ExecRequest {
 
 export interface OciRuntime {
   readonly name: string;
+  /** Where the backend keeps its state (a CLI's --root). */
+  readonly root: string;
   /** Creates the container, its init waiting for start. */
   create(req: CreateRequest): Promise<Monitored>;
   start(id: string): Promise<void>;
@@ -50,6 +52,11 @@ export interface RuntimeOptions {
   root: string;
   /** A runc-compatible binary for the CLI backend. */
   binary?: string;
+  /** The root the client asked for (containerd's runc options `root`, Docker's <exec-root>/runtime-runc): a
+   * runtime CLI keeps its state there, as containerd's runc shim would have it. */
+  clientRoot?: string;
+  /** A file the runtime CLI logs to as JSON lines (runc --log, --log-format json). */
+  log?: string;
 }
 
 type Factory = (opts: RuntimeOptions) => OciRuntime;
@@ -64,9 +71,9 @@ export function registerRuntime(name: string, factory: Factory): void {
  * The backend for containerd's runc options: no binary_name → berth's fast path; "fast" → the same; any other
  * name or path → the CLI backend with that binary (runc, crun, runsc, berth-runc, ...).
  */
-export function openRuntime(binaryName: string | undefined, root: string): OciRuntime {
+export function openRuntime(binaryName: string | undefined, root: string, more: Pick<RuntimeOptions, 'clientRoot' | 'log'> = {}): OciRuntime {
   const name = !binaryName || binaryName === 'fast' ? 'fast' : 'cli';
   const factory = backends.get(name);
   if (!factory) throw errInvalidArgument(`runtime backend ${JSON.stringify(name)} is not registered (have ${[...backends.keys()].join(', ')})`);
-  return factory({ root, ...(name === 'cli' ? { binary: binaryName } : {}) });
+  return factory({ root, ...more, ...(name === 'cli' ? { binary: binaryName } : {}) });
 }

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { BerthError, ErrorCode, errAlreadyExists, errFailedPrecondition, errNotFound, errNotImplemented } from '../api/errdefs.ts';
+import { BerthError, ErrorCode, codeOf, errAlreadyExists, errFailedPrecondition, errNotFound, errNotImplemented } from '../api/errdefs.ts';
 import { sendControl } from '../runtimes/monitor.ts';
 import type { Mount } from '../api/mount.ts';
 import { toTimestamp, unpackAny, type AnyMessage } from '../api/proto.ts';
@@ -46,10 +46,11 @@ export interface ShimServiceOptions {
   idleExitMs?: number;
 }
 
-function runtimeOptions(options: AnyMessage | null | undefined): { binaryName?: string; noPivot?: boolean } {
+/** What berth's shim reads of containerd's runc options (containerd.runc.v1.Options). */
+function runtimeOptions(options: AnyMessage | null | undefined): { binaryName?: string; noPivot?: boolean; root?: string } {
   if (!options?.typeUrl) return {};
-  const o = unpackAny<{ binaryName?: string; noPivotRoot?: boolean }>(options);
-  return { binaryName: o.binaryName || undefined, noPivot: !!o.noPivotRoot };
+  const o = unpackAny<{ binaryName?: string; noPivotRoot?: boolean; root?: string }>(options);
+  return { binaryName: o.binaryName || undefined, noPivot: !!o.noPivotRoot, root: o.root || undefined };
 }
 
 const exitedAt = (e: ExitInfo | undefined) => (e ? toTimestamp(e.exitedAt) : null);
@@ -116,9 +117,10 @@ export class ShimService {
         if (this.containers.has(req.id)) throw errAlreadyExists(`container ${req.id}: already exists in this shim`);
         clearTimeout(this.idleTimer);
         if (req.checkpoint) throw errNotImplemented('restoring from a checkpoint is not supported');
-        const { binaryName, noPivot } = runtimeOptions(req.options);
+        const { binaryName, noPivot, root } = runtimeOptions(req.options);
         const runtimeRoot = join(this.opts.stateRoot, binaryName ? binaryName.replace(/\//g, '_') : 'fast', this.opts.namespace);
-        const runtime = openRuntime(binaryName, runtimeRoot);
+        // A runtime CLI logs to the bundle's state dir: a failed create reports the runtime's last error from it.
+        const runtime = openRuntime(binaryName, runtimeRoot, { ...(root ? { clientRoot: root } : {}), log: join(ShimContainer.stateDirOf(req.bundle), 'log.json') });
         const rootfs: Mount[] = (req.rootfs ?? []).map((m: Mount) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
         const io = stdioOf(req, ShimContainer.stateDirOf(req.bundle), 'init');
         const stdio = io.stdio;
@@ -132,7 +134,7 @@ export class ShimService {
           init.pid = await m.pid;
           await io.logger?.start(req.id, this.opts.namespace);
           // What `shim delete` needs if this shim dies.
-          writeFileSync(join(c.stateDir, 'runtime.json'), JSON.stringify({ binaryName, root: runtimeRoot, pid: init.pid }));
+          writeFileSync(join(c.stateDir, 'runtime.json'), JSON.stringify({ binaryName, root: runtime.root, pid: init.pid }));
           init.watch(m, this.onExit(c));
         } catch (err) {
           io.logger?.release();
@@ -302,7 +304,15 @@ export class ShimService {
 
       Stats: async (req) => {
         const c = this.container(req.id);
-        return { stats: metricsAny(await c.runtime.stats(c.id)) };
+        try {
+          return { stats: metricsAny(await c.runtime.stats(c.id)) };
+        } catch (err) {
+          // A runtime CLI without `events` (crun): the container's cgroup, read as containerd's runc shim does.
+          if (codeOf(err) !== ErrorCode.NotImplemented) throw err;
+          const cgroup = c.cgroup ??= cgroupOf(c.bundle, c.id);
+          if (!cgroup) throw err;
+          return { stats: metricsAny(cgroup.stats()) };
+        }
       },
       Checkpoint: () => { throw errNotImplemented('checkpoint is not supported: berth has no CRIU integration'); },
     };

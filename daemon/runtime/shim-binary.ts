@@ -22,8 +22,22 @@ export interface ShimCallOptions {
   group?: string;
 }
 
+/** A shim as the runtime name it serves under, and the binary when configured (runtime_path). */
+export interface ShimBinary {
+  runtime: string;
+  path?: string;
+}
+
+/** The command that runs a shim: its configured path, else the binary for its runtime name. */
+function shimCommand(shim: ShimBinary): string[] {
+  if (!shim.path) return shimBinary(shim.runtime);
+  if (!existsSync(shim.path)) throw errNotFound(`runtime ${JSON.stringify(shim.runtime)}: shim binary ${shim.path} not found`);
+  // berth's own shim is a Node bundle, run by this node as the one found beside berthd.
+  return shim.path.endsWith('.mjs') ? [process.execPath, shim.path] : [shim.path];
+}
+
 /** The shim executable for a runtime name, as containerd resolves it. */
-export function shimBinary(runtime: string): string[] {
+function shimBinary(runtime: string): string[] {
   const parts = runtime.split('.');
   if (parts.length < 4 || parts[0] !== 'io' || !parts.at(-2) || !/^v\d+$/.test(parts.at(-1)!)) {
     throw errInvalidArgument(`invalid runtime name ${JSON.stringify(runtime)}: want io.containerd.<name>.<version>, e.g. io.containerd.berth.v2`);
@@ -55,8 +69,9 @@ function env(o: ShimCallOptions): NodeJS.ProcessEnv {
 /** `<shim> start`: returns the ttrpc address it prints. Runtime options go on stdin as containerd writes them: the
  * whole google.protobuf.Any, type URL and value (containerd's runc shim unpacks it by its type URL). Spawned with
  * posix_spawn (api/spawn.ts): no fork of the daemon, and none of its fds (its databases) reach the shim. */
-export async function startShim(runtime: string, o: ShimCallOptions, options?: AnyMessage): Promise<string> {
-  const [cmd, ...pre] = shimBinary(runtime);
+export async function startShim(shim: ShimBinary, o: ShimCallOptions, options?: AnyMessage): Promise<string> {
+  const runtime = shim.runtime;
+  const [cmd, ...pre] = shimCommand(shim);
   let child: SpawnedProcess;
   try {
     child = spawnProcess(cmd!, [...pre, ...flags(o), 'start'], { cwd: o.bundle, env: env(o), stdio: ['pipe', 'pipe', 'pipe'] });
@@ -74,8 +89,9 @@ export async function startShim(runtime: string, o: ShimCallOptions, options?: A
 }
 
 /** `<shim> delete`: cleanup after a shim that is gone; the recorded exit status or 137. */
-export function deleteShim(runtime: string, o: ShimCallOptions): Promise<{ pid: number; exitStatus: number; exitedAt: { seconds: number; nanos: number } | null }> {
-  const [cmd, ...pre] = shimBinary(runtime);
+export function deleteShim(shim: ShimBinary, o: ShimCallOptions): Promise<{ pid: number; exitStatus: number; exitedAt: { seconds: number; nanos: number } | null }> {
+  const runtime = shim.runtime;
+  const [cmd, ...pre] = shimCommand(shim);
   return new Promise((resolve, reject) => {
     execFile(cmd!, [...pre, ...flags(o), '-bundle', o.bundle, 'delete'], { cwd: o.bundle, env: env(o), encoding: 'buffer' }, (err, stdout, stderr) => {
       if (err) { reject(new BerthError(ErrorCode.Unavailable, `shim ${runtime} delete failed: ${stderr.toString().trim() || err.message}`)); return; }

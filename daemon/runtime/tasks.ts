@@ -14,7 +14,8 @@ import { removeLeftAside, removeSoon } from '../../api/remove-soon.ts';
 import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
 import { NAMESPACE_KEY, TtrpcClient } from '../../api/ttrpc/client.ts';
 import type { Container } from '../metadata/types.ts';
-import { deleteShim, startShim, type ShimCallOptions } from './shim-binary.ts';
+import { resolveRuntime, type RuntimeMapping } from './runtime-map.ts';
+import { deleteShim, startShim, type ShimBinary, type ShimCallOptions } from './shim-binary.ts';
 import { ShimConnections } from './shim-connections.ts';
 
 const TASK = 'containerd.task.v2.Task';
@@ -23,7 +24,10 @@ const DIR = 'io.containerd.runtime.v2.task';
 export interface Task {
   namespace: string;
   id: string;
+  /** The runtime the container asked for. */
   runtime: string;
+  /** The shim serving it: the runtime's own, or the one the config maps it to. */
+  shim: ShimBinary;
   bundle: string;
   pid: number;
   client: TtrpcClient;
@@ -51,6 +55,8 @@ export interface TaskManagerOptions {
   log: Logger;
   /** One shim per namespace for berth's own runtime (a warm shim makes the next container start fast). */
   groupShims?: boolean;
+  /** Runtime names served by another shim, with options (the config's runtimes tables). */
+  runtimes?: Record<string, RuntimeMapping>;
   /** Publishes an event the daemon itself raises (a task whose shim died). */
   publish(ns: string, topic: string, type: string, event: object): void;
 }
@@ -115,10 +121,12 @@ export class TaskManager {
       symlinkSync(work, join(bundle, 'work'));
       writeFileSync(join(bundle, 'config.json'), Buffer.from(container.spec.value));
       writeFileSync(join(bundle, 'runtime'), container.runtime.name);
-      const options = req.options ?? container.runtime.options;
-      const group = this.o.groupShims && container.runtime.name === BERTH_RUNTIME ? `${container.runtime.name}/${ns}` : undefined;
-      const { client, address, shimLog } = await this.shimFor(container.runtime.name, ns, container.id, bundle, options, group);
-      const task: Task = { namespace: ns, id: container.id, runtime: container.runtime.name, bundle, pid: 0, client, address, shimLog };
+      const { shim, options } = resolveRuntime(this.o.runtimes ?? {}, container.runtime.name, req.options ?? container.runtime.options);
+      // Which shim serves the bundle, for `<shim> delete` after a restart.
+      writeFileSync(join(bundle, SHIM_FILE), JSON.stringify(shim));
+      const group = this.groupOf(shim, ns);
+      const { client, address, shimLog } = await this.shimFor(shim, ns, container.id, bundle, options, group);
+      const task: Task = { namespace: ns, id: container.id, runtime: container.runtime.name, shim, bundle, pid: 0, client, address, shimLog };
       try {
         const created = await this.call<{ pid: number }>(task, 'Create', {
           id: container.id, bundle, rootfs: req.rootfs, terminal: req.terminal, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr,
@@ -146,8 +154,13 @@ export class TaskManager {
     }
   }
 
+  /** The group a container's shim serves: a namespace's, for berth's own shim when grouping is on. */
+  private groupOf(shim: ShimBinary, ns: string): string | undefined {
+    return this.o.groupShims && shim.runtime === BERTH_RUNTIME ? `${shim.path ?? shim.runtime}/${ns}` : undefined;
+  }
+
   /** A connection to the group's live shim, or to a shim started for this container (or group). */
-  private async shimFor(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string | undefined): Promise<{ address: string; client: TtrpcClient; shimLog?: Socket }> {
+  private async shimFor(shim: ShimBinary, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string | undefined): Promise<{ address: string; client: TtrpcClient; shimLog?: Socket }> {
     const known = group ? this.groups.get(group) : undefined;
     if (known) {
       try {
@@ -164,20 +177,20 @@ export class TaskManager {
     const shimLog = this.readShimLog(ns, id, bundle);
     try {
       if (!group) {
-        const address = await startShim(runtime, this.shimOptions(ns, id, bundle), options);
+        const address = await startShim(shim, this.shimOptions(ns, id, bundle), options);
         return { address, client: await this.connections.acquire(address), shimLog };
       }
-      return { ...await this.groupShim(runtime, ns, id, bundle, options, group), shimLog };
+      return { ...await this.groupShim(shim, ns, id, bundle, options, group), shimLog };
     } catch (err) {
       shimLog.destroy();
       throw err;
     }
   }
 
-  private async groupShim(runtime: string, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string): Promise<{ address: string; client: TtrpcClient }> {
+  private async groupShim(shim: ShimBinary, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string): Promise<{ address: string; client: TtrpcClient }> {
     let pending = this.starting.get(group);
     if (!pending) {
-      pending = startShim(runtime, { ...this.shimOptions(ns, id, bundle), group }, options)
+      pending = startShim(shim, { ...this.shimOptions(ns, id, bundle), group }, options)
         .then((address) => { this.groups.set(group, address); return address; })
         .finally(() => this.starting.delete(group));
       this.starting.set(group, pending);
@@ -231,12 +244,13 @@ export class TaskManager {
       removeLeftAside(join(this.o.root, DIR, ns));
       for (const id of safeList(join(base, ns))) {
         const bundle = join(base, ns, id);
-        let runtime = '';
+        let shim: ShimBinary | undefined;
         try {
-          runtime = readFileSync(join(bundle, 'runtime'), 'utf8').trim();
+          const runtime = readFileSync(join(bundle, 'runtime'), 'utf8').trim();
+          shim = readShim(bundle, runtime);
           const address = readFileSync(join(bundle, 'address'), 'utf8').trim();
           const client = await this.connections.acquire(address, 1000);
-          const task: Task = { namespace: ns, id, runtime, bundle, pid: 0, client, address };
+          const task: Task = { namespace: ns, id, runtime, shim, bundle, pid: 0, client, address };
           try {
             task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
             await this.call(task, 'State', { id });
@@ -246,21 +260,22 @@ export class TaskManager {
           }
           try { task.shimLog = this.readShimLog(ns, id, bundle); } catch { /* no log FIFO: a shim that does not need one */ }
           this.tasks.set(tkey(ns, id), task);
-          if (this.o.groupShims && runtime === BERTH_RUNTIME) this.groups.set(`${runtime}/${ns}`, address);
+          const group = this.groupOf(shim, ns);
+          if (group) this.groups.set(group, address);
           this.watch(task);
           this.o.log.info({ ns, id, pid: task.pid }, 'task re-attached');
         } catch (err) {
           this.o.log.warn({ ns, id, err }, 'shim gone: cleaning up its task');
-          await this.cleanupDead(ns, id, bundle, runtime);
+          await this.cleanupDead(ns, id, bundle, shim);
         }
       }
     }
   }
 
-  private async cleanupDead(ns: string, id: string, bundle: string, runtime: string): Promise<void> {
+  private async cleanupDead(ns: string, id: string, bundle: string, shim: ShimBinary | undefined): Promise<void> {
     let exit = { pid: 0, exitStatus: 137, exitedAt: toTimestamp(new Date()) as unknown };
-    if (runtime) {
-      try { exit = await deleteShim(runtime, this.shimOptions(ns, id, bundle)); } catch (err) { if (!isNotFound(err)) this.o.log.warn({ err, ns, id }, 'shim delete failed'); }
+    if (shim) {
+      try { exit = await deleteShim(shim, this.shimOptions(ns, id, bundle)); } catch (err) { if (!isNotFound(err)) this.o.log.warn({ err, ns, id }, 'shim delete failed'); }
     }
     this.o.publish(ns, '/tasks/exit', 'containerd.events.TaskExit', { containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt });
     this.o.publish(ns, '/tasks/delete', 'containerd.events.TaskDelete', { containerId: id, id, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt });
@@ -274,7 +289,7 @@ export class TaskManager {
       if (this.closing || this.tasks.get(tkey(task.namespace, task.id)) !== task) return;
       this.tasks.delete(tkey(task.namespace, task.id));
       this.o.log.warn({ ns: task.namespace, id: task.id }, 'shim connection lost: cleaning up');
-      await this.cleanupDead(task.namespace, task.id, task.bundle, task.runtime);
+      await this.cleanupDead(task.namespace, task.id, task.bundle, task.shim);
     });
   }
 
@@ -300,6 +315,16 @@ export class TaskManager {
 }
 
 const BERTH_RUNTIME = 'io.containerd.berth.v2';
+const SHIM_FILE = 'shim.json';
+
+/** The shim a bundle was served by; a bundle without the record (made before it was kept) by its runtime's. */
+function readShim(bundle: string, runtime: string): ShimBinary {
+  try {
+    return JSON.parse(readFileSync(join(bundle, SHIM_FILE), 'utf8')) as ShimBinary;
+  } catch {
+    return { runtime };
+  }
+}
 
 /** Names in a directory, but those set aside for removal (remove-soon.ts). */
 function safeList(dir: string): string[] {

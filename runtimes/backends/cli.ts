@@ -1,14 +1,17 @@
 // Any runc-compatible OCI runtime binary (runc, crun, runsc, berth-runc) driven through its command line,
 // each process watched by berth-monitor. Binaries that need extra global flags on this kind of host get them
-// from BINARY_FLAGS (runsc: no network stack of its own, the ptrace platform).
+// from BINARY_FLAGS (runsc: no network stack of its own, the ptrace platform). As containerd's runc shim, the
+// runtime logs JSON lines to a file (--log, --log-format json): `create` runs with the container's stdio, so
+// its error reaches us only there.
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { BerthError, ErrorCode } from '../../api/errdefs.ts';
+import { BerthError, ErrorCode, errNotImplemented } from '../../api/errdefs.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import { consolePaths, startMonitored, type Monitored } from '../monitor.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
+import { statsFromRuncEvent } from './runc-events.ts';
 
 const run = promisify(execFile);
 
@@ -16,13 +19,28 @@ const BINARY_FLAGS: Record<string, string[]> = {
   runsc: ['--network=none', '--platform=ptrace'],
 };
 
+/** The message of the last error a runtime logged (JSON lines with level and msg), as containerd's runc shim
+ * reports a failed create. */
+export function lastRuntimeError(log: string): string | undefined {
+  let text: string;
+  try { text = readFileSync(log, 'utf8'); } catch { return undefined; }
+  let msg: string | undefined;
+  for (const line of text.split('\n')) {
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if (entry.level === 'error' && entry.msg) msg = entry.msg.trim();
+    } catch { /* not a JSON line (a runtime's own output) */ }
+  }
+  return msg;
+}
+
 class CliRuntime implements OciRuntime {
   readonly name: string;
   private readonly global: string[];
 
-  constructor(private readonly binary: string, root: string) {
+  constructor(private readonly binary: string, readonly root: string, private readonly log?: string) {
     this.name = basename(binary);
-    this.global = ['--root', root, ...(BINARY_FLAGS[this.name] ?? [])];
+    this.global = ['--root', root, ...(log ? ['--log', log, '--log-format', 'json'] : []), ...(BINARY_FLAGS[this.name] ?? [])];
   }
 
   private async cli(args: string[], input?: string): Promise<string> {
@@ -35,7 +53,8 @@ class CliRuntime implements OciRuntime {
     } catch (err) {
       const e = err as NodeJS.ErrnoException & { stderr?: string };
       if (e.code === 'ENOENT') throw new BerthError(ErrorCode.NotFound, `OCI runtime ${this.binary} not found on PATH`);
-      throw new BerthError(ErrorCode.FailedPrecondition, `${this.name} ${args[0]}: ${(e.stderr || e.message).trim()}`);
+      const why = e.stderr?.trim() || (this.log && lastRuntimeError(this.log)) || e.message.trim();
+      throw new BerthError(ErrorCode.FailedPrecondition, `${this.name} ${args[0]}: ${why}`);
     }
   }
 
@@ -55,7 +74,13 @@ class CliRuntime implements OciRuntime {
     const pidFile = join(req.stateDir, 'init.pid');
     const m = this.monitored(['create', '--bundle', req.bundle, '--pid-file', pidFile, ...(req.noPivot ? ['--no-pivot'] : []), req.id],
       join(req.stateDir, 'init.exit'), pidFile, req, 'init');
-    await m.pid;
+    try {
+      await m.pid;
+    } catch (err) {
+      const why = this.log && lastRuntimeError(this.log);
+      if (why) throw new BerthError(ErrorCode.FailedPrecondition, `${this.name} create: ${why}`);
+      throw err;
+    }
     return m;
   }
 
@@ -93,22 +118,17 @@ class CliRuntime implements OciRuntime {
     return (JSON.parse(out || '[]') as number[] | null) ?? [];
   }
 
-  /** `events --stats` (runc's JSON: cpu.usage, memory.usage/swap/raw, pids, blkio) in berth's shape. */
+  /** `events --stats`: one event in runc's format (runtimes/backends/runc-events.ts). A runtime without the
+   * command (crun 1.8) is not-implemented: the caller reads the container's cgroup instead. */
   async stats(id: string): Promise<CgroupStats> {
-    const d = (JSON.parse(await this.cli(['events', '--stats', id])) as { data?: Record<string, any> }).data ?? {};
-    const mem = d.memory ?? {};
-    const cpu = d.cpu ?? {};
-    return {
-      ...(d.memory ? { memory: {
-        usage: mem.usage?.usage ?? 0, maxUsage: mem.usage?.max ?? 0, limit: mem.usage?.limit ?? 0, failcnt: mem.usage?.failcnt ?? 0,
-        cache: mem.cache ?? 0, rss: mem.raw?.rss ?? 0, swap: mem.swap?.usage ?? 0, swapLimit: mem.swap?.limit ?? 0, raw: mem.raw ?? {},
-      } } : {}),
-      ...(d.cpu ? { cpu: {
-        usageTotal: cpu.usage?.total ?? 0, usageUser: cpu.usage?.user ?? 0, usageSystem: cpu.usage?.kernel ?? 0, perCpu: cpu.usage?.percpu ?? [],
-        throttling: { periods: cpu.throttling?.periods ?? 0, throttledPeriods: cpu.throttling?.throttledPeriods ?? 0, throttledTime: cpu.throttling?.throttledTime ?? 0 },
-      } } : {}),
-      ...(d.pids ? { pids: { current: d.pids.current ?? 0, limit: d.pids.limit ?? 0 } } : {}),
-    };
+    let out: string;
+    try {
+      out = await this.cli(['events', '--stats', id]);
+    } catch (err) {
+      if (/unknown command/i.test((err as Error).message)) throw errNotImplemented(`${this.name} has no events command`);
+      throw err;
+    }
+    return statsFromRuncEvent(out);
   }
 
   async update(id: string, resources: LinuxResources): Promise<void> {
@@ -116,4 +136,4 @@ class CliRuntime implements OciRuntime {
   }
 }
 
-registerRuntime('cli', ({ root, binary }) => new CliRuntime(binary ?? 'runc', root));
+registerRuntime('cli', ({ root, binary, clientRoot, log }) => new CliRuntime(binary ?? 'runc', clientRoot ?? root, log));

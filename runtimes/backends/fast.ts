@@ -11,7 +11,7 @@ class FastRuntime implements OciRuntime {
   readonly name = 'fast';
   private readonly runtime: Runtime;
 
-  constructor(root: string) {
+  constructor(readonly root: string) {
     this.runtime = new Runtime(root);
   }
 
