@@ -33,11 +33,12 @@ function stopper(child: ChildProcess): () => Promise<void> {
 }
 
 /** `metricsAddress`: serve the metrics endpoint there (`[metrics] address`). */
-export async function startBerthd(dir: string, metricsAddress?: string): Promise<Daemon> {
+/** berthd on `dir`, with a metrics endpoint when given an address, and `extraConfig` (TOML) in its config file. */
+export async function startBerthd(dir: string, metricsAddress?: string, extraConfig = ''): Promise<Daemon> {
   const address = join(dir, 'berthd.sock');
   const config = join(dir, 'config.toml');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(config, metricsAddress ? `[metrics]\n  address = "${metricsAddress}"\n` : '');
+  writeFileSync(config, (metricsAddress ? `[metrics]\n  address = "${metricsAddress}"\n` : '') + extraConfig);
   const child = spawn(process.execPath, [join(DIST, 'berthd.mjs'), '-c', config, '--root', join(dir, 'root'), '--state', join(dir, 'state'), '--address', address, '-l', 'warn'],
     { stdio: ['ignore', 'ignore', 'inherit'], env: env() });
   await waitFor(address, child, 'berthd');
