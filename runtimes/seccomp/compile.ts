@@ -1,8 +1,9 @@
 // Compiles the OCI runtime spec's linux.seccomp to a classic BPF program for seccomp(2), as libseccomp
 // would on x86_64: the architecture is checked first (x86_64 always; i386 and x32 when listed, each with its own
 // syscall numbers), then each listed syscall is compared by number; its rules are tried in order (conditions of
-// one rule are ANDed, the first rule that matches decides) and a syscall none of them matches falls to the
-// default action. 64-bit arguments are compared as two 32-bit halves. Jumps within an architecture's section
+// one rule are ANDed, or ORed when two test the same argument, as runc does; the first rule that matches
+// decides) and a syscall none of them matches falls to the default action (or, above the last syscall the
+// profile names, ENOSYS: runc's patch). 64-bit arguments are compared as two 32-bit halves. Jumps within an architecture's section
 // are local (a syscall's block is skipped as a whole), so any number of syscalls fits BPF's 8-bit jump offsets;
 // the sections are reached by long jumps. A name no table knows is skipped, as runc does with libseccomp, and
 // so is a name for an architecture that lacks it. SCMP_ACT_NOTIFY rules make the filter return a listener fd
@@ -36,6 +37,7 @@ export interface CompiledSeccomp {
 }
 
 const EPERM = 1;
+const ENOSYS = 38;
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_I386 = 0x40000003;
 const X32_SYSCALL_BIT = 0x40000000;
@@ -139,16 +141,22 @@ export function compileSeccomp(s: LinuxSeccomp): CompiledSeccomp {
   return compiled;
 }
 
-interface CompiledRule { names: string[]; body: Insn[] }
+/** A rule's alternatives: a syscall matching any body gets the rule's action. */
+interface CompiledRule { names: string[]; bodies: Insn[][] }
 
 /** One architecture's section: each rule's syscalls by that architecture's numbers (`bit` or-ed in), then the
- * default action. */
-function section(rules: CompiledRule[], table: Readonly<Record<string, number>>, bit: number, def: number): Insn[] {
+ * default action. With `enosys` (the architecture is listed), as runc's patch of libseccomp's filter: a syscall
+ * numbered above every one the profile names gets ENOSYS, not the default, so a program can tell a syscall
+ * newer than the profile (and fall back, as glibc does from clone3) from one the profile denies. */
+function section(rules: CompiledRule[], table: Readonly<Record<string, number>>, bit: number, def: number, enosys: boolean): Insn[] {
   const out: Insn[] = [];
-  for (const { names, body } of rules) {
+  const last = Math.max(-1, ...rules.flatMap((r) => r.names.map((n) => table[n] ?? -1)));
+  if (enosys && last > 0) out.push(insn(LD_W_ABS, 0), insn(JGT_K, (last | bit) >>> 0, 0, 1), insn(RET_K, RET.ERRNO | ENOSYS));
+  for (const { names, bodies } of rules) {
     for (const name of names) {
       const nr = table[name];
-      if (nr !== undefined) out.push(insn(LD_W_ABS, 0), insn(JEQ_K, (nr | bit) >>> 0, 0, body.length), ...body);
+      if (nr === undefined) continue;
+      for (const body of bodies) out.push(insn(LD_W_ABS, 0), insn(JEQ_K, (nr | bit) >>> 0, 0, body.length), ...body);
     }
   }
   out.push(insn(RET_K, def));
@@ -180,21 +188,27 @@ function compileProfile(s: LinuxSeccomp): CompiledSeccomp {
       const never = rule.names.find((n) => NEVER_NOTIFY.has(n));
       if (never) throw errInvalidArgument(`${where}: SCMP_ACT_NOTIFY cannot be used for the ${never} syscall`);
     }
-    const conds = (rule.args ?? []).map((a, j) => condition(a, `${where}.args[${j}]`));
-    // The rule's body: all conditions, then the action; a failed condition skips to the end of the body.
-    const body: Insn[] = [];
-    let remaining = conds.reduce((n, c) => n + c(0).length, 0) + 1;
-    for (const c of conds) {
-      const len = c(0).length;
-      remaining -= len;
-      body.push(...c(remaining));
-    }
-    body.push(insn(RET_K, ret));
-    if (body.length > 250) throw errInvalidArgument(`${where}: too many argument conditions for one rule`);
+    const args = rule.args ?? [];
+    const conds = args.map((a, j) => condition(a, `${where}.args[${j}]`));
+    // Conditions are ANDed, unless two test the same argument: then, as runc has libseccomp do, each condition
+    // is a rule of its own (ORed).
+    const sameArgTwice = new Set(args.map((a) => a.index)).size < args.length;
+    const bodies = (sameArgTwice ? conds.map((c) => [c]) : [conds]).map((group) => {
+      // A body: its conditions, then the action; a failed condition skips to the end of the body.
+      const body: Insn[] = [];
+      let remaining = group.reduce((n, c) => n + c(0).length, 0) + 1;
+      for (const c of group) {
+        remaining -= c(0).length;
+        body.push(...c(remaining));
+      }
+      body.push(insn(RET_K, ret));
+      if (body.length > 250) throw errInvalidArgument(`${where}: too many argument conditions for one rule`);
+      return body;
+    });
     for (const name of rule.names) {
       if (SYSCALLS_X86_64[name] === undefined && SYSCALLS_X86[name] === undefined && SYSCALLS_X32[name] === undefined) unknown.push(name);
     }
-    return { names: rule.names, body };
+    return { names: rule.names, bodies };
   });
   if (notify) {
     if (!s.listenerPath) throw errInvalidArgument('linux.seccomp.listenerPath: required by SCMP_ACT_NOTIFY rules (the agent that gets the listener fd)');
@@ -203,10 +217,13 @@ function compileProfile(s: LinuxSeccomp): CompiledSeccomp {
   // Syscalls of architectures not listed are not filtered rule by rule: with a permissive default they would
   // slip through, so they are killed; with a restrictive default they get that default.
   const foreign = def === RET.ALLOW || def === RET.LOG ? RET.KILL_PROCESS : def;
-  const x32 = arches.has('SCMP_ARCH_X32') ? section(rules, SYSCALLS_X32, X32_SYSCALL_BIT, def) : [insn(RET_K, foreign)];
-  const x86 = arches.has('SCMP_ARCH_X86') ? section(rules, SYSCALLS_X86, 0, def) : [];
+  // runc's ENOSYS patch is for restrictive defaults only (a tracer handles new syscalls itself), and moot when the
+  // default is ENOSYS already.
+  const enosys = def !== RET.ALLOW && def !== RET.LOG && (def & 0xffff0000) !== RET.TRACE && def !== (RET.ERRNO | ENOSYS);
+  const x32 = arches.has('SCMP_ARCH_X32') ? section(rules, SYSCALLS_X32, X32_SYSCALL_BIT, def, enosys) : [insn(RET_K, foreign)];
+  const x86 = arches.has('SCMP_ARCH_X86') ? section(rules, SYSCALLS_X86, 0, def, enosys) : [];
   // x86_64 and x32 share the audit arch; x32 numbers carry X32_SYSCALL_BIT.
-  const native = section(rules, SYSCALLS_X86_64, 0, def);
+  const native = section(rules, SYSCALLS_X86_64, 0, def, enosys && arches.has('SCMP_ARCH_X86_64'));
   const x86_64 = [insn(LD_W_ABS, 0), insn(JGE_K, X32_SYSCALL_BIT, 0, 1), insn(JA, native.length), ...native, ...x32];
   const head = x86.length
     ? [insn(LD_W_ABS, 4), insn(JEQ_K, AUDIT_ARCH_X86_64, 3, 0), insn(JEQ_K, AUDIT_ARCH_I386, 1, 0), insn(RET_K, foreign), insn(JA, x86_64.length)]

@@ -107,24 +107,24 @@ for (const abi of ['x32', 'i386'] as const) {
   const arch = abi === 'x32' ? 'SCMP_ARCH_X32' : 'SCMP_ARCH_X86';
   const skip = abi === 'i386' ? noI386 : undefined;
   (skip ? test.skip : test)(`${arch} listed: ${abi} syscalls are filtered by their own numbers; not listed: killed${skip ? ` (skipped: ${skip})` : ''}`, (t) => {
-    const run = (architectures: string[]) => runWithHelper(t, { defaultAction: 'SCMP_ACT_ALLOW', architectures, syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOMSG }] }, abi);
+    const run = (architectures: string[], which: string = abi) => runWithHelper(t, { defaultAction: 'SCMP_ACT_ALLOW', architectures, syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOMSG }] }, 'abi-mkdir', [which, '/dev/shm/made']);
     const listed = run(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
     t.is(listed.status, 0, listed.stderr);
     t.is(listed.stdout, `${ENOMSG}\n`);
-    const native = runWithHelper(t, { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'], syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOMSG }] }, 'x86_64');
+    const native = run(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'], 'x86_64');
     t.is(native.stdout, `${ENOMSG}\n`);
     t.is(run(['SCMP_ARCH_X86_64']).status, 128 + 31, 'SIGSYS');
   });
 }
 
-function runWithHelper(t: any, seccomp: Json, abi: string) {
-  const bin = helperBinary('abi-mkdir');
+/** Runs test/helpers/<helper>.c (mounted at /<helper>) with `args` in a container under `seccomp`. */
+function runWithHelper(t: any, seccomp: Json, helper: string, args: string[]) {
   const root = runtimeRoot(t);
   const bundle = makeBundle(join(tempDir(t), 'b'), {
-    args: ['/abi-mkdir', abi, '/dev/shm/made'],
-    edit: (s) => { s.linux.seccomp = seccomp; s.mounts.push({ destination: '/abi-mkdir', type: 'bind', source: bin, options: ['bind', 'ro'] }); },
+    args: [`/${helper}`, ...args],
+    edit: (s) => { s.linux.seccomp = seccomp; s.mounts.push({ destination: `/${helper}`, type: 'bind', source: helperBinary(helper), options: ['bind', 'ro'] }); },
   });
-  return berthRunc(root, ['run', '--bundle', bundle.dir, uniqueId('abi')]);
+  return berthRunc(root, ['run', '--bundle', bundle.dir, uniqueId('hlp')]);
 }
 
 test('architectures: i386 numbers in the i386 section (names only i386 has, too); other libseccomp architectures accepted', (t) => {
@@ -141,4 +141,26 @@ test('architectures: i386 numbers in the i386 section (names only i386 has, too)
   t.true(jeqs(with32.program).includes(83));
   t.true(jeqs(with32.program).includes(39) && jeqs(with32.program).includes(102));
   t.false(jeqs(only64.program).includes(102));
+});
+
+const GETPGID = 121;
+test('two conditions on the same argument are alternatives, as runc has libseccomp take them', (t) => {
+  const profile = allowAll([{ names: ['getpgid'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOMSG, args: [{ index: 0, value: 1337, op: 'SCMP_CMP_EQ' }, { index: 0, value: 2020, op: 'SCMP_CMP_EQ' }] }]);
+  for (const [pid, expected] of [['1337', ENOMSG], ['2020', ENOMSG], ['0', 0]] as const) {
+    const r = runWithHelper(t, profile, 'raw-syscall', [String(GETPGID), pid]);
+    t.is(r.stdout, `${expected}\n`, `getpgid(${pid}): ${r.stderr}`);
+  }
+});
+
+test('with a restrictive default, a syscall numbered above every one the profile names gets ENOSYS (runc\'s patch); one below gets the default', (t) => {
+  const allowed = ['execve', 'brk', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64', 'mprotect', 'mmap', 'munmap',
+    'readlinkat', 'readlink', 'newfstatat', 'fstat', 'write', 'exit_group', 'getrandom', 'uname', 'getpgid'];
+  const profile = { defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: allowed, action: 'SCMP_ACT_ALLOW' }] };
+  const above = runWithHelper(t, profile, 'raw-syscall', ['1000']);
+  t.is(above.stdout, '38\n', above.stderr);
+  const below = runWithHelper(t, profile, 'raw-syscall', ['110']); // getppid: not listed, below rseq (334)
+  t.is(below.stdout, '1\n', below.stderr);
+  // defaultErrnoRet is what the calls below the last get.
+  const enxio = runWithHelper(t, { ...profile, defaultErrnoRet: 6 }, 'raw-syscall', ['110']);
+  t.is(enxio.stdout, '6\n', enxio.stderr);
 });
