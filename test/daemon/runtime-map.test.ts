@@ -1,14 +1,15 @@
 // A berthd config maps a runtime name to another shim, in containerd 1.6's runtimes shape: what lets an
 // operator serve Docker's io.containerd.runc.v2 with berth's shim and its fast path.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../daemon/config.ts';
-import { packAny } from '../../api/proto.ts';
+import { packAny, unpackAny } from '../../api/proto.ts';
 import { defaultSpec } from '../helpers/bundle.ts';
 import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { startDaemon } from './helpers.ts';
+import { REPO, startDaemon } from './helpers.ts';
 
 const TABLE = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."io.containerd.runc.v2"]';
 
@@ -52,6 +53,32 @@ test.serial('io.containerd.runc.v2 mapped to berth\'s shim with BinaryName "fast
   t.regex(readFileSync(`/proc/${ppidOf(monitor)}/cmdline`, 'utf8'), /containerd-shim-berth-v2/);
   const [task] = (await c.call(TASKS, 'List', {})).tasks;
   t.like(task, { id, status: 'RUNNING' });
+  await c.call(TASKS, 'Kill', { containerId: id, signal: 9 });
+  t.is((await c.call(TASKS, 'Wait', { containerId: id })).exitStatus, 137);
+  await c.call(TASKS, 'Delete', { containerId: id });
+});
+
+test.serial('io.containerd.runc.v2 mapped to berth\'s shim by runtime_path, without options: the client\'s runc options pick runc and its root; Metrics read runc\'s events', async (t) => {
+  const shim = join(REPO, 'dist', 'containerd-shim-berth-v2.mjs');
+  const d = await startDaemon(t, { runtimes: { 'io.containerd.runc.v2': { runtimeType: 'io.containerd.berth.v2', runtimePath: shim } } });
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const id = `mapr${Date.now().toString(36)}`;
+  const spec = defaultSpec(['/bin/sleep', '1000']);
+  spec.linux.cgroupsPath = `/berth-runtime-map-test/${id}`;
+  spec.linux.resources = { memory: { limit: 32 * 1024 * 1024 } };
+  const root = join(tempDir(t), 'runtime-runc');
+  const options = packAny('containerd.runc.v1.Options', { binaryName: 'runc', root });
+  await c.call('containerd.services.containers.v1.Containers', 'Create', { container: { id, runtime: { name: 'io.containerd.runc.v2', options },
+    spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  const TASKS = 'containerd.services.tasks.v1.Tasks';
+  await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+  const { pid } = (await c.call(TASKS, 'Get', { containerId: id })).process;
+  await c.call(TASKS, 'Start', { containerId: id });
+  t.regex(readFileSync(`/proc/${ppidOf(ppidOf(pid))}/cmdline`, 'utf8'), /containerd-shim-berth-v2\.mjs/, 'berth\'s shim, from runtime_path');
+  t.is(JSON.parse(execFileSync('runc', ['--root', root, 'state', id], { encoding: 'utf8' })).status, 'running');
+  const [metric] = (await c.call(TASKS, 'Metrics', { filters: [`id==${id}`] })).metrics;
+  t.is(unpackAny(metric.data).memory.usage.limit, 32 * 1024 * 1024);
   await c.call(TASKS, 'Kill', { containerId: id, signal: 9 });
   t.is((await c.call(TASKS, 'Wait', { containerId: id })).exitStatus, 137);
   await c.call(TASKS, 'Delete', { containerId: id });
