@@ -65,7 +65,7 @@ export class MetricsExporter {
   constructor(stats: DaemonStats, private readonly tasks: TaskManager, private readonly log: Logger, private readonly shimTimeoutMs = 1000) {
     const registers = [this.registry];
     this.containerGauges = CONTAINER_METRICS.map(([name, help, value]) => [new Gauge({ name, help, labelNames: ['container_id', 'namespace'], registers }), value]);
-    this.shims = new Gauge({ name: 'berthd_shims', help: 'Shims serving tasks, by runtime', labelNames: ['runtime'], registers });
+    this.shims = new Gauge({ name: 'berthd_shims', help: 'Shims serving tasks, by runtime (a grouped shim kept warm with no task is not counted)', labelNames: ['runtime'], registers });
     this.tasksByState = new Gauge({ name: 'berthd_tasks', help: 'Tasks, by namespace and state', labelNames: ['namespace', 'state'], registers });
     this.statsFailures = new Counter({
       name: 'berthd_task_stats_failures_total', help: 'Tasks whose shim failed or did not answer in time when asked for metrics', registers,
@@ -82,13 +82,13 @@ export class MetricsExporter {
         }
       },
     });
-    const t = stats.transfer;
+    const transfer = stats.transfer;
     this.add(new BucketsHistogram('grpc_server_handling_seconds', 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
       () => stats.grpc.methods.filter((m) => m.seconds.count > 0).map((m) => [grpcLabels(m), m.seconds])));
-    new Counter({ name: 'berthd_pull_bytes_total', help: 'Bytes received from registries by pulls', registers, collect() { this.reset(); this.inc(t.pullBytes); } });
-    new Counter({ name: 'berthd_unpack_bytes_total', help: 'Compressed bytes of the layers unpacked into snapshots', registers, collect() { this.reset(); this.inc(t.unpackBytes); } });
-    this.add(new BucketsHistogram('berthd_pull_duration_seconds', 'Pulls (fetch and unpack), by result', () => Object.entries(t.pullSeconds).map(([result, b]) => [{ result }, b])));
-    this.add(new BucketsHistogram('berthd_unpack_duration_seconds', 'Image unpacks into a snapshotter, by result', () => Object.entries(t.unpackSeconds).map(([result, b]) => [{ result }, b])));
+    new Counter({ name: 'berthd_pull_bytes_total', help: 'Bytes received from registries by pulls', registers, collect() { this.reset(); this.inc(transfer.pullBytes); } });
+    new Counter({ name: 'berthd_unpack_bytes_total', help: 'Compressed bytes of the layers unpacked into snapshots', registers, collect() { this.reset(); this.inc(transfer.unpackBytes); } });
+    this.add(new BucketsHistogram('berthd_pull_duration_seconds', 'Pulls (fetch and unpack), by result', () => Object.entries(transfer.pullSeconds).map(([result, b]) => [{ result }, b])));
+    this.add(new BucketsHistogram('berthd_unpack_duration_seconds', 'Image unpacks into a snapshotter, by result', () => Object.entries(transfer.unpackSeconds).map(([result, b]) => [{ result }, b])));
   }
 
   private add(metric: BucketsHistogram): void {
