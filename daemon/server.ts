@@ -35,6 +35,10 @@ function serverUuid(root: string): string {
   }
 }
 
+/** How long task events after a restart are kept for clients that subscribe late: dockerd's gRPC reconnect
+ * backoff grows with the time the daemon was down (1 s, 1.6×, ...). */
+const RESTART_EVENTS_MS = 60_000;
+
 export class Berthd {
   private constructor(
     readonly config: DaemonConfig,
@@ -101,7 +105,9 @@ export class Berthd {
       plugins.push({ type: s.plugin.type, id: s.plugin.id, requires: ['io.containerd.metadata.v1'] });
     }
     // Tasks are re-attached before the API serves, so the first List sees them all.
-    await tasks.restore();
+    // Task events of a restart wait for the clients that reconnect (exchange.ts keepTaskEventsFor).
+    events.keepTaskEventsFor(RESTART_EVENTS_MS);
+    if ((await tasks.restore()) === 0) events.stopKeeping();
     // prom-client is loaded only here: a daemon without a metrics endpoint does not pay for its import.
     const metrics = config.metricsAddress ? await (await import('./metrics/http.ts')).serveMetrics(config.metricsAddress, stats, tasks, log) : undefined;
     await server.listen(config.address);

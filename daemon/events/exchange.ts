@@ -80,8 +80,43 @@ class Subscriber implements Subscription {
   }
 }
 
+/** A task exit as one event, whoever reports it (the shim's retried forward, or berthd at restore). */
+function exitKey(env: Envelope): string | undefined {
+  if (env.topic !== '/tasks/exit') return undefined;
+  try {
+    const e = unpackAny<{ containerId: string; id: string; pid: number }>(env.event);
+    return `${env.namespace}/${e.containerId}/${e.id}/${e.pid}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Task events kept after a restart for clients that subscribe late (see keepTaskEventsFor). */
+const MAX_KEPT = 1000;
+
 export class EventExchange {
   private readonly subscribers = new Set<Subscriber>();
+  /** While a restart's window is open: the task events so far, and the exits among them. */
+  private kept: { events: Envelope[]; exits: Set<string>; timer: NodeJS.Timeout } | undefined;
+
+  /**
+   * After a restart, clients reconnect (dockerd after its gRPC backoff and a health check) and subscribe
+   * again, while task events that happened meanwhile arrive before them: exits that shims retry forwarding,
+   * and those berthd reports for tasks that ended while it was down. For `ms`, /tasks/ events are kept and
+   * replayed to each new subscriber, and one exit per process passes (a shim's retry and berthd's own report
+   * are the same exit).
+   */
+  keepTaskEventsFor(ms: number): void {
+    this.stopKeeping();
+    const timer = setTimeout(() => this.stopKeeping(), ms);
+    timer.unref();
+    this.kept = { events: [], exits: new Set(), timer };
+  }
+
+  stopKeeping(): void {
+    if (this.kept) clearTimeout(this.kept.timer);
+    this.kept = undefined;
+  }
 
   /** Publishes `event` (a message of type `typeName`) on `topic` in namespace `ns`. */
   publish(ns: string, topic: string, typeName: string, event: object): void {
@@ -98,12 +133,20 @@ export class EventExchange {
   /** Relays an envelope as it is (from a shim or another daemon). */
   forward(env: Envelope): void {
     validateTopic(env.topic);
+    if (this.kept && env.topic.startsWith('/tasks/')) {
+      const key = exitKey(env);
+      if (key && this.kept.exits.has(key)) return;
+      if (key) this.kept.exits.add(key);
+      if (this.kept.events.length < MAX_KEPT) this.kept.events.push(env);
+    }
     for (const s of this.subscribers) s.offer(env);
   }
 
-  /** Everything published from now on that matches any of the filters (none = all). */
+  /** Everything published from now on that matches any of the filters (none = all); within a restart's
+   * window, the task events kept so far first. */
   subscribe(filters: string[] = []): Subscription {
     const s = new Subscriber(parseFilters(filters), (x) => this.subscribers.delete(x));
+    for (const env of this.kept?.events ?? []) s.offer(env);
     this.subscribers.add(s);
     return s;
   }

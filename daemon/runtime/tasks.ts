@@ -236,13 +236,17 @@ export class TaskManager {
     removeSoon(join(this.o.root, DIR, task.namespace, task.id));
   }
 
-  /** After a restart: re-attach to live shims, clean up after dead ones. */
-  async restore(): Promise<void> {
+  /** After a restart: re-attach to live shims, clean up after dead ones. A task that ended while the daemon was
+   * down is reported exited again (its shim's own report may have found no daemon, or no subscriber yet).
+   * Returns how many tasks were found. */
+  async restore(): Promise<number> {
     const base = join(this.o.state, DIR);
+    let found = 0;
     for (const ns of safeList(base)) {
       removeLeftAside(join(base, ns));
       removeLeftAside(join(this.o.root, DIR, ns));
       for (const id of safeList(join(base, ns))) {
+        found++;
         const bundle = join(base, ns, id);
         let shim: ShimBinary | undefined;
         try {
@@ -251,9 +255,10 @@ export class TaskManager {
           const address = readFileSync(join(bundle, 'address'), 'utf8').trim();
           const client = await this.connections.acquire(address, 1000);
           const task: Task = { namespace: ns, id, runtime, shim, bundle, pid: 0, client, address };
+          let state: { status: string; pid: number; exitStatus: number; exitedAt: unknown };
           try {
             task.pid = (await this.call<{ taskPid: number }>(task, 'Connect', { id })).taskPid;
-            await this.call(task, 'State', { id });
+            state = await this.call(task, 'State', { id });
           } catch (err) {
             this.connections.release(client);
             throw err;
@@ -263,13 +268,17 @@ export class TaskManager {
           const group = this.groupOf(shim, ns);
           if (group) this.groups.set(group, address);
           this.watch(task);
-          this.o.log.info({ ns, id, pid: task.pid }, 'task re-attached');
+          this.o.log.info({ ns, id, pid: task.pid, status: state.status }, 'task re-attached');
+          if (state.status === 'STOPPED') {
+            this.o.publish(ns, '/tasks/exit', 'containerd.events.TaskExit', { containerId: id, id, pid: state.pid, exitStatus: state.exitStatus, exitedAt: state.exitedAt });
+          }
         } catch (err) {
           this.o.log.warn({ ns, id, err }, 'shim gone: cleaning up its task');
           await this.cleanupDead(ns, id, bundle, shim);
         }
       }
     }
+    return found;
   }
 
   private async cleanupDead(ns: string, id: string, bundle: string, shim: ShimBinary | undefined): Promise<void> {

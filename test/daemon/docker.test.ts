@@ -122,11 +122,15 @@ for (const flow of FLOWS) {
     t.is(ok(t, await d.docker('ps', '-aq', '--filter', `name=${name}`)), '');
   });
 
-  test.serial(`${flow.name}: berthd killed with SIGKILL while containers run, then restarted: exec works, exits are seen, new runs work`, async (t) => {
+  test.serial(`${flow.name}: berthd killed with SIGKILL while containers run, then restarted: exec works, exits (also one while it was down) are seen, new runs work`, async (t) => {
     const { dockerd: d, berthd } = await env(flow);
     const names = [0, 1].map((i) => `heal-${flow.name.split(' ')[0]}-${i}`);
     for (const name of names) ok(t, await d.docker('run', '-d', '--name', name, '--network', 'none', IMAGE, 'sleep', '1000'));
+    // One ends while berthd is down: its exit must still reach dockerd once both are back.
+    const ends = `heal-${flow.name.split(' ')[0]}-ends`;
+    ok(t, await d.docker('run', '-d', '--name', ends, '--network', 'none', IMAGE, 'sh', '-c', 'sleep 1; exit 7'));
     await berthd.kill9();
+    await new Promise((r) => setTimeout(r, 3000));
     await berthd.start();
     const restarted = Date.now();
     // dockerd reconnects by itself; within a few seconds the containers answer again.
@@ -140,6 +144,7 @@ for (const flow of FLOWS) {
     ok(t, await d.docker('kill', names[1]!));
     t.is(ok(t, await wait).trim(), '137');
     t.is(ok(t, await d.docker('run', '--rm', '--network', 'none', IMAGE, 'echo', 'new run')), 'new run\n');
-    for (const name of names) ok(t, await d.docker('rm', '-f', name));
+    await eventually('the exit that happened while berthd was down', async () => (await d.docker('inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', ends)).stdout.trim() === 'exited 7');
+    for (const name of [...names, ends]) ok(t, await d.docker('rm', '-f', name));
   });
 }
