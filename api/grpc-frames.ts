@@ -23,7 +23,8 @@ export class FrameError extends Error {
  */
 export class Deframer {
   private chunks: Buffer[] = [];
-  private buffered = 0;
+  /** Bytes held: the start of a message not all there yet. */
+  buffered = 0;
 
   constructor(private readonly maxMessage = Infinity) {}
 
@@ -42,6 +43,12 @@ export class Deframer {
       this.consume(5 + len);
     }
     return out;
+  }
+
+  /** Lets go of what is held. */
+  clear(): void {
+    this.chunks = [];
+    this.buffered = 0;
   }
 
   /** The first `n` buffered bytes as one buffer (the chunks holding them joined into the first). */

@@ -8,11 +8,17 @@ import { createServer, type Server } from 'node:net';
 import { Duplex } from 'node:stream';
 import type protobuf from 'protobufjs';
 import { GrpcStatus, grpcStatusOf } from './errdefs.ts';
-import { Deframer, frame, type FrameError } from './grpc-frames.ts';
+import { Deframer, FrameError, frame } from './grpc-frames.ts';
 import { H2ServerSession, type H2ServerStream, type RequestHeaders, type ResponseHeaders } from './h2-server.ts';
 import { CONVERT, protos } from './proto.ts';
 
 const MAX_MESSAGE = 16 << 20;
+/** Partial request messages held for one connection, all its calls together: what a client could otherwise make
+ * us hold is a message short of the limit on each of its streams. */
+const MAX_PARTIAL_PER_CONNECTION = 32 << 20;
+
+/** What a connection's calls hold between them. */
+interface ConnectionBudget { partial: number }
 
 type Msg = Record<string, any>;
 
@@ -61,8 +67,9 @@ export class ServerCall extends Duplex {
   private readonly startedAt: number;
 
   constructor(private readonly stream: H2ServerStream, headers: RequestHeaders, private readonly req: protobuf.Type, private readonly res: protobuf.Type,
-    private readonly observer?: MethodObserver) {
-    super({ objectMode: true, allowHalfOpen: true, autoDestroy: false });
+    private readonly budget: ConnectionBudget, private readonly observer?: MethodObserver) {
+    // One message read ahead at most: the stream pauses (and holds the client's window) while the handler is busy.
+    super({ objectMode: true, allowHalfOpen: true, autoDestroy: false, readableHighWaterMark: 1 });
     this.metadata = new Metadata(headers);
     this.startedAt = observer ? performance.now() : 0;
     // A write after the client left must not throw in a handler that has not noticed yet.
@@ -70,6 +77,7 @@ export class ServerCall extends Duplex {
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('end', () => this.endInput());
     stream.on('close', () => {
+      this.releasePartial();
       if (!this.finished) { this.finish(GrpcStatus.CANCELLED, ''); this.cancel(); }
       this.destroy();
       this.emit('drain'); // handlers waiting to write more wake up, and find the call over
@@ -83,12 +91,22 @@ export class ServerCall extends Duplex {
   }
 
   private receive(chunk: Buffer): void {
-    let bodies: Buffer[];
+    if (this.finished) return;
+    const held = this.deframer.buffered;
+    let bodies: Buffer[] | FrameError;
     try {
       bodies = this.deframer.push(chunk);
     } catch (err) {
-      const e = err as FrameError;
-      return this.finish(e.kind === 'too-large' ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNIMPLEMENTED, e.message);
+      bodies = err as FrameError;
+    }
+    this.budget.partial += this.deframer.buffered - held;
+    if (bodies instanceof FrameError) {
+      this.releasePartial();
+      return this.finish(bodies.kind === 'too-large' ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNIMPLEMENTED, bodies.message);
+    }
+    if (this.budget.partial > MAX_PARTIAL_PER_CONNECTION) {
+      this.releasePartial();
+      return this.finish(GrpcStatus.RESOURCE_EXHAUSTED, `the connection's calls hold over ${MAX_PARTIAL_PER_CONNECTION} bytes of partial messages`);
     }
     for (const body of bodies) {
       let msg: Msg;
@@ -102,6 +120,11 @@ export class ServerCall extends Duplex {
   }
 
   override _read(): void { this.stream.resume(); }
+
+  private releasePartial(): void {
+    this.budget.partial -= this.deframer.buffered;
+    this.deframer.clear();
+  }
 
   /** The end of the request messages: the client's, or a cancelled call's (a reader waiting is not left hanging). */
   private endInput(): void {
@@ -189,9 +212,10 @@ export class GrpcServer {
   private readonly sessions = new Set<H2ServerSession>();
   private readonly server: Server = createServer((socket) => {
     const session = new H2ServerSession(socket);
+    const budget: ConnectionBudget = { partial: 0 };
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
-    session.on('stream', (stream: H2ServerStream) => this.dispatch(stream));
+    session.on('stream', (stream: H2ServerStream) => this.dispatch(stream, budget));
   });
 
   constructor(private readonly observer?: CallObserver) {}
@@ -212,14 +236,14 @@ export class GrpcServer {
     return this;
   }
 
-  private dispatch(stream: H2ServerStream): void {
+  private dispatch(stream: H2ServerStream, budget: ConnectionBudget): void {
     const path = String(stream.headers[':path']);
     const route = this.routes.get(path);
     if (!route) {
       stream.respond({ ':status': '200', 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.UNIMPLEMENTED), 'grpc-message': encodeGrpcMessage(`unknown method ${path}`) }, { endStream: true });
       return;
     }
-    const call = new ServerCall(stream, stream.headers, route.req, route.res, route.observer);
+    const call = new ServerCall(stream, stream.headers, route.req, route.res, budget, route.observer);
     if (route.requestStream) { route.handler(call); return; }
     // Unary and server-streaming: the handler starts with the request message in hand.
     let got = false;

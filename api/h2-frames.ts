@@ -3,11 +3,12 @@
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 export const FrameType = { Data: 0, Headers: 1, Priority: 2, RstStream: 3, Settings: 4, PushPromise: 5, Ping: 6, GoAway: 7, WindowUpdate: 8, Continuation: 9 } as const;
 export const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
-export const SETTINGS_ENABLE_PUSH = 0x2,
-  SETTINGS_INITIAL_WINDOW_SIZE = 0x4, SETTINGS_MAX_FRAME_SIZE = 0x5;
+export const SETTINGS_ENABLE_PUSH = 0x2, SETTINGS_MAX_CONCURRENT_STREAMS = 0x3,
+  SETTINGS_INITIAL_WINDOW_SIZE = 0x4, SETTINGS_MAX_FRAME_SIZE = 0x5, SETTINGS_MAX_HEADER_LIST_SIZE = 0x6;
 export const DEFAULT_WINDOW = 65_535;
 export const DEFAULT_MAX_FRAME = 16_384;
-export const NO_ERROR = 0, PROTOCOL_ERROR = 1, FLOW_CONTROL_ERROR = 3, STREAM_CLOSED = 5, FRAME_SIZE_ERROR = 6, CANCEL = 8;
+export const NO_ERROR = 0, PROTOCOL_ERROR = 1, FLOW_CONTROL_ERROR = 3, STREAM_CLOSED = 5, FRAME_SIZE_ERROR = 6,
+  REFUSED_STREAM = 7, CANCEL = 8, COMPRESSION_ERROR = 9, ENHANCE_YOUR_CALM = 11;
 
 export function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const out = Buffer.allocUnsafe(9 + payload.length);
@@ -90,24 +91,52 @@ export class SendQueue {
 /** A frame longer than the receiver allows (FRAME_SIZE_ERROR). */
 export class FrameSizeError extends Error {}
 
-/** Splits incoming bytes into frames; frames longer than `maxFrame` are a connection error. */
+/**
+ * Splits incoming bytes into frames; frames longer than `maxFrame` are a connection error. Frames are views of
+ * the chunks they came in; only a frame split across chunks is copied, once, when its last byte is there (so
+ * neither large transfers nor a peer dripping bytes one at a time make us copy the same bytes again and again).
+ */
 export class FrameReader {
-  private input: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
+  private partBytes = 0;
 
   constructor(private readonly maxFrame = DEFAULT_MAX_FRAME) {}
 
   *frames(chunk: Buffer): Generator<{ type: number; flags: number; stream: number; payload: Buffer }> {
-    this.input = this.input.length ? Buffer.concat([this.input, chunk]) : chunk;
-    while (this.input.length >= 9) {
-      const length = this.input.readUIntBE(0, 3);
-      if (length > this.maxFrame) throw new FrameSizeError(`a frame of ${length} bytes, over the ${this.maxFrame} allowed`);
-      if (this.input.length < 9 + length) break;
-      const type = this.input[3]!;
-      const flags = this.input[4]!;
-      const stream = this.input.readUInt32BE(5) & 0x7fffffff;
-      const payload = this.input.subarray(9, 9 + length);
-      this.input = this.input.subarray(9 + length);
-      yield { type, flags, stream, payload };
+    if (this.partBytes) {
+      const before = this.partBytes;
+      this.parts.push(chunk);
+      this.partBytes += chunk.length;
+      if (this.partBytes < 9) return;
+      const head = Buffer.concat(this.parts, 9);
+      const size = 9 + this.length(head);
+      if (this.partBytes < size) return;
+      const whole = Buffer.concat([...this.parts.slice(0, -1), chunk.subarray(0, size - before)], size);
+      this.parts = [];
+      this.partBytes = 0;
+      yield FrameReader.parse(whole, 0, size - 9);
+      chunk = chunk.subarray(size - before);
     }
+    let off = 0;
+    while (chunk.length - off >= 9) {
+      const length = this.length(chunk.subarray(off));
+      if (chunk.length - off < 9 + length) break;
+      yield FrameReader.parse(chunk, off, length);
+      off += 9 + length;
+    }
+    if (off < chunk.length) {
+      this.parts = [chunk.subarray(off)];
+      this.partBytes = chunk.length - off;
+    }
+  }
+
+  private length(head: Buffer): number {
+    const length = head.readUIntBE(0, 3);
+    if (length > this.maxFrame) throw new FrameSizeError(`a frame of ${length} bytes, over the ${this.maxFrame} allowed`);
+    return length;
+  }
+
+  private static parse(buf: Buffer, off: number, length: number) {
+    return { type: buf[off + 3]!, flags: buf[off + 4]!, stream: buf.readUInt32BE(off + 5) & 0x7fffffff, payload: buf.subarray(off + 9, off + 9 + length) };
   }
 }

@@ -4,6 +4,9 @@ export type HeaderList = [string, string][];
 
 export class HpackError extends Error {}
 
+/** A header list over the decoder's limit; the block was decoded in full all the same, so the table is in step. */
+export class HeaderListTooLarge extends Error {}
+
 /** RFC 7541 Appendix A: index 1 is the first entry. */
 const STATIC_TABLE: [string, string][] = [
   [':authority', ''], [':method', 'GET'], [':method', 'POST'], [':path', '/'], [':path', '/index.html'],
@@ -81,8 +84,15 @@ export class HpackDecoder {
     this.maxSize = limit;
   }
 
-  decode(block: Buffer): HeaderList {
+  /** `listLimit`: the most the list may hold, counted as RFC 9113 does (name, value and 32 octets per field). */
+  decode(block: Buffer, listLimit = Infinity): HeaderList {
     const headers: HeaderList = [];
+    let listSize = 0;
+    // Past the limit, fields are still decoded (the dynamic table must follow) but no longer kept.
+    const keep = (field: [string, string]): void => {
+      listSize += field[0].length + field[1].length + 32;
+      if (listSize <= listLimit) headers.push(field);
+    };
     let pos = 0;
     const integer = (prefixBits: number): number => {
       if (pos >= block.length) throw new HpackError('header block ends inside an integer');
@@ -113,12 +123,13 @@ export class HpackDecoder {
     while (pos < block.length) {
       const b = block[pos]!;
       if (b & 0x80) {
-        headers.push([...entry(integer(7))]);
+        const [name, value] = entry(integer(7));
+        keep([name, value]);
       } else if (b & 0x40) {
         const index = integer(6);
         const field: [string, string] = [index ? entry(index)[0] : string(), ''];
         field[1] = string();
-        headers.push(field);
+        keep([field[0], field[1]]);
         this.insert(field);
       } else if (b & 0x20) {
         const size = integer(5);
@@ -128,9 +139,10 @@ export class HpackDecoder {
       } else {
         const index = integer(4);
         const name = index ? entry(index)[0] : string();
-        headers.push([name, string()]);
+        keep([name, string()]);
       }
     }
+    if (listSize > listLimit) throw new HeaderListTooLarge(`a header list of ${listSize} octets, over the ${listLimit} allowed`);
     return headers;
   }
 
