@@ -14,8 +14,8 @@ import { CONVERT, protos } from './proto.ts';
 
 const MAX_MESSAGE = 16 << 20;
 /** Partial request messages held for one connection, all its calls together: what a client could otherwise make
- * us hold is a message short of the limit on each of its streams. */
-const MAX_PARTIAL_PER_CONNECTION = 32 << 20;
+ * us hold is a message short of the limit on each of its streams. One message of the largest size fits, with room. */
+const MAX_PARTIAL_PER_CONNECTION = 20 << 20;
 
 /** What a connection's calls hold between them. */
 interface ConnectionBudget { partial: number }

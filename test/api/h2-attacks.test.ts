@@ -32,7 +32,7 @@ interface Outcome { median: number; calls: number; rssGrowth: number }
 
 /**
  * Runs `attack` against a fresh berthd process while a second client calls Leases.List in a loop and the
- * daemon's RSS is sampled. The loop runs as long as the attack, and for 20 calls at least.
+ * daemon's RSS is sampled. The loop runs as long as the attack, and for 20 calls at least, a call every 5 ms.
  */
 async function underAttack(t: ExecutionContext, attack: (path: string) => Promise<void>): Promise<Outcome> {
   t.timeout(50_000);
@@ -51,6 +51,7 @@ async function underAttack(t: ExecutionContext, attack: (path: string) => Promis
     const answered = await Promise.race([client.call('containerd.services.leases.v1.Leases', 'List').then(() => true), new Promise((r) => setTimeout(r, 10_000, false))]);
     times.push(answered ? performance.now() - start : Infinity);
     if (!answered) break; // stalled: no need to wait for more
+    await new Promise((r) => setTimeout(r, 5)); // a client that calls now and then, not one that loads the daemon itself
   }
   await attacked;
   clearInterval(sampler);
@@ -161,20 +162,20 @@ test.serial('MAX_CONCURRENT_STREAMS is advertised; streams past it are refused, 
   t.is(peer.goAway, ENHANCE_YOUR_CALM);
 });
 
-test.serial('partial messages on many streams: past 32 MiB held for one connection, calls end RESOURCE_EXHAUSTED', async (t) => {
+test.serial('partial messages on many streams: past 20 MiB held for one connection, calls end RESOURCE_EXHAUSTED', async (t) => {
   let peer!: RawPeer;
   const o = await underAttack(t, async (path) => {
     peer = await RawPeer.open(path);
     const partial = Buffer.alloc(15 * MiB);
     partial.writeUInt32BE(16 * MiB, 1); // a 16 MiB message, 15 MiB of it sent
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 6; i++) { // 90 MiB held without a bound
       await peer.write(frame(FrameType.Headers, END_HEADERS, 2 * i + 1, REQUEST));
       await peer.sendData(2 * i + 1, partial);
     }
   });
   holds(t, o);
   const statuses = peer.framesOf(FrameType.Headers).map((f) => new Map(new HpackDecoder().decode(f.payload)).get('grpc-status'));
-  t.true(statuses.length >= 5 && statuses.every((s) => s === '8'), `statuses: ${statuses.join(',')}`);
+  t.true(statuses.length >= 4 && statuses.every((s) => s === '8'), `statuses: ${statuses.join(',')}`);
 });
 
 test.serial('a peer that never completes the handshake is dropped; one with no stream open is sent GOAWAY when idle; an open stream is not', async (t) => {
