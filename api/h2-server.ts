@@ -255,14 +255,14 @@ export class H2ServerSession extends EventEmitter {
     const room = OUTPUT_LIMIT - this.socket.writableLength - this.outBytes;
     this.sendWindow -= stream.drain(Math.min(this.sendWindow, room), this.maxFrame);
     const waiting = stream.waitingFor;
-    if (waiting === 'connection') this.blocked.add(stream); else this.blocked.delete(stream);
-    if (waiting === 'stream') this.starved.add(stream); else this.starved.delete(stream);
+    if (waiting === 'connection') this.blocked.add(stream); else if (this.blocked.size) this.blocked.delete(stream);
+    if (waiting === 'stream') this.starved.add(stream); else if (this.starved.size) this.starved.delete(stream);
   }
 
   forget(stream: H2ServerStream): void {
     this.streams.delete(stream.id);
-    this.blocked.delete(stream);
-    this.starved.delete(stream);
+    if (this.blocked.size) this.blocked.delete(stream);
+    if (this.starved.size) this.starved.delete(stream);
     if (!this.streams.size) this.idleSince = performance.now();
     if (this.closed && !this.streams.size) this.endSocket();
   }
