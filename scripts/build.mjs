@@ -30,6 +30,9 @@ async function main() {
     `import('./api/proto.ts').then((p) => process.stdout.write(JSON.stringify(p.parseProtos().toJSON())))`],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
   writeFileSync(join(root, 'dist', 'proto.json'), protoJson);
+  // berth-runc --version names the commit it was built from, when the source is a git checkout.
+  let commit = '';
+  try { commit = execFileSync('git', ['-C', root, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }
   const jobs = [];
   for (const [name, entry] of Object.entries(executables)) {
     if (!existsSync(join(root, entry))) continue;
@@ -44,6 +47,7 @@ async function main() {
       external,
       sourcemap: 'linked',
       logLevel: 'warning',
+      define: { BERTH_COMMIT: JSON.stringify(commit) },
       banner: {
         js: "#!/usr/bin/env node\nimport { createRequire as __berthCreateRequire } from 'node:module';\nconst require = __berthCreateRequire(import.meta.url);",
       },

@@ -39,7 +39,7 @@ class FastRuntime implements OciRuntime {
   }
 
   async kill(id: string, signal: number, all: boolean): Promise<void> {
-    this.runtime.kill(id, signal, all);
+    await this.runtime.kill(id, signal, all);
   }
 
   delete(id: string, force: boolean): Promise<void> {

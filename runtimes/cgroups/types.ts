@@ -114,7 +114,14 @@ export interface MemoryStats {
   failcnt: number;
   /** Raw memory.stat keys. */
   raw: Record<string, number>;
+  /** v1's other counters, each with usage, max usage, failcnt and limit: memory+swap (memsw), kernel (kmem),
+   * kernel TCP (kmem.tcp); absent where the kernel has no such files. */
+  memsw?: MemoryCounter;
+  kernel?: MemoryCounter;
+  kernelTCP?: MemoryCounter;
 }
+
+export interface MemoryCounter { usage: number; maxUsage: number; failcnt: number; limit: number }
 
 export interface CpuStats {
   usageTotal: number;
@@ -122,6 +129,9 @@ export interface CpuStats {
   usageSystem: number;
   /** Nanoseconds per CPU (v1 only; empty on v2, which has no per-cpu accounting). */
   perCpu: number[];
+  /** v1 per-CPU split (cpuacct.usage_percpu_user/_sys), where the kernel has it. */
+  perCpuUser?: number[];
+  perCpuKernel?: number[];
   throttling: { periods: number; throttledPeriods: number; throttledTime: number };
 }
 
@@ -145,6 +155,8 @@ export interface CgroupStats {
   /** v1 blkio.throttle.io_service_bytes(_recursive) / v2 io.stat rbytes+wbytes as Read/Write entries. */
   blkio?: { ioServiceBytes: BlkioEntry[]; ioServiced: BlkioEntry[] };
   hugetlb?: Record<string, { usage: number; maxUsage: number; failcnt: number }>;
+  /** The cpuset in use (v1 cpuset controller, or v2 cpuset.*.effective). */
+  cpuset?: { cpus: number[]; mems: number[]; flags: Record<string, number> };
 }
 
 /** A container's cgroup across every hierarchy in use. Every method is synchronous fs work except freeze/thaw/destroy. */

@@ -47,16 +47,30 @@ function applyCpu(dirs: Dirs, c: LinuxCPU): void {
   if (c.shares || c.quota || c.period || c.burst !== undefined || c.realtimePeriod || c.realtimeRuntime || c.idle !== undefined) {
     const dir = dirFor(dirs, 'cpu', 'cpu');
     if (c.shares) writeValue(dir, 'cpu.shares', c.shares, 'cpu.shares');
-    if (c.period) writeValue(dir, 'cpu.cfs_period_us', c.period, 'cpu.period');
-    if (c.quota) writeValue(dir, 'cpu.cfs_quota_us', c.quota, 'cpu.quota');
+    writePair(dir, ['cpu.cfs_period_us', c.period, 'cpu.period'], ['cpu.cfs_quota_us', c.quota, 'cpu.quota']);
     if (c.burst !== undefined) writeValue(dir, 'cpu.cfs_burst_us', c.burst, 'cpu.burst');
-    // The rt period bounds the runtime: set the period first so a runtime within it is accepted.
-    if (c.realtimePeriod) writeValue(dir, 'cpu.rt_period_us', c.realtimePeriod, 'cpu.realtimePeriod');
-    if (c.realtimeRuntime) writeValue(dir, 'cpu.rt_runtime_us', c.realtimeRuntime, 'cpu.realtimeRuntime');
+    writePair(dir, ['cpu.rt_period_us', c.realtimePeriod, 'cpu.realtimePeriod'], ['cpu.rt_runtime_us', c.realtimeRuntime, 'cpu.realtimeRuntime']);
     if (c.idle !== undefined) writeValue(dir, 'cpu.idle', c.idle, 'cpu.idle');
   }
   if (c.cpus) writeValue(dirFor(dirs, 'cpuset', 'cpu.cpus'), 'cpuset.cpus', c.cpus, 'cpu.cpus');
   if (c.mems) writeValue(dirFor(dirs, 'cpuset', 'cpu.mems'), 'cpuset.mems', c.mems, 'cpu.mems');
+}
+
+/**
+ * A period and the amount used within it (CFS quota, realtime runtime): the period first, so an amount within
+ * the new period is accepted; when the kernel refuses the period against the old amount (EINVAL: the old amount
+ * over the new period would exceed the parent's), the amount goes first and the period after it.
+ */
+function writePair(dir: string, [periodFile, period, periodWhat]: [string, number | undefined, string], [amountFile, amount, amountWhat]: [string, number | undefined, string]): void {
+  let periodLeft = false;
+  if (period) {
+    try { writeValue(dir, periodFile, period, periodWhat); } catch (err) {
+      if (!amount || (err as { cause?: NodeJS.ErrnoException }).cause?.code !== 'EINVAL') throw err;
+      periodLeft = true;
+    }
+  }
+  if (amount) writeValue(dir, amountFile, amount, amountWhat);
+  if (periodLeft) writeValue(dir, periodFile, period!, periodWhat);
 }
 
 function applyBlkio(dir: string, b: LinuxBlockIO): void {

@@ -10,7 +10,7 @@ import { v1Dir } from './layout.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
 import type { BlkioEntry, CgroupManager, CgroupStats, CpuStats, LinuxResources, MemoryStats } from './types.ts';
 import { applyV1 } from './v1-apply.ts';
-import { validateResources } from './validate.ts';
+import { parseCpuList, validateResources } from './validate.ts';
 import { waitFor, waitForSync } from './wait.ts';
 
 const FREEZE_TIMEOUT_MS = 5000;
@@ -119,6 +119,8 @@ export class V1Cgroup implements CgroupManager {
       const max = readOptional(pids, 'pids.max')?.trim();
       out.pids = { current: readNumber(pids, 'pids.current'), limit: max === undefined || max === 'max' ? 0 : Number(max) };
     }
+    const cpuset = this.dirs.get('cpuset');
+    if (cpuset && existsSync(cpuset)) out.cpuset = cpusetStats(cpuset);
     const blkio = this.dirs.get('blkio');
     if (blkio && existsSync(blkio)) {
       out.blkio = {
@@ -184,12 +186,41 @@ function memoryStats(dir: string): MemoryStats {
     swapLimit: memswLimit === undefined ? 0 : limitOf(memswLimit),
     failcnt: readNumber(dir, 'memory.failcnt'),
     raw,
+    ...optionalCounter(dir, 'memsw', 'memsw'),
+    ...optionalCounter(dir, 'kmem', 'kernel'),
+    ...optionalCounter(dir, 'kmem.tcp', 'kernelTCP'),
   };
+}
+
+/** memory.NAME.{usage,max_usage,limit}_in_bytes and failcnt, when the kernel has them. */
+function optionalCounter(dir: string, name: string, key: 'memsw' | 'kernel' | 'kernelTCP'): Partial<MemoryStats> {
+  const usage = readOptionalNumber(dir, `memory.${name}.usage_in_bytes`);
+  if (usage === undefined) return {};
+  return { [key]: {
+    usage, maxUsage: readNumber(dir, `memory.${name}.max_usage_in_bytes`), failcnt: readNumber(dir, `memory.${name}.failcnt`),
+    limit: limitOf(readNumber(dir, `memory.${name}.limit_in_bytes`)),
+  } };
+}
+
+const CPUSET_FLAGS = ['cpu_exclusive', 'mem_hardwall', 'mem_exclusive', 'memory_migrate', 'memory_spread_page', 'memory_spread_slab',
+  'memory_pressure', 'sched_load_balance', 'sched_relax_domain_level'];
+
+function cpusetStats(dir: string): NonNullable<CgroupStats['cpuset']> {
+  const flags: Record<string, number> = {};
+  for (const f of CPUSET_FLAGS) {
+    const v = readOptionalNumber(dir, `cpuset.${f}`);
+    if (v !== undefined) flags[f] = v;
+  }
+  const ids = (file: string) => [...(parseCpuList(readText(dir, file)) ?? [])].sort((a, b) => a - b);
+  return { cpus: ids('cpuset.cpus'), mems: ids('cpuset.mems'), flags };
 }
 
 function cpuStats(acct: string | undefined, cpu: string | undefined): CpuStats | undefined {
   if (!acct || !existsSync(acct)) return undefined;
-  const perCpu = (readOptional(acct, 'cpuacct.usage_percpu') ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
+  const list = (file: string) => readOptional(acct, file)?.trim().split(/\s+/).filter(Boolean).map(Number);
+  const perCpu = list('cpuacct.usage_percpu') ?? [];
+  const perCpuUser = list('cpuacct.usage_percpu_user');
+  const perCpuKernel = list('cpuacct.usage_percpu_sys');
   let user = readOptionalNumber(acct, 'cpuacct.usage_user');
   let system = readOptionalNumber(acct, 'cpuacct.usage_sys');
   if (user === undefined || system === undefined) {
@@ -204,6 +235,8 @@ function cpuStats(acct: string | undefined, cpu: string | undefined): CpuStats |
     usageUser: user,
     usageSystem: system,
     perCpu,
+    ...(perCpuUser ? { perCpuUser } : {}),
+    ...(perCpuKernel ? { perCpuKernel } : {}),
     throttling: {
       periods: throttle.nr_periods ?? 0,
       throttledPeriods: throttle.nr_throttled ?? 0,

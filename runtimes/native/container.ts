@@ -2,7 +2,7 @@
 // runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -35,6 +35,17 @@ export interface CreateOptions {
   monitor?: { exitFile: string; stdio?: StdioPaths; console?: ConsolePaths };
   /** The terminal's size when the process starts, over the spec's (a foreground run sizes it to ours). */
   consoleSize?: { width: number; height: number };
+  /** Told what the caller may want to know but that does not stop the create (runc logs these as warnings). */
+  onWarning?: (message: string) => void;
+}
+
+export interface ExecOptions {
+  detach?: boolean; pidFile?: string; preserveFds?: number; consoleSocket?: string;
+  monitor?: CreateOptions['monitor']; onMonitor?: (m: Monitored) => void;
+  /** Allow exec into a paused container (the process starts once it is resumed). */
+  ignorePaused?: boolean;
+  /** Existing sub-cgroups to join, by controller ('' for every controller), relative to the container's. */
+  subCgroups?: ReadonlyMap<string, string>;
 }
 
 export class Runtime {
@@ -82,7 +93,15 @@ export class Runtime {
       // renamed into place, and the cgroup2 directory it is cloned into.
       const spare = opts.monitor && !opts.monitor.console ? spareMonitors.take(cgroup) : undefined;
       const bornIn = new Set(spare?.bornIn);
+      const existed = !spare && cgroup.exists();
       cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
+      // A cgroup made by someone else (cgroupsPath names an existing one): its processes would share our limits,
+      // and a frozen one would hang the init, as runc checks.
+      if (existed) {
+        if (cgroup.isFrozen()) throw errFailedPrecondition("container's cgroup unexpectedly frozen");
+        const pids = cgroup.pids().length;
+        if (pids > 0) opts.onWarning?.(`container's cgroup is not empty: ${pids} process(es) found`);
+      }
       CgroupStage.learn(cgroup);
       // A joined user namespace would judge the clone's right to write the cgroup; the move has no such limit.
       const cloneInto = spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path) ? undefined : cgroup.paths[''];
@@ -145,12 +164,15 @@ export class Runtime {
    * Runs one more process in a running container, in its namespaces and cgroup. Resolves with its exit status
    * (detach: once it runs, with undefined).
    */
-  async exec(id: string, proc: Process, opts: { detach?: boolean; pidFile?: string; preserveFds?: number; consoleSocket?: string;
-    monitor?: CreateOptions['monitor']; onMonitor?: (m: Monitored) => void; } = {}): Promise<number | undefined> {
+  async exec(id: string, proc: Process, opts: ExecOptions = {}): Promise<number | undefined> {
     const record = this.store.read(id);
     const status = this.status(record);
-    if (status !== 'running') throw errFailedPrecondition(`cannot exec in container ${id}: it is ${status}, not running`);
+    // As runc: a created container (its init waiting for start) takes execs too; a paused one only when asked.
+    if (status === 'stopped') throw errFailedPrecondition(`cannot exec in a stopped container (${id})`);
+    if (status === 'paused' && !opts.ignorePaused) throw errFailedPrecondition('cannot exec in a paused container (use --ignore-paused to override)');
     validateProcess(proc);
+    const cgroup = this.cgroup(record);
+    const joinDirs = opts.subCgroups ? subCgroupDirs(cgroup, opts.subCgroups) : undefined;
     const spec = this.specOf(record);
     const planPath = join(this.store.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     const seccomp = spec.linux?.seccomp as LinuxSeccomp | undefined;
@@ -166,7 +188,8 @@ export class Runtime {
     try {
       const pid = Number((await init.next()).replace(/^pid /, ''));
       if (opts.monitor) writeAtomically(monitorPidFile, String(pid));
-      this.cgroup(record).addProcess(pid);
+      if (joinDirs) for (const dir of joinDirs) joinCgroup(dir, pid);
+      else cgroup.addProcess(pid);
       if (seccompStateFile) writeFileSync(seccompStateFile, containerProcessState(seccomp!, pid, toState(record, 'running')));
       init.sync.write('g');
       if ((await init.next()) !== 'ready') throw errInternal('berth-init: unexpected report during exec');
@@ -199,13 +222,17 @@ export class Runtime {
     await runHooks('poststart', this.specOf(record).hooks?.poststart, toState(record, 'running')).catch(warn);
   }
 
-  kill(id: string, signal: string | number, all = false): void {
+  /** Signals the init, or with `all` every process in the container's cgroups (a stopped container's, too:
+   * whatever it left behind). A paused container is thawed for SIGKILL, which a frozen task would not act on. */
+  async kill(id: string, signal: string | number, all = false): Promise<void> {
     const record = this.store.read(id);
     const status = this.status(record);
-    if (status === 'stopped') throw errFailedPrecondition(`cannot kill container ${id}: it is not running`);
     const sig = parseSignal(signal);
-    if (all) this.cgroup(record).killAll(sig);
-    else process.kill(record.pid, sig);
+    const cgroup = this.cgroup(record);
+    if (all) { cgroup.killAll(sig); return; }
+    if (status === 'stopped') throw errFailedPrecondition(`cannot kill container ${id}: container not running`);
+    process.kill(record.pid, sig);
+    if (status === 'paused' && sig === constants.signals.SIGKILL) await cgroup.thaw();
   }
 
   async delete(id: string, force = false): Promise<void> {
@@ -332,6 +359,29 @@ export function parseSignal(signal: string | number): number {
     if (n) return n;
   }
   throw errInvalidArgument(`unknown signal ${JSON.stringify(signal)}`);
+}
+
+/** The directories an exec joins with --cgroup: per hierarchy, the sub-cgroup named for its controller (or for
+ * all), else the container's own. The sub-cgroups must exist and lie below the container's. */
+function subCgroupDirs(cgroup: CgroupManager, subs: ReadonlyMap<string, string>): string[] {
+  for (const controller of subs.keys()) {
+    if (controller !== '' && !(controller in cgroup.paths)) throw errInvalidArgument(`unknown controller ${JSON.stringify(controller)} in --cgroup`);
+  }
+  const dirs = new Set<string>();
+  for (const [controller, dir] of Object.entries(cgroup.paths)) {
+    const sub = subs.get(controller) ?? subs.get('');
+    if (sub === undefined) { dirs.add(dir); continue; }
+    const target = resolve(dir, `./${sub}`);
+    if (target !== dir && !target.startsWith(dir + '/')) throw errInvalidArgument(`${sub} is not a sub cgroup path`);
+    dirs.add(target);
+  }
+  return [...dirs];
+}
+
+function joinCgroup(dir: string, pid: number): void {
+  try { writeFileSync(join(dir, 'cgroup.procs'), String(pid)); } catch (err) {
+    throw errFailedPrecondition(`adding pid ${pid} to cgroups: ${join(dir, 'cgroup.procs')}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+  }
 }
 
 async function destroyCgroup(cgroup: CgroupManager): Promise<void> {

@@ -7,10 +7,13 @@ import { defaultSpec as runtimeDefaultSpec } from '../../runtimes/native/cli/spe
 
 export type Json = any;
 
-/** berth-runc's `spec` default (runc's shape), running `args`. */
+/** berth-runc's `spec` default (runc's), running `args` without a terminal, hostname "berth", no ambient caps. */
 export function defaultSpec(args: string[] = ['/bin/true']): Json {
   const spec: Json = runtimeDefaultSpec();
   spec.process.args = args;
+  spec.process.terminal = false;
+  spec.hostname = 'berth';
+  delete spec.process.capabilities.ambient;
   return spec;
 }
 

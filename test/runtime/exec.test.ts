@@ -38,15 +38,23 @@ test('exec --process JSON, --detach with --pid-file; the process is in the conta
   t.is(pids.length, 2);
 });
 
-test('exec is refused for created, stopped and unknown containers, and without a command', (t) => {
+test('exec runs in a created container (as runc); it is refused for stopped and unknown containers and without a command, exiting 255', (t) => {
   const root = runtimeRoot(t);
   const bundle = makeBundle(join(tempDir(t), 'b'), { args: ['/bin/true'] });
   const id = uniqueId();
   t.is(berthRunc(root, ['create', '--bundle', bundle.dir, id]).status, 0);
-  t.regex(berthRunc(root, ['exec', id, 'true']).stderr, /cannot exec in container .*: it is created, not running/);
-  t.regex(berthRunc(root, ['exec', id]).stderr, /a command \(or --process FILE\) is required|not running/);
-  t.regex(berthRunc(root, ['exec', 'ghost', 'true']).stderr, /container ghost does not exist/);
+  const inCreated = berthRunc(root, ['exec', id, 'sh', '-c', 'echo $(cat /proc/1/comm)']);
+  t.is(inCreated.status, 0, inCreated.stderr);
+  t.regex(inCreated.stdout, /berth-ini/, 'pid 1 is still berth-init, waiting for start');
+  const noCommand = berthRunc(root, ['exec', id]);
+  t.is(noCommand.status, 255);
+  t.regex(noCommand.stderr, /exec failed: process args cannot be empty/);
+  const ghost = berthRunc(root, ['exec', 'ghost', 'true']);
+  t.is(ghost.status, 255);
+  t.regex(ghost.stderr, /container ghost does not exist/);
   t.is(berthRunc(root, ['start', id]).status, 0);
   for (let i = 0; i < 100 && JSON.parse(berthRunc(root, ['state', id]).stdout).status !== 'stopped'; i++) { /* wait for /bin/true */ }
-  t.regex(berthRunc(root, ['exec', id, 'true']).stderr, /it is stopped, not running/);
+  const stopped = berthRunc(root, ['exec', id, 'true']);
+  t.is(stopped.status, 255);
+  t.regex(stopped.stderr, /cannot exec in a stopped container/);
 });

@@ -9,7 +9,14 @@ import { tempDir } from '../helpers/tmp.ts';
 
 export const CLI = fileURLToPath(new URL('../../dist/berth-runc.mjs', import.meta.url));
 
-export interface Result { status: number; stdout: string; stderr: string }
+/** `stderr` has each logrus line (`time=".." level=error msg=".."`, as runc logs) reduced to its message, so tests
+ * match what was said; `rawStderr` is what was written. */
+export interface Result { status: number; stdout: string; stderr: string; rawStderr: string }
+
+/** The messages of logrus text lines; other lines as they are. */
+export function logMessages(text: string): string {
+  return text.replace(/^time="[^"]*" level=\w+ msg=("(?:[^"\\]|\\.)*"|\S*).*$/gm, (_l, msg: string) => (msg.startsWith('"') ? JSON.parse(msg) as string : msg));
+}
 
 export function berthRunc(root: string, args: string[], opts: { timeout?: number } = {}): Result {
   const env = { ...process.env };
@@ -21,7 +28,8 @@ export function berthRunc(root: string, args: string[], opts: { timeout?: number
   const fds = [openSync(out, 'w'), openSync(err, 'w')];
   try {
     const r = spawnSync(process.execPath, [CLI, '--root', root, ...args], { stdio: ['ignore', fds[0]!, fds[1]!], env, timeout: opts.timeout ?? 30000 });
-    return { status: r.status ?? -1, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
+    const rawStderr = readFileSync(err, 'utf8');
+    return { status: r.status ?? -1, stdout: readFileSync(out, 'utf8'), stderr: logMessages(rawStderr), rawStderr };
   } finally {
     fds.forEach((fd) => closeSync(fd));
     rmSync(dir, { recursive: true, force: true });

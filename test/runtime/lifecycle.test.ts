@@ -155,7 +155,7 @@ test('spec writes a runnable config.json; features describes the runtime', (t) =
   rmSync(join(fresh, 'config.json'));
   t.is(berthRunc(root, ['spec', '--bundle', fresh]).status, 0);
   t.is(JSON.parse(readFileSync(join(fresh, 'config.json'), 'utf8')).process.args[0], 'sh');
-  t.regex(berthRunc(root, ['spec', '--bundle', bundle.dir]).stderr, /already exists/);
+  t.regex(berthRunc(root, ['spec', '--bundle', bundle.dir]).stderr, /config.json exists. Remove it first/);
   const features = JSON.parse(berthRunc(root, ['features']).stdout);
   t.true(features.linux.namespaces.includes('pid'));
 });

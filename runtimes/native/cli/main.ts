@@ -1,192 +1,178 @@
-// berth-runc: a runc-compatible OCI runtime CLI over runtimes/native. Errors are one line on stderr and a
-// non-zero exit, as runc's.
-import { appendFileSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
-import { codeOf } from '../../../api/errdefs.ts';
-import { errInvalidArgument, errNotImplemented } from '../../../api/errdefs.ts';
+// berth-runc: a runc-compatible OCI runtime CLI over runtimes/native. As runc 1.1.5: errors are logged (logrus
+// format, see log.ts) and exit 1; exec's own failures exit 255; `help`/`-h` and `--version` print and exit 0.
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BerthError, ErrorCode, errInvalidArgument, errNotImplemented } from '../../../api/errdefs.ts';
 import { Runtime } from '../container.ts';
 import { toState } from '../state.ts';
 import { loadBundle } from '../../oci/validate.ts';
-import type { Process } from '../../oci/spec.ts';
-import { parseArgs } from './args.ts';
+import { COMMANDS, intFlag, list, parseArgs, str, type CommandSpec } from './args.ts';
+import { events } from './events.ts';
+import { execProcess, subCgroupPaths } from './exec-process.ts';
 import { execWithTerminal, runWithTerminal } from './foreground-tty.ts';
-import { defaultSpec, features } from './spec-default.ts';
+import { commandHelp, globalHelp, versionText } from './help.ts';
+import { configureLog, debug, fatal, warn } from './log.ts';
+import { psTable } from './ps.ts';
+import { defaultSpec, features, rootlessSpec } from './spec-default.ts';
+import { resourcesForUpdate } from './update.ts';
+
+/** Thrown for exec's own failures, which exit 255 so they differ from the exit status of the process run. */
+class ExecFailed extends Error {}
 
 async function main(argv: string[]): Promise<number> {
-  const { globals, verb, flags, positional } = parseArgs(argv);
+  const { globals, verb, command, flags, positional } = parseArgs(argv);
+  configureLog({ file: str(globals, 'log'), format: str(globals, 'log-format'), debug: !!globals.debug });
+  if (globals.version) { process.stdout.write(versionText()); return 0; }
+  if (verb === 'help' || (verb === undefined && globals.help)) return help(positional[0]);
+  if (verb === undefined) { process.stdout.write(globalHelp()); return 0; }
+  if (!command) throw errInvalidArgument(`No help topic for '${verb}'`);
+  if (flags.help) { process.stdout.write(commandHelp(command)); return 0; }
   if (globals['systemd-cgroup']) throw errNotImplemented('--systemd-cgroup: berth-runc has no systemd cgroup driver');
-  logFile = globals.log as string | undefined;
-  logJson = globals['log-format'] === 'json';
-  const runtime = new Runtime(globals.root as string | undefined);
-  const id = positional[0];
-  const bundle = (flags.bundle ?? flags.b ?? '.') as string;
+  checkArgCount(command, positional.length);
+  debug(`berth-runc ${verb} ${positional.join(' ')}`.trimEnd());
+  const runtime = new Runtime(str(globals, 'root'));
+  const id = positional[0]!;
+  const bundle = str(flags, 'bundle') || '.';
   const createOpts = {
-    bundle, pidFile: flags['pid-file'] as string | undefined, noPivot: !!flags['no-pivot'],
-    preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0,
-    consoleSocket: flags['console-socket'] as string | undefined,
+    bundle, pidFile: str(flags, 'pid-file'), noPivot: !!flags['no-pivot'], preserveFds: intFlag(flags, 'preserve-fds') ?? 0,
+    consoleSocket: str(flags, 'console-socket'), onWarning: warn,
   };
   switch (verb) {
     case 'create':
-      await runtime.create(need(id), createOpts);
+      await runtime.create(id, createOpts);
       return 0;
     case 'start':
-      await runtime.start(need(id));
+      await runtime.start(id);
       return 0;
     case 'run': {
-      if (flags.detach || flags.d) {
-        await runtime.create(need(id), createOpts);
-        await runtime.start(id!);
+      if (flags.detach) {
+        await runtime.create(id, createOpts);
+        await runtime.start(id);
         return 0;
       }
-      if (!createOpts.consoleSocket && loadBundle(bundle).spec.process?.terminal) {
-        const status = await runWithTerminal(runtime, need(id), createOpts);
-        await runtime.delete(id!, true);
-        return status;
-      }
-      const { exited } = await runtime.create(need(id), createOpts, 'run');
-      const status = await exited!;
-      await runtime.delete(id!, true);
+      let status: number;
+      if (!createOpts.consoleSocket && loadBundle(bundle).spec.process?.terminal) status = await runWithTerminal(runtime, id, createOpts);
+      else status = await (await runtime.create(id, createOpts, 'run')).exited!;
+      if (!flags.keep) await runtime.delete(id, true);
       return status;
     }
     case 'state':
-      process.stdout.write(JSON.stringify(runtime.state(need(id)), null, 2) + '\n');
+      process.stdout.write(JSON.stringify(runcState(runtime.state(id)), null, 2));
       return 0;
     case 'kill':
-      runtime.kill(need(id), positional[1] ?? 'SIGTERM', !!(flags.all ?? flags.a));
+      await runtime.kill(id, positional[1] ?? 'SIGTERM', !!flags.all);
       return 0;
     case 'delete':
-      await runtime.delete(need(id), !!(flags.force ?? flags.f));
-      return 0;
+      return deleteContainer(runtime, id, !!flags.force);
     case 'pause':
-      await runtime.pause(need(id));
+      await runtime.pause(id);
       return 0;
     case 'resume':
-      await runtime.resume(need(id));
+      await runtime.resume(id);
       return 0;
-    case 'list': {
-      const states = runtime.store.ids().map((cid) => { const r = runtime.store.read(cid); return toState(r, runtime.status(r)); });
-      if (flags.q || flags.quiet) process.stdout.write(states.map((s) => s.id + '\n').join(''));
-      else if (flags.format === 'json' || flags.f === 'json') process.stdout.write(JSON.stringify(states) + '\n');
-      else {
-        const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED'], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, String(s.created)])];
-        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]! + 2)).join('').trimEnd() + '\n').join(''));
-      }
+    case 'list':
+      listContainers(runtime, str(flags, 'format') ?? 'table', !!flags.quiet);
       return 0;
-    }
     case 'ps': {
-      const record = runtime.store.read(need(id));
-      const pids = runtime.cgroup(record).pids();
-      if (flags.format === 'json' || flags.f === 'json') process.stdout.write(JSON.stringify(pids) + '\n');
-      else {
-        process.stdout.write('PID     CMD\n');
-        for (const pid of pids) {
-          let cmd = '';
-          try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim(); } catch { /* exited */ }
-          process.stdout.write(`${String(pid).padEnd(8)}${cmd}\n`);
-        }
-      }
+      const format = str(flags, 'format') ?? 'table';
+      if (format !== 'table' && format !== 'json') throw errInvalidArgument('invalid format option');
+      const pids = runtime.cgroup(runtime.store.read(id)).pids();
+      process.stdout.write(format === 'json' ? JSON.stringify(pids) + '\n' : psTable(pids, positional.slice(1)));
       return 0;
     }
     case 'events': {
-      const record = runtime.store.read(need(id));
-      const once = () => process.stdout.write(JSON.stringify({ type: 'stats', id, data: runtime.cgroup(record).stats() }) + '\n');
-      if (flags.stats) { once(); return 0; }
-      const interval = parseDuration((flags.interval as string) ?? '5s');
-      for (;;) { once(); await new Promise((r) => setTimeout(r, interval)); }
-    }
-    case 'update': {
-      const record = runtime.store.read(need(id));
-      const resources = flags.r ?? flags.resources
-        ? JSON.parse(readFileSync(String(flags.r ?? flags.resources) === '-' ? 0 : String(flags.r ?? flags.resources), 'utf8'))
-        : resourcesFromFlags(flags);
-      runtime.cgroup(record).update(resources);
+      const record = runtime.store.read(id);
+      await events(id, runtime.cgroup(record), { stats: !!flags.stats, interval: str(flags, 'interval') ?? '5s', stopped: runtime.status(record) === 'stopped' });
       return 0;
     }
+    case 'update':
+      runtime.cgroup(runtime.store.read(id)).update(resourcesForUpdate(flags));
+      return 0;
     case 'spec': {
-      const path = `${bundle}/config.json`;
-      if (existsSync(path)) throw errInvalidArgument(`${path} already exists; remove it first`);
-      writeFileSync(path, JSON.stringify(defaultSpec(), null, '\t') + '\n');
+      const path = join(bundle, 'config.json');
+      if (existsSync(path)) throw errInvalidArgument(`File ${path} exists. Remove it first`);
+      writeFileSync(path, JSON.stringify(flags.rootless ? rootlessSpec() : defaultSpec(), null, '\t'), { mode: 0o666 });
       return 0;
     }
     case 'features':
       process.stdout.write(JSON.stringify(features(), null, 2) + '\n');
       return 0;
-    case 'exec': {
-      const record = runtime.store.read(need(id));
-      const proc = execProcess(flags, positional.slice(1), record.bundle);
-      if (proc.terminal && !flags['console-socket'] && !(flags.detach ?? flags.d)) {
-        return execWithTerminal(runtime, id!, proc, { pidFile: flags['pid-file'] as string | undefined, preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0 });
+    case 'exec':
+      try {
+        return await exec(runtime, id, positional.slice(1), flags);
+      } catch (err) {
+        throw new ExecFailed(`exec failed: ${(err as Error).message}`);
       }
-      const status = await runtime.exec(id!, proc, {
-        detach: !!(flags.detach ?? flags.d), pidFile: flags['pid-file'] as string | undefined,
-        preserveFds: flags['preserve-fds'] ? Number(flags['preserve-fds']) : 0, consoleSocket: flags['console-socket'] as string | undefined,
-      });
-      return status ?? 0;
-    }
     default:
-      throw errInvalidArgument(verb ? `unknown command ${JSON.stringify(verb)}` : USAGE);
+      throw errNotImplemented(`${verb}: checkpoint and restore are not supported by berth-runc`);
   }
 }
 
-const USAGE = 'usage: berth-runc [--root DIR] [--log FILE] [--log-format text|json] COMMAND [FLAGS] ID\n' +
-  'commands: create start run exec state kill delete pause resume list ps events update spec features';
-
-/** The exec'd process: --process JSON, or the container's own process with the command and flags applied. */
-function execProcess(flags: Record<string, unknown>, command: string[], bundle: string): Process {
-  const file = (flags.process ?? flags.p) as string | undefined;
-  if (file) return JSON.parse(readFileSync(file, 'utf8')) as Process;
-  if (command.length === 0) throw errInvalidArgument('exec: a command (or --process FILE) is required');
-  const base = loadBundle(bundle).spec.process!;
-  const proc: Process = { ...base, args: command, terminal: !!(flags.tty || flags.t), user: { ...base.user } };
-  const user = (flags.user ?? flags.u) as string | undefined;
-  if (user) {
-    const [uid, gid] = user.split(':');
-    proc.user = { uid: Number(uid), gid: Number(gid ?? 0) };
-  }
-  const gids = (flags['additional-gids'] ?? flags.g) as string[] | undefined;
-  if (gids) proc.user.additionalGids = gids.map(Number);
-  if (flags.cwd) proc.cwd = flags.cwd as string;
-  const env = [...((flags.env as string[]) ?? []), ...((flags.e as string[]) ?? [])];
-  if (env.length) proc.env = [...(base.env ?? []), ...env];
-  const caps = flags.cap as string[] | undefined;
-  if (caps) {
-    const add = (set?: string[]) => [...new Set([...(set ?? []), ...caps])];
-    proc.capabilities = { ...base.capabilities, bounding: add(base.capabilities?.bounding), effective: add(base.capabilities?.effective), permitted: add(base.capabilities?.permitted) };
-  }
-  if (flags['no-new-privs']) proc.noNewPrivileges = true;
-  return proc;
+function help(topic: string | undefined): number {
+  if (topic === undefined) { process.stdout.write(globalHelp()); return 0; }
+  const command = COMMANDS.find((c) => c.name === topic);
+  if (!command) throw errInvalidArgument(`No help topic for '${topic}'`);
+  process.stdout.write(commandHelp(command));
+  return 0;
 }
 
-function need(id: string | undefined): string {
-  if (!id) throw errInvalidArgument('a container id is required');
-  return id;
+/** runc's argument counts: list, spec and features take none, kill one or two, exec and ps at least one. */
+function checkArgCount(command: CommandSpec, n: number): void {
+  const [min, max] = ({ list: [0, 0], spec: [0, 0], features: [0, 0], kill: [1, 2], exec: [1, Infinity], ps: [1, Infinity] } as Record<string, [number, number]>)[command.name] ?? [1, 1];
+  if (n >= min && n <= max) return;
+  process.stdout.write(`Incorrect Usage.\n\n${commandHelp(command)}`);
+  const want = min === max ? `exactly ${min}` : n < min ? `a minimum of ${min}` : `a maximum of ${max}`;
+  throw errInvalidArgument(`berth-runc: ${JSON.stringify(command.name)} requires ${want} argument(s)`);
 }
 
-function parseDuration(s: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(s);
-  if (!m) throw errInvalidArgument(`--interval: bad duration ${JSON.stringify(s)}`);
-  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60000 }[m[2] ?? 's'] ?? 1000);
-}
-
-function resourcesFromFlags(flags: Record<string, unknown>): Record<string, unknown> {
-  const num = (k: string) => (flags[k] === undefined ? undefined : Number(flags[k]));
-  return {
-    memory: { limit: num('memory'), swap: num('memory-swap'), reservation: num('memory-reservation') },
-    cpu: { shares: num('cpu-shares'), quota: num('cpu-quota'), period: num('cpu-period'), cpus: flags['cpuset-cpus'] as string | undefined, mems: flags['cpuset-mems'] as string | undefined },
-    pids: flags['pids-limit'] === undefined ? undefined : { limit: num('pids-limit') },
+async function exec(runtime: Runtime, id: string, command: string[], flags: ReturnType<typeof parseArgs>['flags']): Promise<number> {
+  const record = runtime.store.read(id);
+  if (!str(flags, 'process') && command.length === 0) throw errInvalidArgument('process args cannot be empty');
+  if (str(flags, 'apparmor') || str(flags, 'process-label')) throw errNotImplemented('AppArmor and SELinux labels are not supported by berth-runc');
+  const proc = execProcess(flags, command, record.bundle);
+  const opts = {
+    pidFile: str(flags, 'pid-file'), preserveFds: intFlag(flags, 'preserve-fds') ?? 0, ignorePaused: !!flags['ignore-paused'],
+    subCgroups: subCgroupPaths(list(flags, 'cgroup')),
   };
+  if (proc.terminal && !str(flags, 'console-socket') && !flags.detach) return execWithTerminal(runtime, id, proc, opts);
+  const status = await runtime.exec(id, proc, { ...opts, detach: !!flags.detach, consoleSocket: str(flags, 'console-socket') });
+  return status ?? 0;
 }
 
-let logFile: string | undefined;
-let logJson = false;
+/** As runc: a missing container is no error with --force (a directory left by an aborted create is removed). */
+async function deleteContainer(runtime: Runtime, id: string, force: boolean): Promise<number> {
+  try {
+    await runtime.delete(id, force);
+  } catch (err) {
+    if (!(err instanceof BerthError) || err.code !== ErrorCode.NotFound) throw err;
+    rmSync(runtime.store.dir(id), { recursive: true, force: true });
+    if (!force) throw err;
+  }
+  return 0;
+}
 
-function report(err: unknown): void {
-  const message = (err as Error).message ?? String(err);
-  process.stderr.write(`berth-runc: ${message}\n`);
-  if (logFile) {
-    const line = logJson ? JSON.stringify({ level: 'error', msg: message, code: codeOf(err), time: new Date().toISOString() }) : `level=error msg=${JSON.stringify(message)}`;
-    try { appendFileSync(logFile, line + '\n'); } catch { /* the log is best effort */ }
+/** runc's state and list entries: the OCI state's fields in runc's order, annotations only when there are any, and an owner. */
+function runcState(s: ReturnType<typeof toState>, owner = ''): Record<string, unknown> {
+  const annotations = s.annotations && Object.keys(s.annotations).length ? { annotations: s.annotations } : {};
+  return { ociVersion: s.ociVersion, id: s.id, pid: s.pid, status: s.status, bundle: s.bundle, rootfs: s.rootfs, created: s.created, ...annotations, owner };
+}
+
+function listContainers(runtime: Runtime, format: string, quiet: boolean): void {
+  if (format !== 'table' && format !== 'json') throw errInvalidArgument(`invalid format option`);
+  const states = runtime.store.ids().flatMap((cid) => {
+    try { const r = runtime.store.read(cid); return [toState(r, runtime.status(r))]; } catch { return []; }
+  });
+  if (quiet) process.stdout.write(states.map((s) => s.id + '\n').join(''));
+  else if (format === 'json') process.stdout.write(JSON.stringify(states.map((s) => runcState(s, 'root'))) + '\n');
+  else {
+    // A tab-aligned table as runc's (columns at least 12 wide, 3 spaces of padding).
+    const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, String(s.created), 'root'])];
+    const widths = rows[0]!.map((_, i) => Math.max(12, ...rows.map((r) => r[i]!.length + 3)));
+    process.stdout.write(rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('') + '\n').join(''));
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err) => { report(err); process.exitCode = 1; });
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err) => {
+  fatal((err as Error).message ?? String(err));
+  process.exitCode = err instanceof ExecFailed ? 255 : 1;
+});
