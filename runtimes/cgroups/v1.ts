@@ -34,7 +34,10 @@ export class V1Cgroup implements CgroupManager {
       if (dir) this.dirs.set(controller, dir);
     }
     this.paths = Object.fromEntries(this.dirs);
+    this.cpusetMount = target.layout.v1.get('cpuset')?.mountPoint;
   }
+
+  private readonly cpusetMount: string | undefined;
 
   /** Distinct directories (co-mounted controllers such as cpu,cpuacct share one). */
   protected uniqueDirs(): string[] {
@@ -47,6 +50,7 @@ export class V1Cgroup implements CgroupManager {
     try {
       for (const dir of this.uniqueDirs()) {
         const cpuset = dir === this.dirs.get('cpuset');
+        if (cpuset) fillExistingCpusets(this.cpusetMount!, dir);
         created.push(...makeDirs(dir, cpuset ? inheritCpuset : undefined));
       }
       if (resources) this.apply(resources);
@@ -161,6 +165,17 @@ export class V1Cgroup implements CgroupManager {
 
   exists(): boolean {
     return this.uniqueDirs().some((d) => existsSync(d));
+  }
+}
+
+/** Ancestors of `dir` below the cpuset mount that exist with no cpus or mems (made by someone else, e.g. mkdir):
+ * filled from their parents top-down, as runc does, else no cgroup below them could take a task. */
+function fillExistingCpusets(mount: string, dir: string): void {
+  const levels: string[] = [];
+  for (let d = dirname(dir); d.startsWith(mount + '/'); d = dirname(d)) levels.unshift(d);
+  for (const d of levels) {
+    if (!existsSync(d)) return;
+    inheritCpuset(d);
   }
 }
 

@@ -88,20 +88,19 @@ export class Runtime {
     let pid = 0;
     let init: LaunchedInit | undefined;
     try {
-      cgroup = openCgroup(cgroupsPath, { containerId: id });
+      // A cgroup made by someone else (cgroupsPath names an existing one): a frozen one would hang the init (it
+      // is refused before we own it, so the failure leaves it be), and its processes would share our limits.
+      const target = openCgroup(cgroupsPath, { containerId: id });
+      const existed = !opts.monitor && target.exists();
+      if (existed && target.isFrozen()) throw errFailedPrecondition("container's cgroup unexpectedly frozen");
+      cgroup = target;
       // Where the init is born, so it need not be moved (see cgroups/staging.ts): a spare's staged cgroups
       // renamed into place, and the cgroup2 directory it is cloned into.
       const spare = opts.monitor && !opts.monitor.console ? spareMonitors.take(cgroup) : undefined;
       const bornIn = new Set(spare?.bornIn);
-      const existed = !spare && cgroup.exists();
       cgroup.create(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
-      // A cgroup made by someone else (cgroupsPath names an existing one): its processes would share our limits,
-      // and a frozen one would hang the init, as runc checks.
-      if (existed) {
-        if (cgroup.isFrozen()) throw errFailedPrecondition("container's cgroup unexpectedly frozen");
-        const pids = cgroup.pids().length;
-        if (pids > 0) opts.onWarning?.(`container's cgroup is not empty: ${pids} process(es) found`);
-      }
+      const busy = existed ? cgroup.pids().length : 0;
+      if (busy > 0) opts.onWarning?.(`container's cgroup is not empty: ${busy} process(es) found`);
       CgroupStage.learn(cgroup);
       // A joined user namespace would judge the clone's right to write the cgroup; the move has no such limit.
       const cloneInto = spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path) ? undefined : cgroup.paths[''];
