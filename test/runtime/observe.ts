@@ -9,7 +9,7 @@ import { packAny } from '../../api/proto.ts';
 import { makeBundle, type Bundle, type Json } from '../helpers/bundle.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { shimHarness } from '../shim/helpers.ts';
-import { CLI, uniqueId } from './helpers.ts';
+import { CLI, logMessages, uniqueId } from './helpers.ts';
 
 export interface Seen { status: number; stdout: string; stderr: string }
 export type Way = 'runc' | 'berth-runc' | 'fast';
@@ -33,7 +33,7 @@ export function runCli(t: ExecutionContext, way: Exclude<Way, 'fast'>, bundle: B
     const root = join(bundle.dir, `..`, `root-${way}`);
     const r = spawnSync(bin[0]!, [...bin.slice(1), '--root', root, 'run', ...flags, '--bundle', bundle.dir, uniqueId('run')],
       { stdio: ['ignore', fds[0]!, fds[1]!], env, timeout: 60000 });
-    return { status: r.status ?? -1, stdout: readFileSync(join(out, 'o'), 'utf8'), stderr: readFileSync(join(out, 'e'), 'utf8') };
+    return { status: r.status ?? -1, stdout: readFileSync(join(out, 'o'), 'utf8'), stderr: logMessages(readFileSync(join(out, 'e'), 'utf8')) };
   } finally {
     fds.forEach((fd) => closeSync(fd));
     rmSync(out, { recursive: true, force: true });
