@@ -2,6 +2,7 @@
 // /sys/fs/cgroup/unified) that processes also join. Resources whose controller lives only in cgroup2 here
 // (hugetlb, rdma, `unified` keys) are written there.
 import { existsSync } from 'node:fs';
+import { errInvalidArgument } from '../../api/errdefs.ts';
 import { removeDirs } from './common.ts';
 import { removeCgroupDirs } from './files.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
@@ -46,6 +47,14 @@ export class HybridCgroup extends V1Cgroup {
   }
 
   protected override apply(resources: LinuxResources): void {
+    // runc refuses unified keys outside a pure cgroup2 host; we take those the cgroup2 side controls here, but a
+    // key of a controller mounted as v1 is a configuration that cannot apply.
+    for (const key of Object.keys(resources.unified ?? {})) {
+      const controller = key.split('.')[0]!;
+      if (this.dirs.has(controller)) {
+        throw errInvalidArgument(`invalid configuration: unified.${key}: the ${controller} controller is a cgroup v1 hierarchy on this host`);
+      }
+    }
     const { v1, v2 } = routeResources(resources, this.dirs);
     applyV1(this.dirs, v1);
     applyV2(this.unified.dir, v2);

@@ -148,6 +148,6 @@ export function applyV1(dirs: Dirs, r: LinuxResources): void {
   }
   if (r.devices) applyDevices(dirFor(dirs, 'devices', 'devices'), r.devices);
   if (r.unified && Object.keys(r.unified).length > 0) {
-    throw errFailedPrecondition(`cgroup unified: ${Object.keys(r.unified).join(', ')}: this host has no cgroup v2 hierarchy`);
+    throw errFailedPrecondition(`invalid configuration: cgroup unified: ${Object.keys(r.unified).join(', ')}: this host has no cgroup v2 hierarchy`);
   }
 }

@@ -3,7 +3,7 @@
 // made by someone else (frozen, non-empty, cpuset parents with nothing in them).
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBundle, type Json } from '../helpers/bundle.ts';
@@ -350,4 +350,14 @@ test('a cgroupsPath naming a frozen cgroup is refused (not hung in); a non-empty
   const r = rt(['run', '--bundle', b2.dir, child]);
   t.is(r.status, 0, r.stderr);
   t.is(v1('cpuset', emptyParent, 'cpuset.cpus'), readFileSync('/sys/fs/cgroup/cpuset/cpuset.cpus', 'utf8').trim());
+});
+
+test('unified resources of a controller mounted as cgroup v1 are an invalid configuration, as runc says', (t) => {
+  if (!existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes')) { t.pass('memory is not a cgroup v1 hierarchy here'); return; }
+  const rt = berth(t);
+  const id = uniqueId('unified');
+  const bundle = makeBundle(join(tempDir(t), 'b'), { args: ['true'], edit: (s) => { s.linux.cgroupsPath = `/${PARENT}/${id}`; s.linux.resources.unified = { 'memory.min': '131072' }; } });
+  const r = rt(['run', '--bundle', bundle.dir, id]);
+  t.is(r.status, 1);
+  t.regex(logMessages(r.stderr), /invalid configuration/);
 });
