@@ -69,7 +69,8 @@ export class ServerCall extends Duplex {
   constructor(private readonly stream: H2ServerStream, headers: RequestHeaders, private readonly req: protobuf.Type, private readonly res: protobuf.Type,
     private readonly budget: ConnectionBudget, private readonly observer?: MethodObserver) {
     // One message read ahead at most: the stream pauses (and holds the client's window) while the handler is busy.
-    super({ objectMode: true, allowHalfOpen: true, autoDestroy: false, readableHighWaterMark: 1 });
+    // One written ahead at most: a handler that waits for 'drain' does not read more while the client reads nothing.
+    super({ objectMode: true, allowHalfOpen: true, autoDestroy: false, readableHighWaterMark: 1, writableHighWaterMark: 1 });
     this.metadata = new Metadata(headers);
     this.startedAt = observer ? performance.now() : 0;
     // A write after the client left must not throw in a handler that has not noticed yet.

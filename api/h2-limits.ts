@@ -19,6 +19,9 @@ export const MAX_CONTINUATIONS = 32;
 export const MAX_SETTINGS_PER_FRAME = 32;
 /** Queued response bytes past which a stream's write() asks the writer to wait for 'drain'. */
 export const HIGH_WATER = 1 << 20;
+/** Response bytes queued on one connection, all its streams together, waiting for windows the peer does not
+ * grant: past it, the stream writing more is reset (ENHANCE_YOUR_CALM; gRPC clients report RESOURCE_EXHAUSTED). */
+export const MAX_QUEUED = 64 << 20;
 /** Bytes waiting in the socket past which we stop reading the peer and stop queuing DATA, until it drains. */
 export const OUTPUT_LIMIT = 1 << 20;
 /** From the connection to its first SETTINGS; and how long a connection with no stream open stays. Long-lived

@@ -15,7 +15,7 @@ import {
 } from './h2-frames.ts';
 import {
   CONNECTION_WINDOW, ConnectionError, HANDSHAKE_TIMEOUT, HIGH_WATER, IDLE_TIMEOUT, LAST_WORDS_GRACE, MAX_CONTINUATIONS, MAX_HEADER_BLOCK,
-  MAX_HEADER_LIST, MAX_SETTINGS_PER_FRAME, MAX_STREAMS, MAX_WINDOW, OUTPUT_LIMIT, ResetBudget, STREAM_WINDOW, UnreadControl,
+  MAX_HEADER_LIST, MAX_QUEUED, MAX_SETTINGS_PER_FRAME, MAX_STREAMS, MAX_WINDOW, OUTPUT_LIMIT, ResetBudget, STREAM_WINDOW, UnreadControl,
 } from './h2-limits.ts';
 import { HeaderListTooLarge, HpackDecoder, HpackError, encodeHeaders } from './hpack.ts';
 
@@ -63,6 +63,8 @@ export class H2ServerStream extends EventEmitter {
   write(data: Buffer): boolean {
     if (this.closed || this.ending) return false;
     this.pending.push(data);
+    this.session.queued += data.length;
+    if (this.session.queued > MAX_QUEUED) { this.close(ENHANCE_YOUR_CALM); return false; }
     this.session.flush(this);
     return this.pending.bytes < HIGH_WATER;
   }
@@ -105,6 +107,7 @@ export class H2ServerStream extends EventEmitter {
       this.session.send(frame(FrameType.Data, 0, this.id, chunk));
     }
     this.sendWindow -= sent;
+    this.session.queued -= sent;
     if (!this.closed && this.ending && this.pending.empty && !this.localEnded) {
       this.localEnded = true;
       if (this.trailers) this.session.sendHeaders(this.id, this.trailers, true);
@@ -140,6 +143,7 @@ export class H2ServerStream extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.aborted = aborted;
+    this.session.queued -= this.pending.bytes;
     this.pending.clear();
     this.session.grant(this.owed);
     this.owed = 0;
@@ -187,6 +191,8 @@ export class H2ServerSession extends EventEmitter {
   /** The peer's SETTINGS_INITIAL_WINDOW_SIZE, which streams apply lazily (h2-limits.ts: walking them per change
    * let a peer spend our time at will). */
   peerInitialWindow = DEFAULT_WINDOW;
+  /** Response bytes the streams hold, waiting for windows or the socket (bounded: h2-limits.ts). */
+  queued = 0;
   private destroyed = false;
   private readonly streams = new Map<number, H2ServerStream>();
   /** Streams with data waiting for the connection window or the socket to drain; and for their own windows (kept

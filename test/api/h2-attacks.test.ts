@@ -1,12 +1,15 @@
 // berthd's HTTP/2 server (api/h2-server.ts) against hostile clients, one attack per test from one connection
 // (test/helpers/h2-peer.ts): while it runs, a well-behaved client's unary calls keep answering quickly, the
 // daemon's memory (a berthd process: its VmRSS) stays bounded, and the attacker is stopped with the code
-// RFC 9113 gives (GOAWAY, a reset, or an HTTP answer). The limits are in api/h2-limits.ts.
+// RFC 9113 gives (GOAWAY, a reset, or an HTTP answer). The limits are in api/h2-limits.ts. The timeouts and
+// stalled streams are tried on a server in the test process (the timeouts made short).
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { END_HEADERS, END_STREAM, FrameType, SETTINGS_INITIAL_WINDOW_SIZE, frame, frame32, headerFrames, settingsFrame } from '../../api/h2-frames.ts';
+import { serverStream, type ServerCall } from '../../api/grpc.ts';
+import { GrpcServer } from '../../api/grpc-server.ts';
 import { H2ServerSession } from '../../api/h2-server.ts';
 import { HpackDecoder, encodeHeaders } from '../../api/hpack.ts';
 import { startDaemonProcess } from '../daemon/helpers.ts';
@@ -194,4 +197,33 @@ test.serial('a peer that never completes the handshake is dropped; one with no s
   await new Promise((r) => setTimeout(r, 700));
   t.false(busy.closed, 'a connection with a stream open stays');
   busy.destroy();
+});
+
+test.serial('streams stalled at a zero window: handlers stay one message ahead, and past 64 MiB queued a connection\'s streams are reset', async (t) => {
+  const path = join(tempDir(t, 'h2a-'), 's.sock');
+  const server = new GrpcServer();
+  const written = new Map<ServerCall, number>();
+  const chunk = Buffer.alloc(256 << 10, 1);
+  server.addService('containerd.services.content.v1.Content', { Read: serverStream(async (_req, call) => {
+    written.set(call, 0);
+    while (!call.cancelled) {
+      written.set(call, written.get(call)! + 1);
+      if (!call.write({ offset: 0, data: chunk })) await new Promise((resolve) => call.once('drain', resolve));
+    }
+  }) });
+  await server.listen(path);
+  t.teardown(() => server.close(100));
+  const peer = await RawPeer.open(path);
+  await peer.write(settingsFrame([[SETTINGS_INITIAL_WINDOW_SIZE, 0]])); // it grants nothing, and reads nothing of it
+  const read = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/containerd.services.content.v1.Content/Read'], [':authority', 'l'],
+    ['content-type', 'application/grpc'], ['containerd-namespace', 'default']]);
+  const streams = 80;
+  for (let i = 0; i < streams; i++) await peer.write(Buffer.concat([frame(FrameType.Headers, END_HEADERS, 2 * i + 1, read), frame(FrameType.Data, END_STREAM, 2 * i + 1, Buffer.alloc(5))]));
+  await peer.until(() => written.size === streams && peer.framesOf(FrameType.RstStream).length > 0, 10_000);
+  await new Promise((r) => setTimeout(r, 200));
+  const most = Math.max(...written.values());
+  t.true(most <= (1 << 20) / chunk.length + 2, `a handler wrote ${most} messages to a stream with no window`);
+  const resets = peer.framesOf(FrameType.RstStream).filter((f) => f.payload.readUInt32BE(0) === ENHANCE_YOUR_CALM);
+  t.true(resets.length > 0 && resets.length < streams, `${resets.length} streams reset`);
+  peer.destroy();
 });
