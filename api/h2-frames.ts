@@ -33,10 +33,12 @@ export function settingsFrame(settings: [number, number][]): Buffer {
   return frame(FrameType.Settings, 0, 0, payload);
 }
 
-export function goAwayFrame(lastStream: number, code: number): Buffer {
-  const payload = Buffer.alloc(8);
+/** `debug`: why, for the peer's logs (RFC 9113 6.8's additional debug data). */
+export function goAwayFrame(lastStream: number, code: number, debug = ''): Buffer {
+  const payload = Buffer.alloc(8 + Buffer.byteLength(debug));
   payload.writeUInt32BE(lastStream, 0);
   payload.writeUInt32BE(code, 4);
+  payload.write(debug, 8);
   return frame(FrameType.GoAway, 0, 0, payload);
 }
 

@@ -364,7 +364,7 @@ export class H2ServerSession extends EventEmitter {
     } catch (err) {
       const code = err instanceof ConnectionError ? err.code : err instanceof FrameSizeError ? FRAME_SIZE_ERROR
         : err instanceof HpackError ? COMPRESSION_ERROR : PROTOCOL_ERROR;
-      this.send(goAwayFrame(this.lastStream, code));
+      this.send(goAwayFrame(this.lastStream, code, (err as Error).message?.slice(0, 200)));
       const lastWords = Buffer.concat(this.out.splice(0));
       this.destroy(lastWords);
     }

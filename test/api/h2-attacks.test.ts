@@ -89,6 +89,7 @@ test.serial('repeated header fields: a 63 KiB block of one field repeated is ans
   t.is(answers.length, 8);
   for (const a of answers) t.deepEqual(a, [[':status', '431']]);
   t.is(peer.goAway, COMPRESSION_ERROR);
+  t.regex(peer.goAwayReason!, /index 16510 does not exist/);
 });
 
 test.serial('CONTINUATION flood: empty CONTINUATION frames without end are cut off with ENHANCE_YOUR_CALM', async (t) => {
@@ -102,6 +103,7 @@ test.serial('CONTINUATION flood: empty CONTINUATION frames without end are cut o
   });
   holds(t, o);
   t.is(peer.goAway, ENHANCE_YOUR_CALM);
+  t.regex(peer.goAwayReason!, /CONTINUATION/);
 });
 
 test.serial('PING and SETTINGS flood from a peer that never reads: cut off with ENHANCE_YOUR_CALM, memory bounded', async (t) => {
@@ -118,6 +120,7 @@ test.serial('PING and SETTINGS flood from a peer that never reads: cut off with 
   holds(t, o);
   t.true(sent < (64 * MiB) / 13, 'the server stopped taking frames');
   t.is(peer.goAway, ENHANCE_YOUR_CALM);
+  t.regex(peer.goAwayReason!, /does not read/);
 });
 
 test.serial('SETTINGS_INITIAL_WINDOW_SIZE repeated in large SETTINGS frames, with many streams open: ENHANCE_YOUR_CALM', async (t) => {
@@ -132,6 +135,7 @@ test.serial('SETTINGS_INITIAL_WINDOW_SIZE repeated in large SETTINGS frames, wit
   });
   holds(t, o);
   t.is(peer.goAway, ENHANCE_YOUR_CALM);
+  t.regex(peer.goAwayReason!, /settings in one SETTINGS frame/);
 });
 
 test.serial('rapid reset: streams opened and reset at once get GOAWAY ENHANCE_YOUR_CALM after a burst', async (t) => {
@@ -146,6 +150,7 @@ test.serial('rapid reset: streams opened and reset at once get GOAWAY ENHANCE_YO
   holds(t, o);
   t.true(pairs < 100_000, 'the server stopped taking streams');
   t.is(peer.goAway, ENHANCE_YOUR_CALM);
+  t.regex(peer.goAwayReason!, /reset before they were answered/);
 });
 
 test.serial('MAX_CONCURRENT_STREAMS is advertised; streams past it are refused, and a peer that keeps opening is cut off', async (t) => {
@@ -163,6 +168,7 @@ test.serial('MAX_CONCURRENT_STREAMS is advertised; streams past it are refused, 
   t.true(refused.length > 0);
   t.true(refused.every((f) => f.stream > 2 * 1000), 'the first 1000 streams were served');
   t.is(peer.goAway, ENHANCE_YOUR_CALM);
+  t.regex(peer.goAwayReason!, /refused, over the 1000 open at once/);
 });
 
 test.serial('partial messages on many streams: past 20 MiB held for one connection, calls end RESOURCE_EXHAUSTED', async (t) => {

@@ -47,6 +47,11 @@ export class RawPeer extends EventEmitter {
     return f?.payload.readUInt32BE(4);
   }
 
+  /** Why the server said it went away (its GOAWAY's debug data). */
+  get goAwayReason(): string | undefined {
+    return this.frames.find((x) => x.type === FrameType.GoAway)?.payload.subarray(8).toString();
+  }
+
   framesOf(type: number, stream?: number): Frame[] {
     return this.frames.filter((f) => f.type === type && (stream === undefined || f.stream === stream));
   }
