@@ -2,6 +2,7 @@
 #include "rootfs.h"
 #include "hooks.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -9,63 +10,91 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* Opens `path` below `root` without ever leaving it: `..` or a symlink that would climb out fails with EXDEV
- * instead of being followed (the kernel checks every component). */
+/* How container paths are resolved below the root: as if `root` were / (an absolute symlink or `..` stays inside
+ * it, as runc's securejoin resolves them: /var/run -> /run leads to the container's /run), never through
+ * /proc magic links. Paths that must hold no symlink at all add RESOLVE_NO_SYMLINKS. */
+static unsigned long long resolve_flags = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+/* Opens `path` below `root` without ever leaving it (the kernel resolves every component in the root). */
 static int open_beneath(int root, const char *path, int flags)
 {
 	while (*path == '/')
 		path++;
 	if (!*path)
 		path = ".";
-	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve_flags };
 	return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
 }
 
-static void fail_resolve(const char *what, const char *path)
+static void __attribute__((noreturn)) fail_resolve(const char *what, const char *path)
 {
-	if (errno == EXDEV)
-		fail("%s %s escapes the container root (through .. or a symlink)", what, path);
+	if (errno == ELOOP && (resolve_flags & RESOLVE_NO_SYMLINKS))
+		fail("%s %s must be reached without symlinks (an ordinary directory)", what, path);
 	fail("%s %s: %s", what, path, strerror(errno));
 }
 
 /* Creates every missing directory of `path` below `root` (and the last component as a file when is_file),
- * and returns an O_PATH fd of it. */
+ * and returns an O_PATH fd of it. A dangling symlink on the way is followed inside the root and what it names
+ * is made (as runc's securejoin + MkdirAll do). */
 static int make_beneath(int root, const char *path, int is_file, const char *what)
 {
 	char buf[4096];
 	snprintf(buf, sizeof buf, "%s", path);
-	for (char *slash = buf + 1;; slash++) {
-		slash = strchr(slash, '/');
-		if (slash)
-			*slash = '\0';
-		int fd = open_beneath(root, buf, O_PATH);
-		if (fd < 0 && errno == ENOENT) {
-			char *last = strrchr(buf, '/');
-			*last = '\0';
-			int parent = open_beneath(root, buf, O_PATH | O_DIRECTORY);
-			*last = '/';
-			if (parent < 0)
+	for (int links = 0; links < 40; links++) {
+		char *slash = buf;
+		for (;;) {
+			slash = strchr(slash + 1, '/');
+			if (slash)
+				*slash = '\0';
+			int fd = open_beneath(root, buf, O_PATH);
+			if (fd < 0 && errno == ENOENT) {
+				char *last = strrchr(buf, '/');
+				*last = '\0';
+				int parent = open_beneath(root, buf, O_PATH | O_DIRECTORY);
+				*last = '/';
+				if (parent < 0)
+					fail_resolve(what, path);
+				char target[4096];
+				ssize_t n = readlinkat(parent, last + 1, target, sizeof target - 1);
+				if (n >= 0) {
+					/* Continue with the link's target in place of the link (relative: from its directory). */
+					target[n] = '\0';
+					char next[4096];
+					const char *rest = slash ? slash + 1 : "";
+					*last = '\0';
+					const char *sep = *rest ? "/" : "";
+					int len = target[0] == '/' ? snprintf(next, sizeof next, "%s%s%s", target, sep, rest)
+								   : snprintf(next, sizeof next, "%s/%s%s%s", buf, target, sep, rest);
+					if (len < 0 || (size_t)len >= sizeof next)
+						fail("%s %s: path too long", what, path);
+					close(parent);
+					memcpy(buf, next, (size_t)len + 1);
+					break;
+				}
+				int is_leaf_file = is_file && !slash;
+				int rc = is_leaf_file ? mknodat(parent, last + 1, S_IFREG | 0644, 0) : mkdirat(parent, last + 1, 0755);
+				if (rc < 0 && errno != EEXIST)
+					fail("creating %s for %s: %s", buf, what, strerror(errno));
+				close(parent);
+				fd = open_beneath(root, buf, O_PATH);
+			}
+			if (fd < 0)
 				fail_resolve(what, path);
-			int is_leaf_file = is_file && !slash;
-			int rc = is_leaf_file ? mknodat(parent, last + 1, S_IFREG | 0644, 0) : mkdirat(parent, last + 1, 0755);
-			if (rc < 0 && errno != EEXIST)
-				fail("creating %s for %s: %s", buf, what, strerror(errno));
-			close(parent);
-			fd = open_beneath(root, buf, O_PATH);
+			if (!slash)
+				return fd;
+			close(fd);
+			*slash = '/';
 		}
-		if (fd < 0)
-			fail_resolve(what, path);
-		if (!slash)
-			return fd;
-		close(fd);
-		*slash = '/';
 	}
+	errno = ELOOP;
+	fail_resolve(what, path);
 }
 
 static void mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data, const char *dest)
@@ -90,13 +119,108 @@ static void change_mount(int root, const char *dest, unsigned long flags, const 
 	close(fd);
 }
 
-static void do_mount(int root, const char **a)
+/* mount_setattr(AT_RECURSIVE): the mount at `fd` and every mount below it. */
+static void set_recursive_attrs(int fd, const char *path, const char *set, const char *clr, const char *dest)
 {
+	struct mount_attr attr = { .attr_set = strtoull(set, NULL, 10), .attr_clr = strtoull(clr, NULL, 10) };
+	if (!attr.attr_set && !attr.attr_clr)
+		return;
+	if (syscall(SYS_mount_setattr, fd, path, AT_RECURSIVE | AT_EMPTY_PATH, &attr, sizeof attr) == 0)
+		return;
+	if (errno == ENOSYS)
+		fail("mount %s: recursive mount options (rro, rnosuid, ...) need mount_setattr, which this kernel lacks (Linux 5.12+)", dest);
+	fail("mount %s: setting recursive mount attributes (set %#llx, clear %#llx): %s", dest,
+	     (unsigned long long)attr.attr_set, (unsigned long long)attr.attr_clr, strerror(errno));
+}
+
+static void do_mountattr(int root, const char **a)
+{
+	int fd = open_beneath(root, a[0], O_PATH);
+	if (fd < 0)
+		fail_resolve("mount destination", a[0]);
+	set_recursive_attrs(fd, "", a[1], a[2], a[0]);
+	close(fd);
+}
+
+/* Copies the tree at `from` into `to` (both directories), keeping owners, modes and times: tmpcopyup. */
+static void copy_tree(int from, int to, const char *dest)
+{
+	DIR *dir = fdopendir(dup(from));
+	if (!dir)
+		fail("tmpcopyup of %s: %s", dest, strerror(errno));
+	struct dirent *e;
+	while ((e = readdir(dir))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(from, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			fail("tmpcopyup of %s: %s: %s", dest, e->d_name, strerror(errno));
+		int rc = 0;
+		if (S_ISDIR(st.st_mode)) {
+			rc = mkdirat(to, e->d_name, 0700);
+			int sub_from = openat(from, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub_to = openat(to, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (rc < 0 || sub_from < 0 || sub_to < 0)
+				fail("tmpcopyup of %s: %s: %s", dest, e->d_name, strerror(errno));
+			copy_tree(sub_from, sub_to, dest);
+			close(sub_from);
+			close(sub_to);
+		} else if (S_ISREG(st.st_mode)) {
+			int in = openat(from, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			int out = openat(to, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (in < 0 || out < 0)
+				fail("tmpcopyup of %s: %s: %s", dest, e->d_name, strerror(errno));
+			for (off_t off = 0; off < st.st_size;) {
+				ssize_t n = sendfile(out, in, &off, (size_t)(st.st_size - off));
+				if (n <= 0)
+					fail("tmpcopyup of %s: copying %s: %s", dest, e->d_name, n < 0 ? strerror(errno) : "file shrank");
+			}
+			close(in);
+			close(out);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t n = readlinkat(from, e->d_name, target, sizeof target - 1);
+			if (n < 0)
+				fail("tmpcopyup of %s: %s: %s", dest, e->d_name, strerror(errno));
+			target[n] = '\0';
+			rc = symlinkat(target, to, e->d_name);
+		} else {
+			rc = mknodat(to, e->d_name, st.st_mode, st.st_rdev);
+		}
+		if (rc < 0 || fchownat(to, e->d_name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (!S_ISLNK(st.st_mode) && fchmodat(to, e->d_name, st.st_mode & 07777, 0) < 0))
+			fail("tmpcopyup of %s: %s: %s", dest, e->d_name, strerror(errno));
+		struct timespec times[2] = { st.st_atim, st.st_mtim };
+		utimensat(to, e->d_name, times, AT_SYMLINK_NOFOLLOW);
+	}
+	closedir(dir);
+}
+
+static void do_mount(int root, struct record *r)
+{
+	const char **a = r->argv;
 	const char *src = a[0], *dest = a[1], *type = a[2], *data = a[4];
 	unsigned long flags = strtoul(a[3], NULL, 10), prop = strtoul(a[5], NULL, 10);
+	/* proc and sysfs go on an ordinary directory, never through a symlink that could point them elsewhere. */
+	if (!strcmp(type, "proc") || !strcmp(type, "sysfs"))
+		resolve_flags |= RESOLVE_NO_SYMLINKS;
 	int fd = make_beneath(root, dest, a[6][0] == 'f', "mount destination");
+	resolve_flags &= ~(unsigned long long)RESOLVE_NO_SYMLINKS;
+	int copyup = r->argc > 7 && !strcmp(a[7], "copyup");
+	/* What the tmpfs will cover, opened before it does: an fd keeps naming the covered directory. */
+	int covered = copyup ? openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (copyup && covered < 0)
+		fail("tmpcopyup of %s: %s", dest, strerror(errno));
 	mount_at_fd(src, fd, type, flags, data, dest);
 	close(fd);
+	if (copyup) {
+		int top = open_beneath(root, dest, O_RDONLY | O_DIRECTORY);
+		if (top < 0)
+			fail_resolve("mount destination", dest);
+		copy_tree(covered, top, dest);
+		close(top);
+		close(covered);
+	}
 	/* A bind ignores other flags: apply them with a remount of the new mount. */
 	unsigned long rest = flags & ~(MS_BIND | MS_REC);
 	if ((flags & MS_BIND) && rest)
@@ -199,6 +323,20 @@ static void apply_sysctls(struct plan *p)
 	}
 }
 
+/* A tmpfs or /dev mounted writable until now (see plan.ts addMount) turns read-only, then gets its recursive
+ * attributes. A bind remount changes only the flags, which a user namespace may do too (as runc). */
+static void remount_ro(const char **a)
+{
+	unsigned long keep = strtoul(a[1], NULL, 10);
+	if (mount(NULL, a[0], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
+		fail("remounting %s read-only: %s", a[0], strerror(errno));
+	int fd = open(a[0], O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		fail("remounting %s read-only: %s", a[0], strerror(errno));
+	set_recursive_attrs(fd, "", a[2], a[3], a[0]);
+	close(fd);
+}
+
 void ensure_dir(const char *path)
 {
 	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -235,7 +373,9 @@ int prepare_rootfs(struct plan *plan)
 	for (int i = 0; i < plan->count; i++) {
 		struct record *r = &plan->records[i];
 		if (!strcmp(r->tag, "mount"))
-			do_mount(root, r->argv);
+			do_mount(root, r);
+		else if (!strcmp(r->tag, "mountattr"))
+			do_mountattr(root, r->argv);
 		else if (!strcmp(r->tag, "mkdev"))
 			do_mkdev(root, r->argv);
 		else if (!strcmp(r->tag, "symlink"))
@@ -259,6 +399,8 @@ int prepare_rootfs(struct plan *plan)
 			readonly_path(r->argv[0]);
 		else if (!strcmp(r->tag, "masked"))
 			mask_path(r->argv[0]);
+		else if (!strcmp(r->tag, "remountro"))
+			remount_ro(r->argv);
 	}
 	if (rootro && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
 		fail("remounting the root read-only: %s", strerror(errno));

@@ -25,8 +25,9 @@ export const NAMESPACE_FILES: Record<string, string> = {
 
 export const MS = {
   RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, SYNCHRONOUS: 16, REMOUNT: 32, MANDLOCK: 64, DIRSYNC: 128,
-  NOSYMFOLLOW: 256, NOATIME: 1024, NODIRATIME: 2048, BIND: 4096, MOVE: 8192, REC: 16384, UNBINDABLE: 1 << 17,
-  PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20, RELATIME: 1 << 21, STRICTATIME: 1 << 24, LAZYTIME: 1 << 25,
+  NOSYMFOLLOW: 256, NOATIME: 1024, NODIRATIME: 2048, BIND: 4096, MOVE: 8192, REC: 16384, SILENT: 32768,
+  POSIXACL: 1 << 16, UNBINDABLE: 1 << 17, PRIVATE: 1 << 18, SLAVE: 1 << 19, SHARED: 1 << 20, RELATIME: 1 << 21,
+  I_VERSION: 1 << 23, STRICTATIME: 1 << 24, LAZYTIME: 1 << 25,
 } as const;
 
 /** Mount option → [flags to set, flags to clear]. */
@@ -37,8 +38,33 @@ export const MOUNT_FLAG_OPTIONS: Record<string, [number, number]> = {
   nomand: [0, MS.MANDLOCK], noatime: [MS.NOATIME, 0], atime: [0, MS.NOATIME], nodiratime: [MS.NODIRATIME, 0],
   diratime: [0, MS.NODIRATIME], bind: [MS.BIND, 0], rbind: [MS.BIND | MS.REC, 0], relatime: [MS.RELATIME, 0],
   norelatime: [0, MS.RELATIME], strictatime: [MS.STRICTATIME, 0], nostrictatime: [0, MS.STRICTATIME],
-  nosymfollow: [MS.NOSYMFOLLOW, 0], lazytime: [MS.LAZYTIME, 0], nolazytime: [0, MS.LAZYTIME],
+  nosymfollow: [MS.NOSYMFOLLOW, 0], symfollow: [0, MS.NOSYMFOLLOW], lazytime: [MS.LAZYTIME, 0], nolazytime: [0, MS.LAZYTIME],
+  acl: [MS.POSIXACL, 0], noacl: [0, MS.POSIXACL], iversion: [MS.I_VERSION, 0], noiversion: [0, MS.I_VERSION],
+  silent: [MS.SILENT, 0], loud: [0, MS.SILENT], defaults: [0, 0],
 };
+
+/** mount_setattr(2) attributes (linux/mount.h). */
+export const MOUNT_ATTR = {
+  RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, ATIME: 0x70, RELATIME: 0, NOATIME: 0x10, STRICTATIME: 0x20,
+  NODIRATIME: 0x80, NOSYMFOLLOW: 0x200000,
+} as const;
+
+/** Recursive mount options (runc 1.1's list) → [attributes to set, attributes to clear], applied to the mount and
+ * everything below it with mount_setattr(AT_RECURSIVE). An access-time mode is a field: setting one clears the
+ * field first (mount_setattr(2)). */
+export const RECURSIVE_MOUNT_OPTIONS: Record<string, [number, number]> = {
+  rro: [MOUNT_ATTR.RDONLY, 0], rrw: [0, MOUNT_ATTR.RDONLY], rnosuid: [MOUNT_ATTR.NOSUID, 0], rsuid: [0, MOUNT_ATTR.NOSUID],
+  rnodev: [MOUNT_ATTR.NODEV, 0], rdev: [0, MOUNT_ATTR.NODEV], rnoexec: [MOUNT_ATTR.NOEXEC, 0], rexec: [0, MOUNT_ATTR.NOEXEC],
+  rnodiratime: [MOUNT_ATTR.NODIRATIME, 0], rdiratime: [0, MOUNT_ATTR.NODIRATIME],
+  rrelatime: [MOUNT_ATTR.RELATIME, MOUNT_ATTR.ATIME], rnorelatime: [MOUNT_ATTR.STRICTATIME, MOUNT_ATTR.ATIME],
+  rnoatime: [MOUNT_ATTR.NOATIME, MOUNT_ATTR.ATIME], ratime: [0, MOUNT_ATTR.ATIME],
+  rstrictatime: [MOUNT_ATTR.STRICTATIME, MOUNT_ATTR.ATIME], rnostrictatime: [0, MOUNT_ATTR.ATIME],
+  rnosymfollow: [MOUNT_ATTR.NOSYMFOLLOW, 0], rsymfollow: [0, MOUNT_ATTR.NOSYMFOLLOW],
+};
+
+/** Options that change how berth makes the mount rather than the mount itself: tmpcopyup (a tmpfs starts with
+ * a copy of what the directory it covers holds). */
+export const MOUNT_EXTENSION_OPTIONS = ['tmpcopyup'] as const;
 
 export const PROPAGATION_OPTIONS: Record<string, number> = {
   private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC,

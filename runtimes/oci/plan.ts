@@ -5,7 +5,10 @@
 //   version 1 · mode create|run · clone <CLONE_NEW* flags> · join <flag> <ns path> · uidmap <text> · gidmap <text>
 //   timens <monotonic secs> <nsecs> <boottime secs> <nsecs>
 //   propagation <MS_* flags for /> · rootfs <host path> · pivot 1|0 · rootro
-//   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file>
+//   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file> [copyup]
+//   mountattr <dest> <MOUNT_ATTR_* to set> <to clear>: mount_setattr(AT_RECURSIVE) on the mount at dest
+//   remountro <dest> <MS_* flags kept> <MOUNT_ATTR_* to set> <to clear>: after pivot, a tmpfs or /dev mounted
+//     writable so far turns read-only, then gets its recursive attributes
 //   mkdev <dest> <c|b|p> <major> <minor> <octal mode> <uid> <gid> · symlink <target> <dest>
 //   execfifo <host path> · masked <path> · readonly <path> · hostname <h> · domainname <d>
 //   sysctl <key> <path below /proc/sys> <value> · rlimit <resource> <soft> <hard> · oomscoreadj <n> · preservefds <n>
@@ -21,7 +24,7 @@ import { statSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
 import type { CgroupManager } from '../cgroups/types.ts';
-import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FILES, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RLIMITS } from './linux-constants.ts';
+import { CAPABILITIES, MOUNT_FLAG_OPTIONS, MS, NAMESPACE_FILES, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RECURSIVE_MOUNT_OPTIONS, RLIMITS } from './linux-constants.ts';
 import type { Mount, Process, Spec } from './spec.ts';
 import { sysctlPath } from './validate.ts';
 import { compileSeccomp, type LinuxSeccomp } from '../seccomp/compile.ts';
@@ -59,19 +62,35 @@ class PlanWriter {
     for (const s of [tag, ...strings]) if (s.includes('\0')) throw errInvalidArgument(`plan: ${tag} argument contains a NUL byte`);
     this.parts.push(tag, String(strings.length), ...strings);
   }
+  append(other: PlanWriter): void { this.parts.push(...other.parts); }
   encode(): Buffer { return Buffer.from(this.parts.join('\0') + '\0'); }
 }
 
-export function parseMountOptions(options: string[] = []): { flags: number; propagation: number; data: string } {
-  let flags = 0, propagation = 0;
-  const data: string[] = [];
+export interface MountOptions {
+  flags: number;
+  propagation: number;
+  /** Filesystem data (anything that is not a flag, a propagation, a recursive attribute or an extension). */
+  data: string[];
+  /** mount_setattr(AT_RECURSIVE) attributes to set and clear (rro, rnosuid, ...). */
+  attrSet: number;
+  attrClr: number;
+  tmpcopyup: boolean;
+}
+
+export function parseMountOptions(options: string[] = []): MountOptions {
+  const o: MountOptions = { flags: 0, propagation: 0, data: [], attrSet: 0, attrClr: 0, tmpcopyup: false };
   for (const opt of options) {
     const known = MOUNT_FLAG_OPTIONS[opt];
-    if (known) flags = (flags | known[0]) & ~known[1];
-    else if (opt in PROPAGATION_OPTIONS) propagation |= PROPAGATION_OPTIONS[opt]!;
-    else data.push(opt);
+    const recursive = RECURSIVE_MOUNT_OPTIONS[opt];
+    if (known) o.flags = (o.flags | known[0]) & ~known[1];
+    else if (opt in PROPAGATION_OPTIONS) o.propagation |= PROPAGATION_OPTIONS[opt]!;
+    else if (recursive) {
+      o.attrSet = (o.attrSet & ~recursive[1]) | recursive[0];
+      o.attrClr = (o.attrClr & ~recursive[0]) | recursive[1];
+    } else if (opt === 'tmpcopyup') o.tmpcopyup = true;
+    else o.data.push(opt);
   }
-  return { flags, propagation, data: data.join(',') };
+  return o;
 }
 
 const capMask = (names: string[] = []) => names.reduce((m, n) => m | (1n << BigInt(CAPABILITIES.indexOf(n as never))), 0n);
@@ -111,7 +130,9 @@ export function buildPlan(input: PlanInput): Buffer {
   plan.add('pivot', input.noPivot ? 0 : 1);
 
   const userns = namespaces.some((ns) => ns.type === 'user' && !ns.path);
-  for (const m of spec.mounts ?? []) addMount(plan, m, input.cgroup, userns);
+  // Records the C side performs at the end, once the root is in place (see addMount).
+  const late = new PlanWriter();
+  (spec.mounts ?? []).forEach((m, i) => addMount(plan, m, i, input.cgroup, userns, late));
   if ((spec.mounts ?? []).some((m) => posix.normalize(m.destination) === '/dev')) addDefaultDevices(plan);
   for (const d of linux.devices ?? []) {
     plan.add('mkdev', d.path, d.type === 'u' ? 'c' : d.type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666).toString(8), d.uid ?? 0, d.gid ?? 0);
@@ -120,6 +141,7 @@ export function buildPlan(input: PlanInput): Buffer {
   addContainerHooks(plan, spec, input.hookStateFiles);
   for (const p of linux.readonlyPaths ?? []) plan.add('readonly', p);
   for (const p of linux.maskedPaths ?? []) plan.add('masked', p);
+  plan.append(late);
   if (spec.root?.readonly) plan.add('rootro');
 
   if (spec.hostname) plan.add('hostname', spec.hostname);
@@ -197,26 +219,44 @@ function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, se
   plan.add('args', ...process.args!);
 }
 
-function addMount(plan: PlanWriter, m: Mount, cgroup: CgroupManager, userns: boolean): void {
+function addMount(plan: PlanWriter, m: Mount, i: number, cgroup: CgroupManager, userns: boolean, late: PlanWriter): void {
   const dest = posix.normalize(m.destination);
-  const { flags, propagation, data } = parseMountOptions(m.options);
+  const field = `config.json: mounts[${i}] (${dest})`;
+  const { flags, propagation, data, attrSet, attrClr, tmpcopyup } = parseMountOptions(m.options);
   const type = m.type ?? (flags & MS.BIND ? 'bind' : 'none');
-  if (type === 'cgroup' || type === 'cgroup2') return addCgroupMount(plan, dest, flags, cgroup);
-  if (flags & MS.BIND || type === 'bind') {
+  const bind = Boolean(flags & MS.BIND) || type === 'bind';
+  // Only a filesystem's own mount reads data; elsewhere an option nobody knows would be dropped without a word.
+  if (data.length && (bind || type === 'cgroup' || type === 'cgroup2' || (type === 'sysfs' && userns))) {
+    throw errInvalidArgument(`${field}: unknown mount option${data.length > 1 ? 's' : ''} ${data.map((d) => JSON.stringify(d)).join(', ')} ` +
+      `(a ${bind ? 'bind' : type} mount takes no filesystem data)`);
+  }
+  if (tmpcopyup && type !== 'tmpfs') throw errInvalidArgument(`${field}: tmpcopyup is for tmpfs mounts, not ${type}`);
+  // A tmpfs or /dev mounted read-only is mounted writable, and made read-only once everything below it is in
+  // place (the devices in /dev, submounts such as /dev/pts), as runc does. So are its recursive attributes.
+  const delayed = Boolean(flags & MS.RDONLY) && (type === 'tmpfs' || dest === '/dev');
+  const mountFlags = delayed ? flags & ~MS.RDONLY : flags;
+  const attrs = () => { if ((attrSet || attrClr) && !delayed) plan.add('mountattr', dest, attrSet, attrClr); };
+  if (delayed) late.add('remountro', dest, flags & (MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOATIME | MS.NODIRATIME | MS.RELATIME | MS.STRICTATIME), attrSet, attrClr);
+  if (type === 'cgroup' || type === 'cgroup2') {
+    addCgroupMount(plan, dest, flags, cgroup);
+    return attrs();
+  }
+  if (bind) {
     const source = resolve(m.source ?? '');
     let isFile = false;
     try { isFile = !statSync(source).isDirectory(); } catch {
-      throw errInvalidArgument(`config.json: mounts ${dest}: bind source ${source} does not exist`);
+      throw errInvalidArgument(`${field}: bind source ${source} does not exist`);
     }
-    plan.add('mount', source, dest, 'bind', flags | MS.BIND, '', propagation, isFile ? 'f' : 'd');
-    return;
+    plan.add('mount', source, dest, 'bind', mountFlags | MS.BIND, '', propagation, isFile ? 'f' : 'd');
+    return attrs();
   }
   // sysfs cannot be mounted in a user namespace without its own network namespace: bind the host's, as runc.
   if (type === 'sysfs' && userns) {
-    plan.add('mount', '/sys', dest, 'bind', flags | MS.BIND | MS.REC, '', propagation, 'd');
-    return;
+    plan.add('mount', '/sys', dest, 'bind', mountFlags | MS.BIND | MS.REC, '', propagation, 'd');
+    return attrs();
   }
-  plan.add('mount', m.source ?? type, dest, type, flags, data, propagation, 'd');
+  plan.add('mount', m.source ?? type, dest, type, mountFlags, data.join(','), propagation, 'd', ...(tmpcopyup ? ['copyup'] : []));
+  attrs();
 }
 
 /** A container sees only its own cgroup: a tmpfs with a read-only bind of its directory per hierarchy. */
