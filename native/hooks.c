@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "hooks.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -69,7 +70,7 @@ static int run_one(struct record *r, const char *state, char *err, size_t errlen
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(in[0], 0);
-		int null = open("/dev/null", O_WRONLY);
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC); /* dup2 gives fd 1 without the flag; no other copy stays */
 		dup2(null >= 0 ? null : errp[1], 1);
 		dup2(errp[1], 2);
 		execve(path, (char *const *)args, (char *const *)env);
@@ -122,10 +123,14 @@ static int run_one(struct record *r, const char *state, char *err, size_t errlen
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (WIFSIGNALED(status))
-		snprintf(err, errlen, "%s hook %s killed by signal %d%s%s", kind, path, WTERMSIG(status), *msg ? ": " : "", msg);
-	else
-		snprintf(err, errlen, "%s hook %s exited with status %d%s%s", kind, path, WEXITSTATUS(status), *msg ? ": " : "", msg);
+	/* Worded as runc's ("error running hook", the signal's name in lower case), which callers look for. */
+	if (WIFSIGNALED(status)) {
+		char name[64];
+		snprintf(name, sizeof name, "%s", strsignal(WTERMSIG(status)));
+		name[0] = (char)tolower((unsigned char)name[0]);
+		snprintf(err, errlen, "error running %s hook %s: killed by signal %d (%s)%s%s", kind, path, WTERMSIG(status), name, *msg ? ": " : "", msg);
+	} else
+		snprintf(err, errlen, "error running %s hook %s exited with status %d%s%s", kind, path, WEXITSTATUS(status), *msg ? ": " : "", msg);
 	return -1;
 }
 

@@ -136,3 +136,18 @@ test.serial('the shim\'s fast path: the init and an exec\'d process get the agen
   await h.call(client, 'Delete', { id });
   t.deepEqual(agent.states().map((s) => s.state.status), ['creating', 'running']);
 });
+
+test('a startContainer hook runs under the filter with no fd of ours: not the listener, the agent socket nor anything else', async (t) => {
+  const agent = await startAgent(t, `errno:${EDQUOT}`);
+  const bundle = makeBundle(join(tempDir(t), 'b'), {
+    args: ['/bin/true'],
+    edit: (s) => {
+      s.linux.seccomp = notifyProfile(agent.socket);
+      // ls has its own directory fd open as it lists: 0, 1, 2 and that one.
+      s.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd/ >&2; mkdir /dev/shm/h || exit 9'] }] };
+    },
+  });
+  const r = berthRunc(runtimeRoot(t), ['run', '--bundle', bundle.dir, uniqueId('ntfh')]);
+  t.not(r.status, 0);
+  t.regex(r.stderr, /error running startContainer hook \/bin\/sh exited with status 9: 0\n1\n2\n3\nmkdir: can't create directory '\/dev\/shm\/h': Disk quota exceeded/);
+});

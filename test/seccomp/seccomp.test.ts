@@ -164,3 +164,17 @@ test('with a restrictive default, a syscall numbered above every one the profile
   const enxio = runWithHelper(t, { ...profile, defaultErrnoRet: 6 }, 'raw-syscall', ['110']);
   t.is(enxio.stdout, '6\n', enxio.stderr);
 });
+
+test('a startContainer hook runs under the container\'s filter: killed by it, the run fails naming the signal', (t) => {
+  const root = runtimeRoot(t);
+  const bundle = makeBundle(join(tempDir(t), 'b'), {
+    args: ['/bin/true'],
+    edit: (s) => {
+      s.linux.seccomp = allowAll([{ names: ['mkdir'], action: 'SCMP_ACT_KILL' }]);
+      s.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'mkdir /dev/shm/foo'] }] };
+    },
+  });
+  const r = berthRunc(root, ['run', '--bundle', bundle.dir, uniqueId('hk')]);
+  t.not(r.status, 0);
+  t.regex(r.stderr, /error running startContainer hook \/bin\/sh: killed by signal 31 \(bad system call\)/);
+});
