@@ -75,8 +75,10 @@ int console_setup(int sock, unsigned short width, unsigned short height, unsigne
 		snprintf(err, errlen, "opening the pty's peer: %s", strerror(errno));
 		return -1;
 	}
-	/* The process may run as another user: its terminal must be its own, as with runc. */
-	if (fchown(peer, uid, gid) < 0 && errno != EINVAL && errno != EPERM) {
+	/* The process may run as another user: its terminal must be its own, as with runc. The group stays devpts'
+	 * (gid=5, tty, when the spec mounts it so), as runc leaves it. */
+	(void)gid;
+	if (fchown(peer, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM) {
 		snprintf(err, errlen, "chown of the pty: %s", strerror(errno));
 		return -1;
 	}

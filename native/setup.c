@@ -220,6 +220,11 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 	close(sync_fd);
 	struct exec_plan exec;
 	collect_exec(plan, &exec);
+	/* In a new user namespace, become its root (as runc's nsexec does): what we create (mount points on a tmpfs
+	 * of the namespace, devices) must belong to an id mapped there, else the kernel says EOVERFLOW. */
+	for (int i = 0; i < plan->count; i++)
+		if (!strcmp(plan->records[i].tag, "uidmap") && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+			fail("becoming root of the new user namespace (are uid and gid 0 mapped?): %s", strerror(errno));
 	for (int i = 0; i < plan->count; i++)
 		apply_early(&plan->records[i]);
 

@@ -1,7 +1,7 @@
 // The container lifecycle of berth's own OCI runtime: create, start, state, kill, delete, run. Planning is in
 // runtimes/oci; the process work is done by native/berth-init. Callable without the CLI.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -106,7 +106,13 @@ export class Runtime {
       const cloneInto = spec.linux?.namespaces?.some((ns) => ns.type === 'user' && ns.path) ? undefined : cgroup.paths[''];
       if (cloneInto) bornIn.add(cloneInto);
       const execFifo = mode === 'create' ? this.store.execFifo(id) : undefined;
-      if (execFifo) sysAddon().mkfifo(execFifo, 0o600);
+      if (execFifo) {
+        sysAddon().mkfifo(execFifo, 0o600);
+        // The init opens it as the root of its user namespace (as runc's, chowned to that root's host ids).
+        const hostRoot = (maps?: { containerID: number; hostID: number; size: number }[]) => maps?.find((m) => m.containerID === 0)?.hostID;
+        const newUserns = spec.linux?.namespaces?.some((ns) => ns.type === 'user' && !ns.path);
+        if (newUserns) chownSync(execFifo, hostRoot(spec.linux?.uidMappings) ?? 0, hostRoot(spec.linux?.gidMappings) ?? 0);
+      }
       const planPath = join(dir, 'plan');
       const hookStateFiles: [string, string] = [join(dir, 'hook-state-creating.json'), join(dir, 'hook-state-created.json')];
       // A seccomp agent gets the process state with the listener fd: written once the pid is known.

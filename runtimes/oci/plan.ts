@@ -132,7 +132,7 @@ export function buildPlan(input: PlanInput): Buffer {
   const userns = namespaces.some((ns) => ns.type === 'user' && !ns.path);
   // Records the C side performs at the end, once the root is in place (see addMount).
   const late = new PlanWriter();
-  (spec.mounts ?? []).forEach((m, i) => addMount(plan, m, i, input.cgroup, userns, late));
+  (spec.mounts ?? []).forEach((m, i) => addMount(plan, m, i, input.cgroup, userns, late, linux.gidMappings));
   if ((spec.mounts ?? []).some((m) => posix.normalize(m.destination) === '/dev')) addDefaultDevices(plan);
   for (const d of linux.devices ?? []) {
     plan.add('mkdev', d.path, d.type === 'u' ? 'c' : d.type, d.major ?? 0, d.minor ?? 0, (d.fileMode ?? 0o666).toString(8), d.uid ?? 0, d.gid ?? 0);
@@ -219,7 +219,8 @@ function addProcess(plan: PlanWriter, process: Process, preserveFds?: number, se
   plan.add('args', ...process.args!);
 }
 
-function addMount(plan: PlanWriter, m: Mount, i: number, cgroup: CgroupManager, userns: boolean, late: PlanWriter): void {
+function addMount(plan: PlanWriter, m: Mount, i: number, cgroup: CgroupManager, userns: boolean, late: PlanWriter,
+  gidMappings: { containerID: number; size: number }[] = []): void {
   const dest = posix.normalize(m.destination);
   const field = `config.json: mounts[${i}] (${dest})`;
   const { flags, propagation, data, attrSet, attrClr, tmpcopyup } = parseMountOptions(m.options);
@@ -235,6 +236,13 @@ function addMount(plan: PlanWriter, m: Mount, i: number, cgroup: CgroupManager, 
   // place (the devices in /dev, submounts such as /dev/pts), as runc does. So are its recursive attributes.
   const delayed = Boolean(flags & MS.RDONLY) && (type === 'tmpfs' || dest === '/dev');
   const mountFlags = delayed ? flags & ~MS.RDONLY : flags;
+  // devpts refuses a gid= its user namespace does not map (EINVAL): such a gid is left out, so new ptys belong to
+  // their opener's group (crun does the same; runc fails).
+  if (type === 'devpts' && userns) {
+    const mapped = (gid: number) => gidMappings.some((g) => gid >= g.containerID && gid < g.containerID + g.size);
+    const kept = data.filter((d) => !/^gid=\d+$/.test(d) || mapped(Number(d.slice(4))));
+    data.splice(0, data.length, ...kept);
+  }
   const attrs = () => { if ((attrSet || attrClr) && !delayed) plan.add('mountattr', dest, attrSet, attrClr); };
   if (delayed) late.add('remountro', dest, flags & (MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOATIME | MS.NODIRATIME | MS.RELATIME | MS.STRICTATIME), attrSet, attrClr);
   if (type === 'cgroup' || type === 'cgroup2') {

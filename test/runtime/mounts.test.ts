@@ -3,8 +3,8 @@
 // data, tmpcopyup, destinations behind symlinks (resolved inside the root), and a read-only /dev with submounts.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { runEach, scriptBundle, type Way } from './observe.ts';
 
@@ -114,4 +114,29 @@ test.serial('a read-only /dev with submounts (pts, shm, mqueue) under it, as run
   });
   const seen = await runEach(t, ALL, bundle);
   for (const way of ALL) t.deepEqual([seen[way].status, seen[way].stdout], [0, 'dev read-only\n/dev/null\n/dev/pts/ptmx\nhi\nro\n'], way);
+});
+
+/** A bundle whose container root is host uid 100000: its directories must be open to that user. */
+function usernsBundle(t: Parameters<typeof tempDir>[0], script: string, size: number) {
+  const bundle = scriptBundle(t, script, userns(size));
+  chmodSync(dirname(bundle.dir), 0o755);
+  return bundle;
+}
+
+const userns = (size: number) => (s: any) => {
+  s.linux.namespaces.push({ type: 'user' });
+  s.linux.uidMappings = [{ containerID: 0, hostID: 100000, size }];
+  s.linux.gidMappings = [{ containerID: 0, hostID: 100000, size }];
+};
+
+test.serial('a user namespace with the default mounts: mount points are made as its root (no EOVERFLOW), devpts keeps gid=5 (host 100005 in mountinfo), as runc', async (t) => {
+  const bundle = usernsBundle(t, 'id -u; id -g; grep " /dev/pts " /proc/self/mountinfo | grep -o "gid=[0-9]*"; ls -d /dev/shm /dev/mqueue', 65536);
+  const seen = await runEach(t, ALL, bundle);
+  for (const way of ALL) t.deepEqual([seen[way].status, seen[way].stdout], [0, '0\n0\ngid=100005\n/dev/mqueue\n/dev/shm\n'], way);
+});
+
+test.serial('a user namespace that does not map gid 5: devpts is mounted without gid=5 (runc fails on it)', async (t) => {
+  const bundle = usernsBundle(t, 'grep " /dev/pts " /proc/self/mountinfo | grep -c "gid=5"; ls -d /dev/pts/ptmx', 1);
+  const seen = await runEach(t, OURS, bundle);
+  for (const way of OURS) t.deepEqual([seen[way].stdout, seen[way].status], ['0\n/dev/pts/ptmx\n', 0], way);
 });
