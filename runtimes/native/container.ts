@@ -37,6 +37,8 @@ export interface CreateOptions {
   consoleSize?: { width: number; height: number };
   /** Told what the caller may want to know but that does not stop the create (runc logs these as warnings). */
   onWarning?: (message: string) => void;
+  /** Told each step of the setup (runc's --debug lines name the same steps). */
+  onDebug?: (message: string) => void;
 }
 
 export interface ExecOptions {
@@ -46,6 +48,7 @@ export interface ExecOptions {
   ignorePaused?: boolean;
   /** Existing sub-cgroups to join, by controller ('' for every controller), relative to the container's. */
   subCgroups?: ReadonlyMap<string, string>;
+  onDebug?: (message: string) => void;
 }
 
 export class Runtime {
@@ -131,9 +134,11 @@ export class Runtime {
       }));
 
       init = opts.monitor ? monitoredInit(planPath, opts.monitor, pidFile!, spare) : spawnInit(planPath, opts.preserveFds ?? 0);
+      opts.onDebug?.(`nsexec container setup: berth-init runs the plan ${planPath}`);
       const { sync, next, exited } = init;
       const first = await next();
       pid = Number(first.replace(/^pid /, ''));
+      opts.onDebug?.(`child process in init(): pid ${pid}, in the container's namespaces`);
       const record: ContainerRecord = {
         id, bundle, rootfs, pid, pidStartTime: processStartTime(pid) ?? '', cgroupsPath, created: new Date().toISOString(),
         annotations: spec.annotations, ociVersion: spec.ociVersion,
@@ -151,6 +156,7 @@ export class Runtime {
       if (!proceed) sync.write('g');
       const ready = await next();
       if (ready !== 'ready') throw errInternal(`berth-init: unexpected report ${JSON.stringify(ready)}`);
+      opts.onDebug?.('init: closing the pipe to signal completion (the container is set up)');
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
       if (mode === 'run') await runHooks('poststart', spec.hooks?.poststart, toState(record, 'running')).catch(warn);
       else sync.destroy();
@@ -190,14 +196,17 @@ export class Runtime {
     const monitorPidFile = `${planPath}.pid`;
     const init = opts.monitor ? monitoredInit(planPath, opts.monitor, monitorPidFile) : spawnInit(planPath, opts.preserveFds ?? 0);
     if (init.monitored) opts.onMonitor?.(init.monitored);
+    opts.onDebug?.(`nsexec container setup: berth-init joins the container of pid ${record.pid}`);
     try {
       const pid = Number((await init.next()).replace(/^pid /, ''));
+      opts.onDebug?.(`child process in init(): pid ${pid}, in the container's namespaces`);
       if (opts.monitor) writeAtomically(monitorPidFile, String(pid));
       if (joinDirs) for (const dir of joinDirs) joinCgroup(dir, pid);
       else cgroup.addProcess(pid);
       if (seccompStateFile) writeFileSync(seccompStateFile, containerProcessState(seccomp!, pid, toState(record, 'running')));
       init.sync.write('g');
       if ((await init.next()) !== 'ready') throw errInternal('berth-init: unexpected report during exec');
+      opts.onDebug?.(`setns_init: about to exec ${proc.args?.[0] ?? ''}`);
       if (opts.pidFile) writeAtomically(opts.pidFile, String(pid));
       if (opts.monitor) { await init.monitored!.pid; init.sync.destroy(); return pid; }
       if (opts.detach) { init.sync.destroy(); return undefined; }

@@ -107,6 +107,10 @@ test('--debug logs debug lines (to --log when given, not to stderr)', (t) => {
   const r = rt(['--debug', 'exec', id, 'true']);
   t.is(r.status, 0, r.stderr);
   t.regex(r.stderr, /level=debug/);
+  // The steps runc's --debug names (its test suite looks for them), at ours.
+  for (const step of [/nsexec container setup/, /child process in init\(\)/, /setns_init: about to exec/]) t.regex(r.stderr, step);
+  const run = rt(['--debug', 'run', '--bundle', makeBundle(join(tempDir(t), 'b'), { args: ['true'] }).dir, uniqueId('debug')]);
+  for (const step of [/nsexec container setup/, /child process in init\(\)/, /init: closing the pipe to signal completion/]) t.regex(run.stderr, step);
   const log = join(tempDir(t), 'log.out');
   const logged = rt(['--debug', '--log', log, 'exec', id, 'true']);
   t.notRegex(logged.stderr, /level=debug/);

@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   const bundle = str(flags, 'bundle') || '.';
   const createOpts = {
     bundle, pidFile: str(flags, 'pid-file'), noPivot: !!flags['no-pivot'], preserveFds: intFlag(flags, 'preserve-fds') ?? 0,
-    consoleSocket: str(flags, 'console-socket'), onWarning: warn,
+    consoleSocket: str(flags, 'console-socket'), onWarning: warn, ...(globals.debug ? { onDebug: debug } : {}),
   };
   switch (verb) {
     case 'create':
@@ -132,7 +132,7 @@ async function exec(runtime: Runtime, id: string, command: string[], flags: Retu
   const proc = execProcess(flags, command, record.bundle);
   const opts = {
     pidFile: str(flags, 'pid-file'), preserveFds: intFlag(flags, 'preserve-fds') ?? 0, ignorePaused: !!flags['ignore-paused'],
-    subCgroups: subCgroupPaths(list(flags, 'cgroup')),
+    subCgroups: subCgroupPaths(list(flags, 'cgroup')), onDebug: debug,
   };
   if (proc.terminal && !str(flags, 'console-socket') && !flags.detach) return execWithTerminal(runtime, id, proc, opts);
   const status = await runtime.exec(id, proc, { ...opts, detach: !!flags.detach, consoleSocket: str(flags, 'console-socket') });
