@@ -29,7 +29,7 @@ export function emulateDeviceRules(rules: LinuxDeviceCgroup[]): DeviceRuleSet {
       return;
     }
     const major = rule.major ?? -1, minor = rule.minor ?? -1;
-    const access = new Set(rule.access || ORDER);
+    const access = new Set([...(rule.access || ORDER)].filter((c) => ORDER.includes(c)));
     const key = keyOf(type, major, minor);
     // An exception is added when the rule goes against the default, and taken away when it goes with it.
     if (rule.allow !== defaultAllow) {

@@ -2,7 +2,7 @@
 // /sys/fs/cgroup/unified) that processes also join. Resources whose controller lives only in cgroup2 here
 // (hugetlb, rdma, `unified` keys) are written there.
 import { existsSync } from 'node:fs';
-import { errInvalidArgument } from '../../api/errdefs.ts';
+import { errFailedPrecondition } from '../../api/errdefs.ts';
 import { removeDirs } from './common.ts';
 import { removeCgroupDirs } from './files.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
@@ -52,7 +52,7 @@ export class HybridCgroup extends V1Cgroup {
     for (const key of Object.keys(resources.unified ?? {})) {
       const controller = key.split('.')[0]!;
       if (this.dirs.has(controller)) {
-        throw errInvalidArgument(`invalid configuration: unified.${key}: the ${controller} controller is a cgroup v1 hierarchy on this host`);
+        throw errFailedPrecondition(`invalid configuration: unified.${key}: the ${controller} controller is a cgroup v1 hierarchy on this host`);
       }
     }
     const { v1, v2 } = routeResources(resources, this.dirs);

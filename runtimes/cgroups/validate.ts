@@ -123,6 +123,7 @@ export function validateResources(r: LinuxResources): void {
     if (d.type !== undefined && !['a', 'b', 'c'].includes(d.type)) bad(`devices[${i}].type`, d.type, 'one of "a", "b", "c"');
     int(`devices[${i}].major`, d.major, -1);
     int(`devices[${i}].minor`, d.minor, -1);
-    if (d.access !== undefined && !/^[rwm]{0,3}$/.test(d.access)) bad(`devices[${i}].access`, d.access, 'letters from "rwm"');
+    // Letters other than r, w and m are ignored, as runc's device rules ignore them ("rwa" is "rw").
+    if (d.access !== undefined && typeof d.access !== 'string') bad(`devices[${i}].access`, d.access, 'a string of letters from "rwm"');
   });
 }

@@ -65,7 +65,6 @@ const invalid: Array<[string, LinuxResources, RegExp]> = [
   ['negative throttle rate', { blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: -1 }] } }, /throttleReadBpsDevice\[0\]\.rate/],
   ['bad hugepage size', { hugepageLimits: [{ pageSize: '2M', limit: 0 }] }, /hugepageLimits\[0\]\.pageSize/],
   ['bad device type', { devices: [{ allow: true, type: 'x' }] }, /devices\[0\]\.type/],
-  ['bad device access', { devices: [{ allow: true, access: 'rwx' }] }, /devices\[0\]\.access/],
   ['malformed unified key', { unified: { '../memory.max': '1' } }, /unified/],
   ['unified cgroup.procs', { unified: { 'cgroup.procs': '1' } }, /managed by the runtime/],
 ];

@@ -365,3 +365,19 @@ test('unified resources of a controller mounted as cgroup v1 are an invalid conf
   t.is(r.status, 1);
   t.regex(logMessages(r.stderr), /invalid configuration/);
 });
+
+test('device rule access letters other than r, w and m are ignored, as runc does ("rwa" is "rw")', (t) => {
+  const rt = berth(t);
+  const id = uniqueId('rwa');
+  const bundle = makeBundle(join(tempDir(t), 'b'), {
+    args: ['sh', '-c', 'head -c 1 /dev/kmsg 2>/dev/null && echo read-kmsg; echo ok > /dev/null && echo null-ok'],
+    edit: (s) => {
+      s.linux.cgroupsPath = `/${PARENT}/${id}`;
+      s.linux.resources.devices = [{ allow: false, access: 'rwm' }, { allow: false, type: 'c', major: 1, minor: 11, access: 'rwa' }];
+      s.linux.devices = [{ path: '/dev/kmsg', type: 'c', major: 1, minor: 11 }];
+    },
+  });
+  const r = rt(['run', '--bundle', bundle.dir, id]);
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout, 'null-ok\n');
+});
