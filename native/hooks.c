@@ -128,9 +128,9 @@ static int run_one(struct record *r, const char *state, char *err, size_t errlen
 		char name[64];
 		snprintf(name, sizeof name, "%s", strsignal(WTERMSIG(status)));
 		name[0] = (char)tolower((unsigned char)name[0]);
-		snprintf(err, errlen, "error running %s hook %s: killed by signal %d (%s)%s%s", kind, path, WTERMSIG(status), name, *msg ? ": " : "", msg);
+		snprintf(err, errlen, "error running hook: %s hook %s killed by signal %d (%s)%s%s", kind, path, WTERMSIG(status), name, *msg ? ": " : "", msg);
 	} else
-		snprintf(err, errlen, "error running %s hook %s exited with status %d%s%s", kind, path, WEXITSTATUS(status), *msg ? ": " : "", msg);
+		snprintf(err, errlen, "error running hook: %s hook %s exited with status %d%s%s", kind, path, WEXITSTATUS(status), *msg ? ": " : "", msg);
 	return -1;
 }
 

@@ -149,5 +149,5 @@ test('a startContainer hook runs under the filter with no fd of ours: not the li
   });
   const r = berthRunc(runtimeRoot(t), ['run', '--bundle', bundle.dir, uniqueId('ntfh')]);
   t.not(r.status, 0);
-  t.regex(r.stderr, /error running startContainer hook \/bin\/sh exited with status 9: 0\n1\n2\n3\nmkdir: can't create directory '\/dev\/shm\/h': Disk quota exceeded/);
+  t.regex(r.stderr, /error running hook: startContainer hook \/bin\/sh exited with status 9: 0\n1\n2\n3\nmkdir: can't create directory '\/dev\/shm\/h': Disk quota exceeded/);
 });

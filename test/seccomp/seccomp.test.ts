@@ -176,5 +176,5 @@ test('a startContainer hook runs under the container\'s filter: killed by it, th
   });
   const r = berthRunc(root, ['run', '--bundle', bundle.dir, uniqueId('hk')]);
   t.not(r.status, 0);
-  t.regex(r.stderr, /error running startContainer hook \/bin\/sh: killed by signal 31 \(bad system call\)/);
+  t.regex(r.stderr, /error running hook: startContainer hook \/bin\/sh killed by signal 31 \(bad system call\)/);
 });
