@@ -9,6 +9,7 @@
 #include "console.h"
 #include "init.h"
 #include "plan.h"
+#include "rootfs.h"
 #include "seccomp_agent.h"
 #include "setup.h"
 
@@ -236,6 +237,14 @@ int init_main(const char *plan_path, int sync)
 		if (fd < 0 || dprintf(fd, "%d %s %s\n%d %s %s\n", CLOCK_MONOTONIC, r->argv[0], r->argv[1], CLOCK_BOOTTIME, r->argv[2], r->argv[3]) < 0)
 			die_to(sync, "setting the time namespace offsets: %s", strerror(errno));
 		close(fd);
+	}
+	/* --no-pivot: hide the host's proc and sysfs in a mount namespace of our own that the container's copies. */
+	const char *pivot = find_arg(&plan, "pivot"), *rootfs = find_arg(&plan, "rootfs");
+	if (rootfs && pivot && !strcmp(pivot, "0")) {
+		if (unshare(CLONE_NEWNS) < 0)
+			die_to(sync, "--no-pivot: a mount namespace for the runtime: %s", strerror(errno));
+		if (cover_host_pseudofs(rootfs, err, sizeof err) < 0)
+			die_to(sync, "--no-pivot: %s", err);
 	}
 	int go[2], report[2];
 	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)

@@ -406,3 +406,60 @@ int prepare_rootfs(struct plan *plan)
 		fail("remounting the root read-only: %s", strerror(errno));
 	return fifo;
 }
+
+/* Unescapes a mountinfo field (\040 and the like) in place. */
+static void unescape_octal(char *s)
+{
+	char *out = s;
+	for (char *in = s; *in; in++) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '7' && in[2] && in[3]) {
+			*out++ = (char)(((in[1] - '0') << 6) | ((in[2] - '0') << 3) | (in[3] - '0'));
+			in += 3;
+		} else {
+			*out++ = *in;
+		}
+	}
+	*out = '\0';
+}
+
+int cover_host_pseudofs(const char *rootfs, char *err, size_t errlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f) {
+		snprintf(err, errlen, "reading /proc/self/mountinfo: %s", strerror(errno));
+		return -1;
+	}
+	char line[8192];
+	size_t rootlen = strlen(rootfs);
+	char points[64][1024];
+	int n = 0;
+	while (n < 64 && fgets(line, sizeof line, f)) {
+		/* id parent major:minor root mountpoint options [optional fields] - fstype source superoptions */
+		char *fields[6], *save = NULL, *tok = strtok_r(line, " ", &save);
+		int i = 0;
+		for (; tok && i < 6; tok = strtok_r(NULL, " ", &save))
+			fields[i++] = tok;
+		char *dash = tok;
+		while (dash && strcmp(dash, "-"))
+			dash = strtok_r(NULL, " ", &save);
+		char *fstype = dash ? strtok_r(NULL, " ", &save) : NULL;
+		if (i < 6 || !fstype || strcmp(fields[3], "/") || (strcmp(fstype, "proc") && strcmp(fstype, "sysfs")))
+			continue;
+		unescape_octal(fields[4]);
+		if (!strncmp(fields[4], rootfs, rootlen) && (fields[4][rootlen] == '/' || !fields[4][rootlen]))
+			continue;
+		snprintf(points[n++], sizeof points[0], "%s/%s", strcmp(fields[4], "/") ? fields[4] : "", strcmp(fstype, "proc") ? "kernel" : "sys");
+	}
+	fclose(f);
+	if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+		snprintf(err, errlen, "making / a slave before hiding the host's proc and sysfs: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (mount("tmpfs", points[i], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,mode=000") < 0 && errno != ENOENT) {
+			snprintf(err, errlen, "hiding %s from the container: %s", points[i], strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}

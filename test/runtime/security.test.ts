@@ -81,3 +81,28 @@ test.serial('hooks: startContainer runs under the container\'s seccomp filter, c
   const seen = await runEach(t, ['runc', 'berth-runc', 'fast'], bundle);
   for (const way of ['runc', 'berth-runc', 'fast'] as const) t.deepEqual([seen[way].status, seen[way].stdout], [0, 'mkdir-filtered\ncreated-in-root\n'], way);
 });
+
+// --no-pivot leaves the host's root below the container's: a full proc or sysfs visible there would let a user
+// namespace mount a fresh (unmasked) one.
+test.serial('--no-pivot: a user namespace made inside the container cannot mount a fresh proc, as with runc', async (t) => {
+  const bundle = scriptBundle(t, 'mkdir -p /tmp/p; unshare -mrpf sh -c "mount -t proc proc /tmp/p && echo mounted || echo refused"', (s) => {
+    s.root.readonly = false;
+    // Mapping root in the new user namespace needs CAP_SETFCAP (runc's bats test adds it the same way).
+    for (const set of ['bounding', 'permitted', 'effective']) s.process.capabilities[set].push('CAP_SETFCAP');
+  });
+  const seen = await runEach(t, ['runc', 'berth-runc', 'fast'], bundle, { noPivot: true });
+  for (const way of ['runc', 'berth-runc', 'fast'] as const) t.deepEqual([seen[way].status, seen[way].stdout.trim().split('\n').pop()], [0, 'refused'], way);
+});
+
+test.serial('--no-pivot with a user namespace of its own is refused, saying why', async (t) => {
+  const bundle = scriptBundle(t, 'true', (s) => {
+    s.linux.namespaces.push({ type: 'user' });
+    s.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  });
+  const seen = await runEach(t, ['berth-runc', 'fast'], bundle, { noPivot: true });
+  for (const way of ['berth-runc', 'fast'] as const) {
+    t.not(seen[way].status, 0, way);
+    t.regex(seen[way].stderr, /--no-pivot with a new user namespace is not supported/, way);
+  }
+});
