@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 export function signalNumber(signal: number | string): number {
   if (typeof signal === 'number') {
-    if (Number.isInteger(signal) && signal > 0 && signal < 65) return signal;
+    if (Number.isInteger(signal) && signal >= 0 && signal < 65) return signal;
     throw errInvalidArgument(`signal ${signal}: not a valid signal number`);
   }
   if (/^\d+$/.test(signal)) return signalNumber(Number(signal));

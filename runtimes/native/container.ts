@@ -365,8 +365,9 @@ function withDefaultDevices(resources: LinuxResources | undefined, devices: Devi
 
 export function parseSignal(signal: string | number): number {
   if (typeof signal === 'number' || /^\d+$/.test(signal)) {
+    // 0 checks for existence without signalling, as runc passes it through.
     const n = Number(signal);
-    if (n > 0 && n < 65) return n;
+    if (n >= 0 && n < 65) return n;
   } else {
     const name = (signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`) as keyof typeof constants.signals;
     const n = constants.signals[name];

@@ -133,6 +133,7 @@ test('exit statuses match runc: missing containers, forced deletes, kill --all o
     seen.push(['run --keep', rt(['run', '--keep', '--bundle', bundle.dir, id]).status, JSON.parse(rt(['state', id]).stdout).status]);
     seen.push(['kill stopped', rt(['kill', id, 'KILL']).status]);
     seen.push(['kill --all stopped', rt(['kill', '--all', id, 'KILL']).status]);
+    seen.push(['kill -a stopped 0', rt(['kill', '-a', id, '0']).status]);
     seen.push(['exec stopped', rt(['exec', id, 'true']).status]);
     seen.push(['delete stopped', rt(['delete', id]).status]);
     observed[name] = seen;
