@@ -25,8 +25,8 @@ const withTerminal = (spec: Json) => {
 };
 
 /** create --console-socket under berth-monitor, start, type a line, resize, collect the screen and status. */
-async function runWithPty(bin: string[], root: string, dir: string, script: string): Promise<{ status: number; screen: string }> {
-  makeBundle(dir, { args: ['sh', '-c', script], edit: withTerminal });
+async function runWithPty(bin: string[], root: string, dir: string, script: string, edit?: (s: Json) => void): Promise<{ status: number; screen: string }> {
+  makeBundle(dir, { args: ['sh', '-c', script], edit: (s) => { withTerminal(s); edit?.(s); } });
   const id = uniqueId('tty');
   const cons = consolePaths(dir, 'init');
   const [stdin, stdout, pidFile] = [join(dir, 'in'), join(dir, 'out'), join(dir, 'pid')];
@@ -69,6 +69,19 @@ test.serial('create --console-socket: the same pty through runc and berth-runc',
     screens[name] = screen;
   }
   t.regex(screens.runc!, /^\/dev\/pts\/0\r\n33 111\r\nall-stdio-on-the-tty\r\ntype-now\r\ntyped line\r\ngot:typed line\r\nresize-now\r\n50 120\r\n$/);
+  t.is(screens['berth-runc'], screens.runc);
+});
+
+test.serial('the pty belongs to the process\'s user and keeps devpts\' group (tty, gid=5), as runc', async (t) => {
+  const screens: Record<string, string> = {};
+  for (const [name, bin] of RUNTIMES) {
+    const root = join(tempDir(t, `ttyo-${name}-`), 'root');
+    const script = 'stat -c "%u %g" $(tty); echo type-now; read line; echo resize-now';
+    const { status, screen } = await runWithPty(bin, root, tempDir(t, `ttyo-bundle-${name}-`), script, (s) => { s.process.user = { uid: 1000, gid: 1000 }; });
+    t.is(status, 0, `${name}: ${screen}`);
+    screens[name] = screen;
+  }
+  t.regex(screens.runc!, /^1000 5\r\n/);
   t.is(screens['berth-runc'], screens.runc);
 });
 
