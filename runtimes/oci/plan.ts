@@ -130,9 +130,9 @@ export function buildPlan(input: PlanInput): Buffer {
   // Without pivot_root the host's root stays below the container's, and berth hides its proc and sysfs from
   // user namespaces by covers made before the container's namespaces (native/rootfs.c cover_host_pseudofs). A
   // container with a user namespace of its own could not mount its own proc under those covers, and without
-  // them it could mount a fresh, unmasked one: refused rather than left open.
-  if (input.noPivot && namespaces.some((ns) => ns.type === 'user' && !ns.path)) {
-    throw errNotImplemented('--no-pivot with a new user namespace is not supported (the host\'s proc would stay mountable): use pivot_root');
+  // them it could mount a fresh, unmasked one: refused rather than left open (a joined one the same).
+  if (input.noPivot && namespaces.some((ns) => ns.type === 'user')) {
+    throw errNotImplemented('--no-pivot with a user namespace is not supported (the host\'s proc would stay mountable): use pivot_root');
   }
   plan.add('pivot', input.noPivot ? 0 : 1);
 

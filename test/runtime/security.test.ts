@@ -103,6 +103,6 @@ test.serial('--no-pivot with a user namespace of its own is refused, saying why'
   const seen = await runEach(t, ['berth-runc', 'fast'], bundle, { noPivot: true });
   for (const way of ['berth-runc', 'fast'] as const) {
     t.not(seen[way].status, 0, way);
-    t.regex(seen[way].stderr, /--no-pivot with a new user namespace is not supported/, way);
+    t.regex(seen[way].stderr, /--no-pivot with a user namespace is not supported/, way);
   }
 });
