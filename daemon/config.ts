@@ -23,6 +23,9 @@ export interface DaemonConfig {
   metricsAddress: string;
   /** Runtime names served by another shim (daemon/runtime/runtime-map.ts). */
   runtimes: Record<string, RuntimeMapping>;
+  /** The config file read ('' for none): runtime classes and the policy come from it, and are re-read on SIGHUP
+   * (daemon/policy/). */
+  configFile: string;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -36,6 +39,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   shimGroup: 'namespace',
   metricsAddress: '',
   runtimes: {},
+  configFile: '',
 };
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);

@@ -1,5 +1,6 @@
 // berthd's command line, as containerd's: -c/--config, -a/--address, --root, --state, -l/--log-level.
 // SIGINT/SIGTERM stop it cleanly.
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BerthError } from '../api/errdefs.ts';
 import { checkLevel, DEFAULT_CONFIG, finishConfig, loadConfigFile, type DaemonConfig } from './config.ts';
@@ -32,8 +33,9 @@ function config(argv: string[]): DaemonConfig | undefined {
   });
   if (values.help) { console.log(USAGE); return undefined; }
   if (values.version) { console.log(`berthd ${BERTH_VERSION}`); return undefined; }
-  const file = loadConfigFile(values.config ?? '/etc/berth/config.toml', values.config !== undefined);
-  const c: DaemonConfig = { ...DEFAULT_CONFIG, ...file };
+  const path = values.config ?? '/etc/berth/config.toml';
+  const file = loadConfigFile(path, values.config !== undefined);
+  const c: DaemonConfig = { ...DEFAULT_CONFIG, ...file, configFile: existsSync(path) ? path : '' };
   if (values.address) c.address = values.address;
   if (values.root) c.root = values.root;
   if (values.state) c.state = values.state;
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // Reloads the runtime classes and the policy; a bad new file keeps the policy in force (and says why).
+  process.on('SIGHUP', () => { daemon.ctx.policy.reload(); });
 }
 
 main().catch((err) => {

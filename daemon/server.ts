@@ -20,6 +20,7 @@ import { DaemonStats } from './metrics/stats.ts';
 import { MetadataDB } from './metadata/db.ts';
 import { registeredServices, type DaemonContext, type PluginInfo } from './services/service.ts';
 import { openSnapshotters } from './snapshotters.ts';
+import { PolicyHolder } from './policy/holder.ts';
 import './services/index.ts';
 import { socketAccepts } from '../api/unix-socket.ts';
 
@@ -59,6 +60,8 @@ export class Berthd {
       throw errFailedPrecondition(`another daemon is serving ${config.address}: stop it first or choose another --address`);
     }
     rmSync(config.address, { force: true });
+    // A bad policy stops berthd here, before anything serves.
+    const policy = new PolicyHolder(config.configFile, log);
 
     const plugins: PluginInfo[] = [];
     const content = await LocalContentStore.open(join(config.root, 'io.containerd.content.v1.content'));
@@ -87,7 +90,7 @@ export class Berthd {
     plugins.push({ type: 'io.containerd.runtime.v2', id: 'task', requires: ['io.containerd.metadata.v1'] });
     const defaultSnapshotter = config.snapshotters.find((n) => snapshotters[n]) ?? '';
     const stats = new DaemonStats();
-    const ctx: DaemonContext = { db, events, log, plugins, tasks, stats, defaultSnapshotter, scratch: join(config.root, 'tmpmounts'), uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
+    const ctx: DaemonContext = { db, events, log, plugins, tasks, policy, stats, defaultSnapshotter, scratch: join(config.root, 'tmpmounts'), uuid: serverUuid(config.root), root: config.root, state: config.state, publish };
     // Shims publish their events here (containerd.services.events.ttrpc.v1.Events/Forward).
     const ttrpc = new TtrpcServer().register('containerd.services.events.ttrpc.v1.Events', {
       Forward: (req) => {

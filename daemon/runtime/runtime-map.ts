@@ -65,19 +65,23 @@ export function parseRuntimeMappings(doc: Table): Record<string, RuntimeMapping>
       if (typeof entry.runtime_path !== 'string' || !entry.runtime_path.startsWith('/')) throw errInvalidArgument(`config: ${where}.runtime_path must be an absolute path, got ${JSON.stringify(entry.runtime_path)}`);
       mapping.runtimePath = entry.runtime_path;
     }
-    if (entry.options !== undefined) {
-      if (!table(entry.options)) throw errInvalidArgument(`config: [${where}.options] must be a table`);
-      mapping.options = {};
-      for (const [key, value] of Object.entries(entry.options)) {
-        const f = FIELDS[key];
-        if (!f) throw errInvalidArgument(`config: ${where}.options.${key} is not a ${RUNC_OPTIONS} field (BinaryName, Root, NoPivotRoot, SystemdCgroup, ...)`);
-        if (typeof value !== f.kind) throw errInvalidArgument(`config: ${where}.options.${key} must be a ${f.kind}, got ${JSON.stringify(value)}`);
-        mapping.options[f.field] = value as string | boolean | number;
-      }
-    }
+    if (entry.options !== undefined) mapping.options = parseRuncOptions(entry.options, where);
     const unknown = Object.keys(entry).filter((k) => !['runtime_type', 'runtime_path', 'options'].includes(k));
     if (unknown.length) throw errInvalidArgument(`config: ${where}: berth does not know ${unknown.join(', ')} (it reads runtime_type, runtime_path, options)`);
     out[name] = mapping;
+  }
+  return out;
+}
+
+/** A TOML table of containerd.runc.v1.Options (Go or proto field names), as protobufjs fields. */
+export function parseRuncOptions(options: unknown, where: string): Record<string, string | boolean | number> {
+  if (!table(options)) throw errInvalidArgument(`config: [${where}.options] must be a table`);
+  const out: Record<string, string | boolean | number> = {};
+  for (const [key, value] of Object.entries(options)) {
+    const f = FIELDS[key];
+    if (!f) throw errInvalidArgument(`config: ${where}.options.${key} is not a ${RUNC_OPTIONS} field (BinaryName, Root, NoPivotRoot, SystemdCgroup, ...)`);
+    if (typeof value !== f.kind) throw errInvalidArgument(`config: ${where}.options.${key} must be a ${f.kind}, got ${JSON.stringify(value)}`);
+    out[f.field] = value as string | boolean | number;
   }
   return out;
 }

@@ -1,10 +1,12 @@
 // containerd.services.containers.v1.Containers; publishes /containers/{create,update,delete}.
 import { namespaceOf, serverStream, unary } from '../../api/grpc.ts';
-import { errInvalidArgument } from '../../api/errdefs.ts';
+import { errFailedPrecondition, errInvalidArgument } from '../../api/errdefs.ts';
 import type { Any, Container } from '../metadata/types.ts';
 import type { NewContainer } from '../metadata/containers.ts';
 import { fieldPaths, toTimestamp } from './convert.ts';
-import { registerService } from './service.ts';
+import { registerService, type DaemonContext } from './service.ts';
+import { updateLabels } from '../../content/labels.ts';
+import { admitContainer, ISOLATION_LABEL } from '../policy/enforce.ts';
 
 const EV = 'containerd.events.';
 
@@ -37,6 +39,31 @@ function fromProto(m: Record<string, any> | null | undefined): NewContainer {
   };
 }
 
+/** An update is checked on the container it would make; its runtime cannot change (containerd's rule), so one the
+ * policy would upgrade is refused. The policy's label and forced spec go in with it. */
+async function admitUpdate(ctx: DaemonContext, ns: string, next: NewContainer, paths: string[] | undefined): Promise<{ container: NewContainer; paths: string[] | undefined }> {
+  const current = await ctx.db.containers.get(ns, next.id);
+  const touches = (f: string) => !paths?.length || paths.includes(f);
+  const candidate: NewContainer = {
+    ...current,
+    labels: paths?.length && !paths.some((p) => p === 'labels' || p.startsWith('labels.')) ? current.labels
+      : updateLabels(current.labels, next.labels ?? {}, paths?.filter((p) => p === 'labels' || p.startsWith('labels.'))),
+    image: touches('image') ? next.image : current.image,
+    ...(touches('spec') ? (next.spec ? { spec: next.spec } : {}) : (current.spec ? { spec: current.spec } : {})),
+  };
+  if (touches('spec') && !next.spec) delete candidate.spec;
+  const admitted = await admitContainer(ctx, ns, candidate, 'containers.update');
+  if (admitted.runtime.name !== current.runtime.name || !sameAny(admitted.runtime.options, current.runtime.options)) {
+    throw errFailedPrecondition(`policy: container ${next.id}: ${admitted.labels?.[ISOLATION_LABEL]} needs another runtime, and a container's runtime cannot change: create it again`);
+  }
+  const container = { ...next, labels: { ...next.labels, [ISOLATION_LABEL]: admitted.labels?.[ISOLATION_LABEL] ?? '' }, ...(admitted.spec ? { spec: admitted.spec } : {}) };
+  if (!paths?.length) return { container, paths };
+  const more = [`labels.${ISOLATION_LABEL}`, ...(admitted.spec !== candidate.spec ? ['spec'] : [])];
+  return { container, paths: [...new Set([...paths, ...more])] };
+}
+
+const sameAny = (a: Any | undefined, b: Any | undefined) => (a?.typeUrl ?? '') === (b?.typeUrl ?? '') && Buffer.from(a?.value ?? []).equals(Buffer.from(b?.value ?? []));
+
 registerService({
   name: 'containerd.services.containers.v1.Containers',
   plugin: { type: 'io.containerd.grpc.v1', id: 'containers' },
@@ -48,7 +75,7 @@ registerService({
     }),
     Create: unary(async (req, call) => {
       const ns = namespaceOf(call);
-      const c = await ctx.db.containers.create(ns, fromProto(req.container));
+      const c = await ctx.db.containers.create(ns, await admitContainer(ctx, ns, fromProto(req.container), 'containers.create'));
       ctx.publish(ns, '/containers/create', EV + 'ContainerCreate', {
         id: c.id, image: c.image, runtime: { name: c.runtime.name, ...(c.runtime.options ? { options: c.runtime.options } : {}) },
       });
@@ -56,7 +83,8 @@ registerService({
     }),
     Update: unary(async (req, call) => {
       const ns = namespaceOf(call);
-      const c = await ctx.db.containers.update(ns, fromProto(req.container), fieldPaths(req.updateMask));
+      const { container, paths } = await admitUpdate(ctx, ns, fromProto(req.container), fieldPaths(req.updateMask));
+      const c = await ctx.db.containers.update(ns, container, paths);
       ctx.publish(ns, '/containers/update', EV + 'ContainerUpdate', { id: c.id, image: c.image, labels: c.labels, snapshotKey: c.snapshotKey });
       return { container: containerToProto(c) };
     }),

@@ -6,6 +6,7 @@ import type { MetadataDB } from '../metadata/db.ts';
 import type { EventExchange } from '../events/exchange.ts';
 import type { TaskManager } from '../runtime/tasks.ts';
 import type { DaemonStats } from '../metrics/stats.ts';
+import type { PolicyHolder } from '../policy/holder.ts';
 import { LEASE_HEADER, type Metadata, type ServiceImplementation } from '../../api/grpc.ts';
 
 /** A plugin as Introspection.Plugins reports it (containerd's plugin types and ids). */
@@ -28,6 +29,8 @@ export interface DaemonContext {
   state: string;
   plugins: PluginInfo[];
   tasks: TaskManager;
+  /** Runtime classes and the trust policy every container passes (daemon/policy/). */
+  policy: PolicyHolder;
   /** What the metrics endpoint reports (pulls, unpacks); counted whether it is served or not. */
   stats: DaemonStats;
   /** The snapshotter used when a request names none. */

@@ -5,6 +5,7 @@ import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
 import { toTimestamp } from '../../api/proto.ts';
 import type { Mount } from '../../api/mount.ts';
 import { registerService } from './service.ts';
+import { admitContainer, checkExec } from '../policy/enforce.ts';
 
 const mountsOf = (list: any[] | undefined): Mount[] => (list ?? []).map((m) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
 
@@ -26,14 +27,18 @@ registerService({
         const ns = namespaceOf(call);
         if (!req.containerId) throw errInvalidArgument('task create: container_id is required');
         if (req.checkpoint?.digest) throw errNotImplemented('restoring a task from a checkpoint is not supported');
-        const container = await ctx.db.containers.get(ns, req.containerId);
+        // Checked again as it runs: the task's runtime options, or a policy reloaded since the record was made.
+        const recorded = await ctx.db.containers.get(ns, req.containerId);
+        const sent = req.options?.typeUrl ? { typeUrl: req.options.typeUrl, value: new Uint8Array(req.options.value ?? []) } : undefined;
+        const admitted = await admitContainer(ctx, ns, { ...recorded, runtime: { name: recorded.runtime.name, ...(sent ?? recorded.runtime.options ? { options: sent ?? recorded.runtime.options } : {}) } }, 'tasks.create');
+        const container = { ...recorded, runtime: admitted.runtime, ...(admitted.spec ? { spec: admitted.spec } : {}) } as typeof recorded;
         let rootfs = mountsOf(req.rootfs);
         if (rootfs.length === 0 && container.snapshotKey) {
           rootfs = await ctx.db.snapshotter(ns, container.snapshotter).mounts(container.snapshotKey);
         }
         const task = await tasks.create(ns, container, {
           rootfs, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal,
-          ...(req.options?.typeUrl ? { options: req.options } : {}),
+          ...(admitted.runtime.options ? { options: admitted.runtime.options } : {}),
         });
         return { containerId: task.id, pid: task.pid };
       }),
@@ -72,6 +77,8 @@ registerService({
       }),
       Exec: unary(async (req, call) => {
         if (!req.execId) throw errInvalidArgument('exec: exec_id is required');
+        const ns = namespaceOf(call);
+        checkExec(ctx, ns, (await ctx.db.containers.get(ns, req.containerId)).spec, req.execId, req.containerId, req.spec?.value);
         await tasks.call(taskOf(call, req.containerId), 'Exec', {
           id: req.containerId, execId: req.execId, terminal: req.terminal, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, spec: req.spec,
         });

@@ -1,0 +1,14 @@
+// The runtime classes berth knows without configuration, each probed on this host. runsc (gVisor) runs here with
+// no network stack of its own and the ptrace platform (runtimes/backends/cli.ts passes those flags).
+import { registerBuiltinClass, versionProbe, BERTH_SHIM } from './classes.ts';
+
+const base = { runtimeType: BERTH_SHIM, podAnnotations: [], containerAnnotations: [] };
+
+registerBuiltinClass({ ...base, name: 'fast', options: {}, isolation: 'container', probe: () => undefined });
+registerBuiltinClass({ ...base, name: 'runc', options: { binaryName: 'runc' }, isolation: 'container', probe: () => versionProbe('runc') });
+registerBuiltinClass({ ...base, name: 'crun', options: { binaryName: 'crun' }, isolation: 'container', probe: () => versionProbe('crun') });
+registerBuiltinClass({
+  ...base, name: 'gvisor', options: { binaryName: 'runsc' }, isolation: 'sandbox',
+  probe: () => versionProbe('runsc', ['--network=none', '--platform=ptrace', '--version']),
+});
+registerBuiltinClass({ ...base, name: 'vm', options: {}, isolation: 'vm', probe: () => 'not implemented yet (issue 16): berth has no VM backend' });

@@ -1,0 +1,268 @@
+// Runtime classes and the trust policy (daemon/policy/): classes probed on this host, rules parsed with their
+// line, and decisions enforced by a real berthd at Containers.Create/Update, Tasks.Create and Tasks.Exec, for
+// berth's API and Debian's ctr alike. The sandbox is checked from inside: the kernel an untrusted container sees.
+import test, { type ExecutionContext } from 'ava';
+import { execFile, execFileSync } from 'node:child_process';
+import { closeSync, constants as fsc, createReadStream, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { ApiClient } from '../../api/grpc-client.ts';
+import { packAny, unpackAny } from '../../api/proto.ts';
+import { loadPolicy } from '../../daemon/policy/holder.ts';
+import { defaultSpec } from '../helpers/bundle.ts';
+import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { keptLog, REPO, startDaemon, startDaemonProcess } from './helpers.ts';
+
+const run = promisify(execFile);
+const CONTAINERS = 'containerd.services.containers.v1.Containers';
+const TASKS = 'containerd.services.tasks.v1.Tasks';
+const NAMESPACES = 'containerd.services.namespaces.v1.Namespaces';
+const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
+const uid = () => `p${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const HOST_KERNEL = readFileSync('/proc/version', 'utf8');
+
+function configFile(t: ExecutionContext, text: string): string {
+  const path = join(tempDir(t), 'config.toml');
+  writeFileSync(path, text);
+  return path;
+}
+
+function readAll(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    createReadStream(path, { encoding: 'utf8' }).on('data', (d) => { out += d; }).on('end', () => resolve(out)).on('error', reject);
+  });
+}
+
+function fifo(t: ExecutionContext, name: string) {
+  const path = join(tempDir(t), name);
+  execFileSync('mkfifo', [path]);
+  t.teardown(() => { try { closeSync(openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK)); } catch { /* gone */ } });
+  return { path, output: readAll(path) };
+}
+
+interface CreateOptions { binary?: string; runtime?: string; labels?: Record<string, string>; image?: string; edit?: (spec: any) => void }
+
+async function createContainer(c: ApiClient, ns: string, id: string, args: string[], o: CreateOptions = {}) {
+  const spec = defaultSpec(args);
+  spec.linux.cgroupsPath = `/berth-policy-test/${ns}-${id}`;
+  o.edit?.(spec);
+  const options = o.binary ? packAny('containerd.runc.v1.Options', { binaryName: o.binary }) : undefined;
+  return (await c.call(CONTAINERS, 'Create', { container: {
+    id, labels: o.labels ?? {}, image: o.image ?? '', runtime: { name: o.runtime ?? 'io.containerd.berth.v2', ...(options ? { options } : {}) },
+    spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(spec)) },
+  } })).container;
+}
+
+/** Runs the container's task to its end; its output and exit status. */
+async function runTask(t: ExecutionContext, c: ApiClient, id: string): Promise<{ output: string; status: number }> {
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const out = fifo(t, 'out');
+  await c.call(TASKS, 'Create', { containerId: id, stdout: out.path, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+  const waiting = c.call(TASKS, 'Wait', { containerId: id });
+  await c.call(TASKS, 'Start', { containerId: id });
+  const status = (await waiting).exitStatus as number;
+  await c.call(TASKS, 'Delete', { containerId: id });
+  return { output: await out.output, status };
+}
+
+const binaryOf = (container: any) => unpackAny(container.runtime.options).binaryName;
+
+test('runtime classes: the built-ins, each probed on this host; vm is unusable until issue 16', (t) => {
+  const p = loadPolicy('');
+  const classes = Object.fromEntries(p.classes.list().map((c) => [c.name, c]));
+  t.deepEqual(Object.keys(classes), ['fast', 'runc', 'crun', 'gvisor', 'vm']);
+  t.like(classes.fast, { isolation: 'container', unusable: undefined });
+  t.like(classes.runc, { isolation: 'container', unusable: undefined, options: { binaryName: 'runc' } });
+  t.like(classes.gvisor, { isolation: 'sandbox', unusable: undefined, options: { binaryName: 'runsc' } });
+  t.like(classes.vm, { isolation: 'vm' });
+  t.regex(classes.vm!.unusable!, /not implemented yet \(issue 16\)/);
+  t.is(p.classes.defaultClass, 'fast');
+  t.is(p.source, 'built-in default');
+  t.deepEqual(p.rules.map((r) => r.name), ['untrusted-namespace', 'untrusted-label', 'untrusted-workload-annotation']);
+});
+
+test('a configured class is probed too: a missing binary makes it unusable, and a policy may not name an unknown class', (t) => {
+  const p = loadPolicy(configFile(t, '[runtimes]\ndefault_runtime = "fast"\n[runtimes.nowhere]\nisolation = "sandbox"\n[runtimes.nowhere.options]\nBinaryName = "no-such-runtime-binary"\n'));
+  t.regex(p.classes.get('nowhere')!.unusable!, /no-such-runtime-binary is not installed/);
+  // The strongest usable sandbox is still gVisor, never the unusable class.
+  t.is(p.classes.strongestAtLeast('sandbox')?.name, 'gvisor');
+});
+
+test('a bad policy is refused naming the file, the line and the problem', (t) => {
+  const bad = (text: string, re: RegExp) => t.throws(() => loadPolicy(configFile(t, text)), { message: re });
+  bad('[[policy.rules]]\nname = "a"\naction = "require"\nisolation = "hypervisor"\n', /config\.toml:4: rule 1: \(a\) isolation must be one of container, sandbox, vm/);
+  bad('[[policy.rules]]\nname = "a"\naction = "allow"\n\n[[policy.rules]]\nname = "b"\nisolation = "sandbox"\nclass = "kata"\n', /config\.toml:8: rule 2: \(b\) class "kata" is not a runtime class/);
+  bad('[[policy.rules]]\nname = "a"\nisolation = "sandbox"\nclass = "runc"\n', /rule a requires isolation sandbox but names class runc, which gives container/);
+  bad('[[policy.rules]]\nname = "a"\naction = "allow"\n[policy.rules.match]\nnamespacez = ["x"]\n', /config\.toml:5: rule 1: \(a\) match\.namespacez is not something a rule matches on/);
+  bad('[[policy.rules]]\nname = "a"\naction = "allow"\nforbid = ["root"]\n', /config\.toml:4: .*forbid: "root" is not one of privileged/);
+  bad('[[policy.rules]]\nname = "a"\naction = "allow"\n[[policy.rules]]\nname = "a"\naction = "refuse"\n', /config\.toml:5: rule 2: a rule named a comes earlier/);
+  bad('[policy]\nrules = 3\n', /rules must be an array of tables/);
+  bad('[runtimes.x]\nisolation = "sandbox"\nbinary = "runsc"\n', /runtimes\.x: unknown key binary/);
+  bad('[runtimes]\ndefault_runtime = "nope"\n', /default_runtime "nope" is not a runtime class/);
+});
+
+test.serial('built-in default: an untrusted namespace asking for runc is upgraded to gVisor, and the container sees gVisor\'s kernel, not the host\'s', async (t) => {
+  const { log, entries } = keptLog();
+  const d = await startDaemon(t, {}, log);
+  const c = d.client('untrusted');
+  await d.client().call(NAMESPACES, 'Create', { namespace: { name: 'untrusted', labels: { 'berth.io/trust': 'untrusted' } } });
+  const sub = d.daemon.ctx.events.subscribe(['topic=="/policy/decision"']);
+  const id = uid();
+  const created = await createContainer(c, 'untrusted', id, ['/bin/sh', '-c', 'cat /proc/version; dmesg | head -3'], { binary: 'runc' });
+  t.is(created.runtime.name, 'io.containerd.berth.v2');
+  t.is(binaryOf(created), 'runsc');
+  t.is(created.labels['berth.io/isolation'], 'gvisor; rule=untrusted-namespace');
+  const { output, status } = await runTask(t, c, id);
+  t.is(status, 0, output);
+  const [version] = output.split('\n');
+  t.not(`${version}\n`, HOST_KERNEL, 'the container sees another kernel than the host\'s');
+  t.regex(output, /gVisor/i, 'gVisor\'s dmesg');
+  const ev = (await sub[Symbol.asyncIterator]().next()).value;
+  t.is(ev.topic, '/policy/decision');
+  t.like(unpackAny(ev.event), { containerId: id, operation: 'containers.create', verdict: 'upgrade', rule: 'untrusted-namespace', runtimeClass: 'gvisor', isolation: 'sandbox' });
+  t.true(entries().some((e) => e.msg === 'policy decision' && e.id === id && e.verdict === 'upgrade'));
+  sub.close();
+  // The same container in a trusted namespace runs as asked, on the host's kernel.
+  const trusted = d.client('trusted');
+  const id2 = uid();
+  const c2 = await createContainer(trusted, 'trusted', id2, ['/bin/cat', '/proc/version'], { binary: 'runc' });
+  t.is(binaryOf(c2), 'runc');
+  t.is(c2.labels['berth.io/isolation'], 'runc; rule=none');
+  t.is((await runTask(t, trusted, id2)).output, HOST_KERNEL);
+});
+
+test.serial('untrusted containers may not be privileged nor share the host\'s network; the error names the rule', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const untrusted = { 'berth.io/trust': 'untrusted' };
+  const privileged = await t.throwsAsync(createContainer(c, 'default', uid(), ['/bin/true'], {
+    labels: untrusted, edit: (s) => { for (const set of ['bounding', 'effective', 'permitted']) s.process.capabilities[set].push('CAP_SYS_ADMIN'); },
+  }));
+  t.regex(privileged!.message, /policy: container \w+: rule untrusted-label forbids privileged \(CAP_SYS_ADMIN\)/);
+  t.is((privileged as any).code, 'failed precondition');
+  const hostNet = await t.throwsAsync(createContainer(c, 'default', uid(), ['/bin/true'], {
+    edit: (s) => { s.annotations = { 'io.kubernetes.cri.untrusted-workload': 'true' }; s.linux.namespaces = s.linux.namespaces.filter((n: any) => n.type !== 'network'); },
+  }));
+  t.regex(hostNet!.message, /rule untrusted-workload-annotation forbids host namespaces \(network\)/);
+  t.deepEqual((await c.call(CONTAINERS, 'List', {})).containers, [], 'nothing was created');
+  // A trusted container may still be privileged.
+  const ok = await createContainer(c, 'default', uid(), ['/bin/true'], { edit: (s) => s.process.capabilities.bounding.push('CAP_SYS_ADMIN') });
+  t.is(ok.labels['berth.io/isolation'], 'fast; rule=none');
+  // An update cannot turn a trusted container untrusted on the host's kernel: its runtime cannot change.
+  const upd = await t.throwsAsync(c.call(CONTAINERS, 'Update', { container: { id: ok.id, labels: untrusted }, updateMask: { paths: ['labels.berth.io/trust'] } }));
+  t.regex(upd!.message, /rule untrusted-label forbids privileged/);
+});
+
+test.serial('configured policy: an image from a registry off the allow list is sandboxed; on_weaker = "refuse" refuses; a vm requirement is refused here, never run on runc', async (t) => {
+  const path = configFile(t, `
+[[policy.rules]]
+name = "vm-only"
+isolation = "vm"
+[policy.rules.match]
+namespaces = ["secret*"]
+
+[[policy.rules]]
+name = "strict"
+isolation = "sandbox"
+class = "gvisor"
+on_weaker = "refuse"
+[policy.rules.match]
+labels = { tier = "strict" }
+
+[[policy.rules]]
+name = "foreign-registries"
+isolation = "sandbox"
+forbid = ["privileged", "host_namespaces", "devices"]
+force = ["no_new_privileges", "seccomp"]
+[policy.rules.match]
+registries_not_in = ["registry.internal", "127.0.0.1:*"]
+`);
+  const d = await startDaemon(t, { configFile: path });
+  const c = d.client('default');
+  const foreign = await createContainer(c, 'default', uid(), ['/bin/true'], { image: 'docker.io/library/busybox:latest', binary: 'runc', edit: (s) => { s.process.noNewPrivileges = false; } });
+  t.is(binaryOf(foreign), 'runsc');
+  t.is(foreign.labels['berth.io/isolation'], 'gvisor; rule=foreign-registries');
+  const spec = JSON.parse(Buffer.from(foreign.spec.value).toString());
+  t.true(spec.process.noNewPrivileges, 'no_new_privileges forced');
+  t.is(spec.linux.seccomp.defaultAction, 'SCMP_ACT_ERRNO', 'a seccomp profile forced');
+  const internal = await createContainer(c, 'default', uid(), ['/bin/true'], { image: '127.0.0.1:5000/app:1', binary: 'runc' });
+  t.is(binaryOf(internal), 'runc');
+  t.is(internal.labels['berth.io/isolation'], 'runc; rule=none');
+  const strict = await t.throwsAsync(createContainer(c, 'default', uid(), ['/bin/true'], { labels: { tier: 'strict' }, binary: 'crun' }));
+  t.regex(strict!.message, /rule strict requires isolation sandbox \(class gvisor\); runtime io\.containerd\.berth\.v2 \(class crun, isolation container\) is weaker/);
+  // Asking for the class by name (as `ctr run --runtime gvisor` does) satisfies it.
+  const named = await createContainer(c, 'default', uid(), ['/bin/true'], { labels: { tier: 'strict' }, runtime: 'gvisor' });
+  t.is(named.runtime.name, 'io.containerd.berth.v2');
+  t.is(binaryOf(named), 'runsc');
+  const vm = await t.throwsAsync(createContainer(d.client('secret-stuff'), 'secret-stuff', uid(), ['/bin/true'], { binary: 'runc' }));
+  t.regex(vm!.message, /rule vm-only requires isolation vm, and no runtime class on this host gives it \(vm: not implemented yet \(issue 16\)/);
+  t.deepEqual((await d.client('secret-stuff').call(CONTAINERS, 'List', {})).containers, []);
+  const askedVm = await t.throwsAsync(createContainer(c, 'default', uid(), ['/bin/true'], { runtime: 'vm' }));
+  t.regex(askedVm!.message, /runtime class vm cannot run on this host: not implemented yet \(issue 16\)/);
+});
+
+test.serial('a task cannot weaken its container\'s runtime, and an exec cannot ask for privileges its container lacks', async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const id = uid();
+  await createContainer(c, 'default', id, ['/bin/sleep', '100'], { labels: { 'berth.io/trust': 'untrusted' } });
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  // Task options asking for runc are overridden by the class's: the task still runs in gVisor.
+  await c.call(TASKS, 'Create', { containerId: id, options: packAny('containerd.runc.v1.Options', { binaryName: 'runc' }), rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+  await c.call(TASKS, 'Start', { containerId: id });
+  const out = fifo(t, 'exec-out');
+  const base = defaultSpec(['/bin/cat', '/proc/version']).process;
+  await c.call(TASKS, 'Exec', { containerId: id, execId: 'plain', stdout: out.path, spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(base)) } });
+  await c.call(TASKS, 'Start', { containerId: id, execId: 'plain' });
+  t.not(await out.output, HOST_KERNEL, 'the exec runs in the sandbox too');
+  const more = structuredClone(base);
+  for (const set of ['bounding', 'effective', 'permitted']) more.capabilities[set].push('CAP_SYS_ADMIN', 'CAP_NET_ADMIN');
+  const err = await t.throwsAsync(c.call(TASKS, 'Exec', { containerId: id, execId: 'root', spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(more)) } }));
+  t.regex(err!.message, /policy: container \w+: exec root asks for capabilities the container lacks \(CAP_NET_ADMIN, CAP_SYS_ADMIN\)/);
+  await c.call(TASKS, 'Kill', { containerId: id, signal: 9 });
+  await c.call(TASKS, 'Wait', { containerId: id });
+  await c.call(TASKS, 'Delete', { containerId: id });
+});
+
+test.serial('Debian\'s ctr with --runtime io.containerd.runc.v2 in an untrusted namespace: upgraded to gVisor; --privileged and --net-host refused', async (t) => {
+  const d = await startDaemonProcess(t);
+  const ctr = async (...args: string[]) => (await run('ctr', ['-a', d.address, '-n', 'untrusted', ...args], { encoding: 'utf8' })).stdout;
+  await ctr('namespaces', 'create', 'untrusted', 'berth.io/trust=untrusted');
+  const archive = join(tempDir(t), 'busybox.tar');
+  await run(process.execPath, ['--import', 'tsx', join(REPO, 'scripts', 'demo-image.ts'), archive, 'policy']);
+  await ctr('images', 'import', '--base-name', 'berth.local/busybox', archive);
+  const image = 'berth.local/busybox:policy';
+  const out = await ctr('run', '--rm', '--runtime', 'io.containerd.runc.v2', image, 'ctr-untrusted', 'cat', '/proc/version');
+  t.not(out, HOST_KERNEL);
+  t.regex(out, /^Linux version 4\.4\.0/, 'gVisor\'s kernel version');
+  const priv = await t.throwsAsync(ctr('run', '--rm', '--privileged', '--runtime', 'io.containerd.runc.v2', image, 'ctr-priv', 'true'));
+  t.regex((priv as any).stderr, /failed precondition.*rule untrusted-namespace forbids privileged|rule untrusted-namespace forbids privileged.*failed precondition/);
+  const net = await t.throwsAsync(ctr('run', '--rm', '--net-host', '--runtime', 'io.containerd.runc.v2', image, 'ctr-net', 'true'));
+  t.regex((net as any).stderr, /rule untrusted-namespace forbids host namespaces \(network\)/);
+  t.is((await ctr('containers', 'ls', '-q')).trim(), '');
+});
+
+test.serial('SIGHUP reloads the policy; a broken file keeps the policy in force and says why; a bad policy stops berthd at start', async (t) => {
+  const good = '[[policy.rules]]\nname = "everything-sandboxed"\nisolation = "sandbox"\n';
+  const path = configFile(t, good);
+  const d = await startDaemonProcess(t, {}, ['--config', path, '--log-level', 'info']);
+  const c = d.client('default');
+  t.is(binaryOf(await createContainer(c, 'default', uid(), ['/bin/true'], { binary: 'runc' })), 'runsc');
+  writeFileSync(path, '[[policy.rules]]\nname = "broken"\nisolation = "sideways"\n');
+  d.child.kill('SIGHUP');
+  for (let i = 0; i < 100 && !/policy reload refused/.test(d.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+  t.regex(d.stderr(), /"error":"[^"]*config\.toml:3: rule 1: \(broken\) isolation must be one of[^\n]*policy reload refused: the policy in force stays/);
+  t.is(binaryOf(await createContainer(c, 'default', uid(), ['/bin/true'], { binary: 'runc' })), 'runsc', 'the old policy stays');
+  writeFileSync(path, '[[policy.rules]]\nname = "all-allowed"\naction = "allow"\n');
+  d.child.kill('SIGHUP');
+  for (let i = 0; i < 100 && !/policy reloaded/.test(d.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+  const after = await createContainer(c, 'default', uid(), ['/bin/true'], { binary: 'runc' });
+  t.is(binaryOf(after), 'runc');
+  t.is(after.labels['berth.io/isolation'], 'runc; rule=all-allowed');
+  // At start, a bad policy stops berthd with the line and the problem.
+  const bad = configFile(t, '[[policy.rules]]\nname = "x"\naction = "maybe"\n');
+  const err = await t.throwsAsync(run(process.execPath, [join(REPO, 'dist', 'berthd.mjs'), '--config', bad, '--root', join(tempDir(t), 'r'), '--state', join(tempDir(t), 's'), '--address', join(tempDir(t), 'sock')]));
+  t.regex((err as any).stderr, /berthd: .*config\.toml:3: rule 1: \(x\) action must be "allow", "require" or "refuse"/);
+});
