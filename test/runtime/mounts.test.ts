@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
+import { berthRunc } from './helpers.ts';
 import { runEach, scriptBundle, type Way } from './observe.ts';
 
 const ALL: Way[] = ['runc', 'berth-runc', 'fast'];
@@ -139,4 +140,9 @@ test.serial('a user namespace that does not map gid 5: devpts is mounted without
   const bundle = usernsBundle(t, 'grep " /dev/pts " /proc/self/mountinfo | grep -c "gid=5"; ls -d /dev/pts/ptmx', 1);
   const seen = await runEach(t, OURS, bundle);
   for (const way of OURS) t.deepEqual([seen[way].stdout, seen[way].status], ['0\n/dev/pts/ptmx\n', 0], way);
+});
+
+test('features lists the mount options berth-runc takes, recursive ones and tmpcopyup included', (t) => {
+  const features = JSON.parse(berthRunc(join(tempDir(t), 'root'), ['features']).stdout);
+  for (const option of ['rbind', 'ro', 'rro', 'rrw', 'rnosuid', 'rnoatime', 'rslave', 'tmpcopyup', 'nosymfollow']) t.true(features.mountOptions.includes(option), option);
 });

@@ -1,7 +1,7 @@
 // `berth-runc spec` and `berth-runc features` output.
 import { existsSync } from 'node:fs';
 import { VERSION } from './help.ts';
-import { CAPABILITIES, MOUNT_FLAG_OPTIONS, NAMESPACE_FLAGS, PROPAGATION_OPTIONS } from '../../oci/linux-constants.ts';
+import { CAPABILITIES, MOUNT_EXTENSION_OPTIONS, MOUNT_FLAG_OPTIONS, NAMESPACE_FLAGS, PROPAGATION_OPTIONS, RECURSIVE_MOUNT_OPTIONS } from '../../oci/linux-constants.ts';
 import { SECCOMP_ARCHES } from '../../seccomp/compile.ts';
 
 /**
@@ -62,7 +62,7 @@ export function features(): Record<string, unknown> {
     ociVersionMin: '1.0.0',
     ociVersionMax: '1.1.0',
     hooks: ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'],
-    mountOptions: [...Object.keys(MOUNT_FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS)].sort(),
+    mountOptions: [...Object.keys(MOUNT_FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS), ...Object.keys(RECURSIVE_MOUNT_OPTIONS), ...MOUNT_EXTENSION_OPTIONS].sort(),
     linux: {
       namespaces: Object.keys(NAMESPACE_FLAGS),
       capabilities: [...CAPABILITIES],
