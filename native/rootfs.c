@@ -36,7 +36,7 @@ static int open_beneath(int root, const char *path, int flags)
 static void __attribute__((noreturn)) fail_resolve(const char *what, const char *path)
 {
 	if (errno == ELOOP && (resolve_flags & RESOLVE_NO_SYMLINKS))
-		fail("%s %s must be reached without symlinks (an ordinary directory)", what, path);
+		fail("%s %s: proc and sysfs must be mounted on ordinary directory, reached without symlinks", what, path);
 	fail("%s %s: %s", what, path, strerror(errno));
 }
 
