@@ -192,25 +192,30 @@ static const char *env_value(const char **env, const char *name)
 	return NULL;
 }
 
+/* The program to exec: args[0] itself when it has a slash, else the first executable match on the process's
+ * PATH; NULL when there is none. */
+static const char *resolve_executable(const char **env, const char *file)
+{
+	if (strchr(file, '/'))
+		return access(file, X_OK) == 0 ? file : NULL;
+	const char *path = env_value(env, "PATH");
+	char candidate[4096];
+	for (const char *p = path; p && *p;) {
+		const char *colon = strchrnul(p, ':');
+		snprintf(candidate, sizeof candidate, "%.*s/%s", (int)(colon - p), p, file);
+		if (access(candidate, X_OK) == 0)
+			return strdup(candidate);
+		p = *colon ? colon + 1 : colon;
+	}
+	return NULL;
+}
+
 static void exec_process(struct exec_plan *e)
 {
 	static const char *no_env[] = { NULL };
 	const char **env = e->env ? e->env : no_env;
-	const char *file = e->args[0];
-	if (!strchr(file, '/')) {
-		const char *path = env_value(env, "PATH");
-		char candidate[4096];
-		for (const char *p = path; p && *p;) {
-			const char *colon = strchrnul(p, ':');
-			snprintf(candidate, sizeof candidate, "%.*s/%s", (int)(colon - p), p, file);
-			if (access(candidate, X_OK) == 0) {
-				file = strdup(candidate);
-				break;
-			}
-			p = *colon ? colon + 1 : colon;
-		}
-	}
-	execve(file, (char *const *)e->args, (char *const *)env);
+	const char *file = resolve_executable(env, e->args[0]);
+	execve(file ? file : e->args[0], (char *const *)e->args, (char *const *)env);
 	fail_late("exec %s: %s", e->args[0], strerror(errno));
 }
 
@@ -257,6 +262,11 @@ void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_
 		if (!strcmp(plan->records[i].tag, "preservefds"))
 			preserve = plan->records[i].argv[0];
 	unsigned first_closed = 3 + (preserve ? (unsigned)atoi(preserve) : 0);
+	/* A program that is not there fails the create or exec itself, as runc looks it up before it reports
+	 * success (a startContainer hook cannot be counted on to provide it). */
+	static const char *no_env[] = { NULL };
+	if (exec.args && !resolve_executable(exec.env ? exec.env : no_env, exec.args[0]))
+		fail("exec: \"%s\": executable file not found in $PATH", exec.args[0]);
 	dprintf(report, "ready\n");
 	close(report);
 	/* No host fd may reach the container: everything above stdio and the preserved fds closes on exec. */

@@ -184,6 +184,14 @@ test('exec: --process JSON without a user runs as root; -u UID keeps the config\
   t.is(rt(['exec', '--process', file, id]).stdout, '0:0\n');
   t.is(rt(['exec', '-u', '1000', id, 'sh', '-c', 'echo $(id -u):$(id -g)']).stdout, '1000:10\n');
   t.is(rt(['exec', '--user', '1000:1000', id, 'sh', '-c', 'echo $(id -u):$(id -g)']).stdout, '1000:1000\n');
+  // A program that is not there fails the exec itself (255), before anything runs, as runc looks it up first.
+  const missing = rt(['exec', id, 'no-such-binary']);
+  t.is(missing.status, 255);
+  t.regex(logMessages(missing.stderr), /exec failed: .*exec: "no-such-binary": executable file not found in \$PATH/);
+  const b = makeBundle(join(tempDir(t), 'b'), { args: ['/no/such/program'] });
+  const run = rt(['run', '--bundle', b.dir, uniqueId('missing')]);
+  t.is(run.status, 1);
+  t.regex(logMessages(run.stderr), /executable file not found/);
 });
 
 test('exec --cgroup joins an existing sub-cgroup of the container\'s, per controller or for all; others are refused', (t) => {
