@@ -11,3 +11,4 @@ import './run.ts';
 import './tasks.ts';
 import './doctor.ts';
 import './completion.ts';
+import './policy.ts';

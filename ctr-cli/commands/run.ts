@@ -35,6 +35,8 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { name: 'tty', alias: 't', type: 'bool', usage: 'allocate a terminal (raw mode, window size followed)' },
   { name: 'runtime', type: 'string', usage: 'runtime name', default: 'io.containerd.berth.v2' },
   { name: 'runc-binary', type: 'string', usage: 'OCI runtime binary for the shim (fast, runc, crun, runsc, berth-runc)' },
+  { name: 'runtime-class', type: 'string', usage: 'runtime class berthd runs it as (berth runtimes ls): fast, runc, crun, gvisor, ...' },
+  { name: 'trust', type: 'string', usage: 'untrusted: label the container berth.io/trust=untrusted (berthd\'s policy sandboxes it)' },
   { name: 'snapshotter', type: 'string', usage: 'snapshotter', default: 'overlayfs' },
 ];
 
@@ -93,12 +95,18 @@ async function createUnderLease(c: ApiClient, flags: Flags, image: string, id: s
   const snapshotter = flags.snapshotter as string;
   const labels = Object.fromEntries((flags.label as string[]).map((l) => { const i = l.indexOf('='); return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)]; }));
   const binary = flags['runc-binary'] as string | undefined;
+  const runtimeClass = flags['runtime-class'] as string | undefined;
+  if (runtimeClass && binary) throw errInvalidArgument('--runtime-class and --runc-binary: give one (the class names its backend)');
+  if (flags.trust !== undefined) {
+    if (flags.trust !== 'untrusted' && flags.trust !== 'trusted') throw errInvalidArgument(`--trust ${flags.trust}: want untrusted or trusted`);
+    labels['berth.io/trust'] = flags.trust;
+  }
   const [prepared, created] = await Promise.allSettled([
     c.call(SNAPSHOTS, 'Prepare', { snapshotter, key: id, parent: img.chainId }),
     c.call(CONTAINERS, 'Create', {
       container: {
         id, image: img.name, labels, snapshotter, snapshotKey: id,
-        runtime: { name: flags.runtime, ...(binary ? { options: { typeUrl: 'containerd.runc.v1.Options', value: encodeMessage('containerd.runc.v1.Options', { binaryName: binary }) } } : {}) },
+        runtime: { name: runtimeClass ?? flags.runtime, ...(binary ? { options: { typeUrl: 'containerd.runc.v1.Options', value: encodeMessage('containerd.runc.v1.Options', { binaryName: binary }) } } : {}) },
         spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(spec)) },
       },
     }),

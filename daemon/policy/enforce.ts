@@ -21,7 +21,7 @@ export interface Enforcer {
   publish(ns: string, topic: string, typeName: string, event: object): void;
 }
 
-async function namespaceLabels(db: MetadataDB, ns: string): Promise<Record<string, string>> {
+export async function namespaceLabels(db: MetadataDB, ns: string): Promise<Record<string, string>> {
   try {
     return (await db.namespaces.get(ns)).labels ?? {};
   } catch (err) {

@@ -12,3 +12,4 @@ import './transfer.ts';
 import './tasks.ts';
 import './diff.ts';
 import './health.ts';
+import './policy.ts';
