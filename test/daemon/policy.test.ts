@@ -303,3 +303,11 @@ test.serial('berth runtimes ls, policy show, policy explain, policy check; berth
   t.regex(vm.stderr, /runtime class vm cannot run on this host: not implemented yet \(issue 16\)/);
   t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '');
 });
+
+test('the README\'s example policy loads as written', (t) => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const start = readme.indexOf('[runtimes]\ndefault_runtime');
+  const p = loadPolicy(configFile(t, readme.slice(start, readme.indexOf('```', start))));
+  t.deepEqual(p.rules.map((r) => [r.name, r.action, r.class]), [['trusted', 'allow', undefined], ['everything-else', 'require', 'gvisor']]);
+  t.like(p.classes.get('sandboxed'), { isolation: 'sandbox', options: { binaryName: 'runsc' }, unusable: undefined });
+});
