@@ -128,5 +128,5 @@ test('doctor reports the host and the daemon; the bash completion script complet
   const complete = (words: string[]) => execFileSync('bash', ['-c', `source ${file}; COMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; _berth; echo "\${COMPREPLY[@]}"`]).toString().trim();
   t.is(complete(['berth', 'ima']), 'images');
   t.is(complete(['berth', 'images', 'p']), 'pull push');
-  t.is(complete(['berth', 'run', '--r']), '--rm --read-only --runtime --runc-binary');
+  t.is(complete(['berth', 'run', '--r']), '--rm --read-only --runtime --runc-binary --runtime-class');
 });
