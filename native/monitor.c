@@ -358,6 +358,18 @@ static void stdin_from_dev_null(void)
 	close(null);
 }
 
+/* A runtime CLI given no stdin reads EOF from a pipe, not the host's /dev/null: runsc chowns the stdio it is
+ * given to its sandbox user, and so had chowned the host's /dev/null to nobody. */
+static void stdin_from_empty_pipe(void)
+{
+	int p[2];
+	if (pipe(p) < 0 || dup2(p[0], 0) < 0)
+		_exit(126);
+	if (p[0] != 0)
+		close(p[0]);
+	close(p[1]);
+}
+
 /* A spare's real argument vector, read from stdin; exits quietly at EOF (the spare was not needed). */
 static char **read_spare_args(char *argv0, int *argc_out)
 {
@@ -400,6 +412,8 @@ static void run_child(const char **stdio_path, const char *init_plan, char **com
 			close(f);
 		}
 	}
+	if (!init_plan && !console_path && (!stdio_path[0] || !*stdio_path[0]))
+		stdin_from_empty_pipe();
 	if (init_plan) {
 		/* No exec will close our own fds for the plan executor: the container must not inherit them. */
 		int ours[] = { notify_fd, listener, sigfd, in_fd, out_fd, control_fd };

@@ -3,7 +3,7 @@
 // scripts/setup.sh makes hugetlb a v1 hierarchy.)
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { REPO } from '../daemon/helpers.ts';
@@ -24,6 +24,9 @@ const uid = () => `t${Date.now().toString(36)}${Math.random().toString(36).slice
 for (const [backend, binary] of Object.entries(BACKENDS)) {
   test.serial(`${backend}: create, start, wait, delete; output and exit status; events in order`, async (t) => {
     const h = await shimHarness(t);
+    // No runtime may touch the host's /dev/null (runsc chowns the stdio it is given to its sandbox user).
+    const nullOwner = () => { const s = statSync('/dev/null'); return `${s.uid}:${s.gid}`; };
+    const ownerBefore = nullOwner();
     const id = uid();
     const bundle = makeBundle(join(h.dir, id), {
       args: ['/bin/sh', '-c', 'echo "out $(hostname)"; echo err >&2; exit 7'],
@@ -54,6 +57,7 @@ for (const [backend, binary] of Object.entries(BACKENDS)) {
     t.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
     t.like(h.events[2]!.event, { containerId: id, id, pid: created.pid, exitStatus: 7 });
     t.true(h.events.every((e) => e.namespace === h.ns));
+    t.is(nullOwner(), ownerBefore, "the host's /dev/null keeps its owner");
   });
 
   test.serial(`${backend}: exec, kill, pause and resume a running container`, async (t) => {
