@@ -6,7 +6,7 @@ import { encodeMessage } from '../../api/proto.ts';
 import { registerCommand, requireArgs, type CliContext, type Flags, type FlagSpec } from '../command.ts';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { runnableImage, type RunnableImage } from '../image.ts';
-import { defaultSeccompProfile } from '../seccomp-profile.ts';
+import { defaultSeccompProfile } from '../../api/oci-defaults/seccomp-profile.ts';
 import { defaultSpec, parseMount, withCaps, withImageConfig, withPrivileged, withTty, withUser, type Spec } from '../spec.ts';
 import { consoleSize, openTaskIo, requireTerminal, type TaskIo } from '../task-io.ts';
 

@@ -3,7 +3,7 @@
 // (berth.io/isolation), an event on /policy/decision, and a log line.
 import { errFailedPrecondition, isNotFound } from '../../api/errdefs.ts';
 import type { Logger } from 'pino';
-import { defaultSeccompProfile } from '../../ctr-cli/seccomp-profile.ts';
+import { defaultSeccompProfile } from '../../api/oci-defaults/seccomp-profile.ts';
 import type { NewContainer } from '../metadata/containers.ts';
 import type { MetadataDB } from '../metadata/db.ts';
 import type { Any } from '../metadata/types.ts';

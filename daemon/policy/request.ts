@@ -1,5 +1,5 @@
 // What a container asks for, read from its OCI spec: the facts rules match on and forbid.
-import { DEFAULT_CAPS } from '../../ctr-cli/spec.ts';
+import { DEFAULT_CAPS } from '../../api/oci-defaults/capabilities.ts';
 
 export type Spec = Record<string, any>;
 

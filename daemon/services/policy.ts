@@ -1,7 +1,7 @@
 // berth.services.policy.v1.Policy: what the runtime policy is and what it would decide (daemon/policy/).
 import { namespaceOf, unary } from '../../api/grpc.ts';
 import { errInvalidArgument } from '../../api/errdefs.ts';
-import { DEFAULT_CAPS } from '../../ctr-cli/spec.ts';
+import { DEFAULT_CAPS } from '../../api/oci-defaults/capabilities.ts';
 import { namespaceLabels } from '../policy/enforce.ts';
 import { specFacts } from '../policy/request.ts';
 import { registerService } from './service.ts';
