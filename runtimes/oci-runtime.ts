@@ -68,12 +68,15 @@ export function registerRuntime(name: string, factory: Factory): void {
 }
 
 /**
- * The backend for containerd's runc options: no binary_name → berth's fast path; "fast" → the same; any other
- * name or path → the CLI backend with that binary (runc, crun, runsc, berth-runc, ...).
+ * The backend for containerd's runc options' binary_name: none → berth's fast path; a name a backend registered
+ * under (fast, vm, ...) → that backend; any other name or path → the CLI backend driving that binary (runc, crun,
+ * berth-runc, ...). The CLI backend itself registers as "cli" and is never picked by that name.
  */
 export function openRuntime(binaryName: string | undefined, root: string, more: Pick<RuntimeOptions, 'clientRoot' | 'log'> = {}): OciRuntime {
-  const name = !binaryName || binaryName === 'fast' ? 'fast' : 'cli';
-  const factory = backends.get(name);
-  if (!factory) throw errInvalidArgument(`runtime backend ${JSON.stringify(name)} is not registered (have ${[...backends.keys()].join(', ')})`);
-  return factory({ root, ...more, ...(name === 'cli' ? { binary: binaryName } : {}) });
+  const name = binaryName || 'fast';
+  const named = name !== 'cli' ? backends.get(name) : undefined;
+  if (named) return named({ root, ...more });
+  const cli = backends.get('cli');
+  if (!cli) throw errInvalidArgument(`no runtime backend for ${JSON.stringify(name)} (have ${[...backends.keys()].join(', ')})`);
+  return cli({ root, ...more, binary: name });
 }
