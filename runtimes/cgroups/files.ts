@@ -42,7 +42,10 @@ export function parseValue(text: string): number {
 
 /** "key value" lines (memory.stat, cpu.stat, pids.events ...). */
 export function readKeyed(dir: string, file: string): Record<string, number> {
-  const text = readOptional(dir, file);
+  return parseKeyed(readOptional(dir, file));
+}
+
+export function parseKeyed(text: string | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   if (text === undefined) return out;
   for (const line of text.split('\n')) {

@@ -11,6 +11,7 @@ import { V1Cgroup } from './v1.ts';
 import { applyV1, type Dirs } from './v1-apply.ts';
 import { V2Cgroup } from './v2.ts';
 import { applyV2 } from './v2-apply.ts';
+import { hostCgroupDir } from './v2-dir.ts';
 import { validateResources } from './validate.ts';
 
 /** Splits resources into what the v1 hierarchies take and what goes to the unified hierarchy. */
@@ -57,7 +58,7 @@ export class HybridCgroup extends V1Cgroup {
     }
     const { v1, v2 } = routeResources(resources, this.dirs);
     applyV1(this.dirs, v1);
-    applyV2(this.unified.dir, v2);
+    applyV2(hostCgroupDir(this.unified.dir), v2);
   }
 
   override addProcess(pid: number, bornIn?: ReadonlySet<string>): void {

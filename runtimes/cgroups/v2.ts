@@ -1,16 +1,18 @@
 // The cgroup v2 manager: one directory in the unified hierarchy. Used alone on pure v2 hosts and, for the
 // unified part, by the hybrid manager.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import { errFailedPrecondition, errUnavailable } from '../../api/errdefs.ts';
 import { joinProcess, makeDirs, removeDirs, signalEach, signalNumber } from './common.ts';
 import {
-  fileExists, procsInTree, readKeyed, readNumber, readOptional, readOptionalNumber, removeCgroupDirs, writeValue, UNLIMITED,
+  fileExists, procsInTree, readKeyed, readOptional, removeCgroupDirs, writeValue,
 } from './files.ts';
 import { unifiedDir } from './layout.ts';
 import { registerCgroupBackend, type CgroupTarget } from './registry.ts';
-import type { BlkioEntry, CgroupManager, CgroupStats, LinuxResources } from './types.ts';
+import type { CgroupManager, CgroupStats, LinuxResources } from './types.ts';
 import { applyV2, controllersOf } from './v2-apply.ts';
+import { hostCgroupDir } from './v2-dir.ts';
+import { v2Stats } from './v2-stats.ts';
 import { validateResources } from './validate.ts';
 import { waitFor, waitForSync } from './wait.ts';
 
@@ -36,7 +38,7 @@ export class V2Cgroup implements CgroupManager {
     const created = makeDirs(this.dir);
     try {
       this.enableControllers();
-      if (resources) applyV2(this.dir, resources);
+      if (resources) applyV2(hostCgroupDir(this.dir), resources);
     } catch (err) {
       removeDirs(created);
       throw err;
@@ -72,7 +74,7 @@ export class V2Cgroup implements CgroupManager {
 
   update(resources: LinuxResources): void {
     validateResources(resources);
-    applyV2(this.dir, resources, true);
+    applyV2(hostCgroupDir(this.dir), resources, true);
   }
 
   async freeze(): Promise<void> {
@@ -107,40 +109,7 @@ export class V2Cgroup implements CgroupManager {
   }
 
   stats(): CgroupStats {
-    const d = this.dir;
-    const enabled = controllersOf(d);
-    const out: CgroupStats = {};
-    if (enabled.has('memory')) {
-      const raw = readKeyed(d, 'memory.stat');
-      const events = readKeyed(d, 'memory.events');
-      out.memory = {
-        usage: readNumber(d, 'memory.current'),
-        maxUsage: readOptionalNumber(d, 'memory.peak') ?? 0,
-        limit: readNumber(d, 'memory.max'),
-        cache: raw.file ?? 0,
-        rss: raw.anon ?? 0,
-        swap: readOptionalNumber(d, 'memory.swap.current') ?? 0,
-        swapLimit: readOptionalNumber(d, 'memory.swap.max') ?? 0,
-        failcnt: events.max ?? 0,
-        raw,
-      };
-    }
-    // cpu.stat's usage fields are core (present without the cpu controller); throttling needs the controller.
-    const cpu = readKeyed(d, 'cpu.stat');
-    out.cpu = {
-      usageTotal: (cpu.usage_usec ?? 0) * 1000,
-      usageUser: (cpu.user_usec ?? 0) * 1000,
-      usageSystem: (cpu.system_usec ?? 0) * 1000,
-      perCpu: [],
-      throttling: { periods: cpu.nr_periods ?? 0, throttledPeriods: cpu.nr_throttled ?? 0, throttledTime: (cpu.throttled_usec ?? 0) * 1000 },
-    };
-    if (enabled.has('pids')) {
-      const max = readNumber(d, 'pids.max');
-      out.pids = { current: readNumber(d, 'pids.current'), limit: max === UNLIMITED ? 0 : max };
-    }
-    if (enabled.has('io')) out.blkio = ioStats(readOptional(d, 'io.stat'));
-    if (enabled.has('hugetlb')) out.hugetlb = hugetlbStats(d);
-    return out;
+    return v2Stats(hostCgroupDir(this.dir));
   }
 
   oomKillCount(): number {
@@ -173,36 +142,6 @@ export class V2Cgroup implements CgroupManager {
   exists(): boolean {
     return existsSync(this.dir);
   }
-}
-
-function ioStats(text: string | undefined): { ioServiceBytes: BlkioEntry[]; ioServiced: BlkioEntry[] } {
-  const bytes: BlkioEntry[] = [];
-  const ios: BlkioEntry[] = [];
-  for (const line of (text ?? '').split('\n')) {
-    const [dev, ...fields] = line.split(' ');
-    const m = /^(\d+):(\d+)$/.exec(dev ?? '');
-    if (!m) continue;
-    const kv = Object.fromEntries(fields.map((f) => f.split('=')).map(([k, v]) => [k, Number(v)]));
-    const major = Number(m[1]);
-    const minor = Number(m[2]);
-    bytes.push({ major, minor, op: 'Read', value: kv.rbytes ?? 0 }, { major, minor, op: 'Write', value: kv.wbytes ?? 0 });
-    ios.push({ major, minor, op: 'Read', value: kv.rios ?? 0 }, { major, minor, op: 'Write', value: kv.wios ?? 0 });
-  }
-  return { ioServiceBytes: bytes, ioServiced: ios };
-}
-
-function hugetlbStats(dir: string): Record<string, { usage: number; maxUsage: number; failcnt: number }> {
-  const out: Record<string, { usage: number; maxUsage: number; failcnt: number }> = {};
-  for (const name of readdirSync(dir)) {
-    const size = /^hugetlb\.(\w+)\.current$/.exec(name)?.[1];
-    if (!size) continue;
-    out[size] = {
-      usage: readNumber(dir, name),
-      maxUsage: 0,
-      failcnt: readKeyed(dir, `hugetlb.${size}.events`).max ?? 0,
-    };
-  }
-  return out;
 }
 
 registerCgroupBackend('v2', (target) => new V2Cgroup(target));
