@@ -62,6 +62,13 @@ export interface Monitored {
   stderr(): string;
   /** For a process with a terminal: the monitor's control FIFO (see sendControl). */
   control?: string;
+  /** Signals the process (not its container: an exec'd process's Kill). Throws when it is gone. */
+  signal(signal: number): Promise<void>;
+  /** A terminal's new size; nothing without a terminal. */
+  resize(width: number, height: number): void;
+  /** Ends a terminal's input (the client closed stdin); without a terminal the process reads the client's FIFO
+   * itself and sees its end. */
+  closeStdin(): void;
 }
 
 /** Socket and control FIFO for a terminal process. The socket lives under /run/berth-pty: a unix socket path
@@ -271,10 +278,14 @@ export function startMonitored(opts: MonitorOptions): Monitored {
       if (recorded) resolve(recorded);
     });
   });
+  const control = opts.console?.control;
   return {
     monitorPid: child.pid, pid, exited,
     ...(opts.syncPipe ? { sync: child.stdio[4]! } : {}),
     stderr: () => stderr,
-    ...(opts.console ? { control: opts.console.control } : {}),
+    ...(control ? { control } : {}),
+    signal: async (signal) => { process.kill(await pid, signal); },
+    resize: (width, height) => { if (control) sendControl(control, `resize ${width} ${height}`); },
+    closeStdin: () => { if (control) sendControl(control, 'close-stdin'); },
   };
 }

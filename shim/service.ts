@@ -3,7 +3,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode, codeOf, errAlreadyExists, errFailedPrecondition, errNotFound, errNotImplemented } from '../api/errdefs.ts';
-import { sendControl } from '../runtimes/monitor.ts';
 import type { Mount } from '../api/mount.ts';
 import { toTimestamp, unpackAny, type AnyMessage } from '../api/proto.ts';
 import type { TtrpcHandler } from '../api/ttrpc/server.ts';
@@ -243,7 +242,7 @@ export class ShimService {
         if (p.status === 'STOPPED' && !req.all) throw errNotFound(`process ${p.id}: already finished`);
         if (req.execId) {
           if (p.status === 'CREATED') throw errFailedPrecondition(`process ${p.id} is not started`);
-          try { process.kill(p.pid, req.signal); } catch { throw errNotFound(`process ${p.id}: already finished`); }
+          try { await p.monitored!.signal(req.signal); } catch { throw errNotFound(`process ${p.id}: already finished`); }
           return {};
         }
         await c.runtime.kill(c.id, req.signal, !!req.all);
@@ -265,7 +264,7 @@ export class ShimService {
       // containerd's shim, a resize of a process without a terminal is a no-op.
       ResizePty: (req) => {
         const { p } = this.process(req.id, req.execId);
-        if (p.terminal && p.monitored?.control) sendControl(p.monitored.control, `resize ${req.width} ${req.height}`);
+        if (p.terminal) p.monitored?.resize(req.width, req.height);
         return {};
       },
 
@@ -273,7 +272,7 @@ export class ShimService {
       // end; with one, the monitor stops copying stdin into the pty.
       CloseIO: (req) => {
         const { p } = this.process(req.id, req.execId);
-        if (req.stdin && p.terminal && p.monitored?.control) sendControl(p.monitored.control, 'close-stdin');
+        if (req.stdin && p.terminal) p.monitored?.closeStdin();
         return {};
       },
 
