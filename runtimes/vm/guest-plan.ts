@@ -4,11 +4,12 @@
 // made here by runtimes/oci/plan.ts, names them by those paths. The guest's writes land in the snapshot's upper
 // directory. Everything the guest cannot reach (host namespaces, hooks run by the runtime, a seccomp agent on
 // the host) is refused here, before any VM boots.
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
 import { MS, mount } from '../../api/libc.ts';
 import { unmountAll } from '../../api/mounting.ts';
+import { removeTree } from '../../api/remove-soon.ts';
 import { buildExecPlan, buildPlan, parseMountOptions } from '../oci/plan.ts';
 import type { Process, Spec } from '../oci/spec.ts';
 import { loadBundle, validateProcess } from '../oci/validate.ts';
@@ -42,17 +43,24 @@ export function loadGuestSpec(bundle: string): Spec {
 }
 
 /**
- * A VM's shared directory. It is a mount of its own, shared (propagation), before virtiofsd starts: binds made
- * below it later reach virtiofsd's mount namespace too.
+ * A VM's shared directory. virtiofsd serves it from the host's mount namespace (chrooted into it, no namespace of
+ * its own), so binds made below it after the VM booted reach the guest.
  */
 export class Share {
   private constructor(readonly dir: string) {}
 
   static create(dir: string): Share {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    mount(dir, dir, '', MS.bind, '');
-    mount('', dir, '', MS.shared, '');
     return new Share(dir);
+  }
+
+  /** A share some other process made (its sandbox is gone: see sweepDeadSandboxes). */
+  static open(dir: string): Share {
+    return new Share(dir);
+  }
+
+  containerIds(): string[] {
+    try { return readdirSync(this.dir); } catch { return []; }
   }
 
   containerDir(id: string): string {
@@ -84,6 +92,7 @@ export class Share {
     }
   }
 
+  /** Unmounts what addContainer bound and removes the directories, never entering a mount left behind. */
   async removeContainer(id: string): Promise<void> {
     const dir = this.containerDir(id);
     const mounts = join(dir, 'mounts');
@@ -91,12 +100,11 @@ export class Share {
     try { names = readdirSync(mounts); } catch { /* none */ }
     for (const name of names) await unmountAll(join(mounts, name)).catch(() => undefined);
     await unmountAll(join(dir, 'rootfs')).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   }
 
   async close(): Promise<void> {
-    await unmountAll(this.dir).catch(() => undefined);
-    rmSync(this.dir, { recursive: true, force: true });
+    await removeTree(this.dir);
   }
 }
 
