@@ -2,13 +2,16 @@
 // no network stack of its own and the ptrace platform (runtimes/backends/cli.ts passes those flags).
 import { registerBuiltinClass, versionProbe, BERTH_SHIM } from './classes.ts';
 
-const base = { runtimeType: BERTH_SHIM, podAnnotations: [], containerAnnotations: [] };
+const base = { runtimeType: BERTH_SHIM };
+// A sandbox's runtime gets no annotation a client wrote (annotations.ts): they could reconfigure it.
+const sandboxed = { podAnnotations: [], containerAnnotations: [] };
 
 registerBuiltinClass({ ...base, name: 'fast', options: {}, isolation: 'container', probe: () => undefined });
 registerBuiltinClass({ ...base, name: 'runc', options: { binaryName: 'runc' }, isolation: 'container', probe: () => versionProbe('runc') });
 registerBuiltinClass({ ...base, name: 'crun', options: { binaryName: 'crun' }, isolation: 'container', probe: () => versionProbe('crun') });
 registerBuiltinClass({
-  ...base, name: 'gvisor', options: { binaryName: 'runsc' }, isolation: 'sandbox',
+  ...base, ...sandboxed, name: 'gvisor', options: { binaryName: 'runsc' }, isolation: 'sandbox',
   probe: () => versionProbe('runsc', ['--network=none', '--platform=ptrace', '--version']),
 });
-registerBuiltinClass({ ...base, name: 'vm', options: {}, isolation: 'vm', probe: () => 'not implemented yet (issue 16): berth has no VM backend' });
+// The shim's 'vm' backend (issue 16) serves it; until that backend and its probe land, the class fails closed.
+registerBuiltinClass({ ...base, ...sandboxed, name: 'vm', options: { binaryName: 'vm' }, isolation: 'vm', probe: () => 'not implemented yet (issue 16): berth has no VM backend' });

@@ -16,9 +16,9 @@ export interface RuntimeClassConfig {
   /** containerd.runc.v1.Options fields for the shim (binaryName picks the backend). */
   options: Record<string, string | boolean | number>;
   isolation: Isolation;
-  /** Annotation keys (or prefixes ending in *) passed through to the container's spec (CRI's shape). */
-  podAnnotations: string[];
-  containerAnnotations: string[];
+  /** Globs of the spec annotations its runtime gets (CRI's shape; annotations.ts). Neither set: all of them. */
+  podAnnotations?: string[];
+  containerAnnotations?: string[];
 }
 
 export interface RuntimeClass extends RuntimeClassConfig {
@@ -85,6 +85,9 @@ export class ClassTable {
     }
     const def = defaultClass ?? 'fast';
     if (!out.has(def)) throw new Error(`default_runtime ${JSON.stringify(def)} is not a runtime class (${[...out.keys()].join(', ')})`);
+    // Every container naming no runtime would be refused: a config error, said at start rather than per container.
+    const unusable = out.get(def)!.unusable;
+    if (unusable) throw new Error(`default_runtime ${JSON.stringify(def)} cannot run on this host: ${unusable}`);
     return new ClassTable(out, def);
   }
 
@@ -96,13 +99,17 @@ export class ClassTable {
     return [...this.classes.values()];
   }
 
-  /** The class a runtime request runs as: a class named by the runtime itself, else the first whose shim and
-   * backend it uses. Undefined for a runtime no class describes. */
-  classify(runtime: string, options: AnyMessage | undefined): RuntimeClass | undefined {
+  /** The class a runtime request runs as: a class named by the runtime itself, else the class it was admitted as
+   * (`recorded`) when it still uses that class's shim and backend (several classes may share them), else the first
+   * whose shim and backend it uses. Undefined for a runtime no class describes. */
+  classify(runtime: string, options: AnyMessage | undefined, recorded?: string): RuntimeClass | undefined {
     const named = this.classes.get(runtime);
     if (named) return named;
     const backend = backendOf(runtime, options);
-    return this.list().find((c) => backendOf(c.runtimeType, packAny(RUNC_OPTIONS, c.options)) === backend);
+    const serves = (c: RuntimeClass) => backendOf(c.runtimeType, packAny(RUNC_OPTIONS, c.options)) === backend;
+    const was = recorded ? this.classes.get(recorded) : undefined;
+    if (was && was.runtimeType === runtime && serves(was)) return was;
+    return this.list().find(serves);
   }
 
   /** The strongest usable class at `min` isolation or above (a VM before a sandbox), or undefined. */

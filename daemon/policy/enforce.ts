@@ -10,6 +10,7 @@ import type { Any } from '../metadata/types.ts';
 import type { Decision } from './engine.ts';
 import type { PolicyHolder } from './holder.ts';
 import { capabilitiesOf, parseSpec, specFacts, type Spec } from './request.ts';
+import { specForRuntime } from './annotations.ts';
 
 export const ISOLATION_LABEL = 'berth.io/isolation';
 export const DECISION_TOPIC = '/policy/decision';
@@ -29,6 +30,9 @@ export async function namespaceLabels(db: MetadataDB, ns: string): Promise<Recor
     throw err;
   }
 }
+
+/** The class named by the container's isolation label. */
+const classOf = (c: NewContainer): string | undefined => c.labels?.[ISOLATION_LABEL]?.split(';')[0];
 
 function record(e: Enforcer, ns: string, id: string, operation: string, d: Decision): void {
   const cls = d.verdict === 'refuse' ? undefined : d.class;
@@ -62,7 +66,7 @@ export async function admitContainer(e: Enforcer, ns: string, c: NewContainer, o
   const spec = parseSpec(c.spec?.value);
   const d = policy.decide({
     namespace: ns, namespaceLabels: await namespaceLabels(e.db, ns), image: c.image ?? '', labels: c.labels ?? {},
-    facts: specFacts(spec), runtime: c.runtime.name, options: c.runtime.options,
+    facts: specFacts(spec), runtime: c.runtime.name, options: c.runtime.options, recordedClass: classOf(c),
   });
   record(e, ns, c.id, operation, d);
   if (d.verdict === 'refuse') throw errFailedPrecondition(`policy: container ${c.id}: ${d.why}`);
@@ -73,6 +77,15 @@ export async function admitContainer(e: Enforcer, ns: string, c: NewContainer, o
   }
   if (c.spec && forced(spec, d.force)) out.spec = { typeUrl: c.spec.typeUrl, value: new Uint8Array(Buffer.from(JSON.stringify(spec))) } satisfies Any;
   return out;
+}
+
+/** The spec a task's runtime gets: annotations only as the container's class passes them (annotations.ts). The
+ * container record keeps them all, so that rules still match on them. */
+export function runtimeSpec(e: Enforcer, c: NewContainer): Any | undefined {
+  if (!c.spec) return c.spec;
+  const spec = parseSpec(c.spec.value);
+  const out = specForRuntime(e.policy.current.classes.classify(c.runtime.name, c.runtime.options, classOf(c)), spec);
+  return out === spec ? c.spec : { typeUrl: c.spec.typeUrl, value: new Uint8Array(Buffer.from(JSON.stringify(out))) };
 }
 
 /** An exec may not ask for more than the container has: no capability it lacks, no dropping no_new_privileges. */

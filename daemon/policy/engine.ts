@@ -15,6 +15,8 @@ export type Decision =
 export interface PolicyRequest extends Subject {
   runtime: string;
   options: AnyMessage | undefined;
+  /** The class the container was admitted as before (its berth.io/isolation label), if any. */
+  recordedClass?: string;
 }
 
 export class Policy {
@@ -29,7 +31,7 @@ export class Policy {
     const name = rule?.name ?? NO_RULE;
     const refuse = (why: string): Decision => ({ verdict: 'refuse', rule: name, why });
     // A container naming no runtime runs as the default class.
-    const asked = req.runtime ? this.classes.classify(req.runtime, req.options) : this.classes.get(this.classes.defaultClass);
+    const asked = req.runtime ? this.classes.classify(req.runtime, req.options, req.recordedClass) : this.classes.get(this.classes.defaultClass);
     const askedName = asked?.name ?? req.runtime;
     // Asking for a class that cannot run here is refused, never served by another.
     if (asked?.unusable) return refuse(`runtime class ${asked.name} cannot run on this host: ${asked.unusable}`);

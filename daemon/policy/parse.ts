@@ -138,11 +138,11 @@ function parseClasses(runtimes: unknown, file: string): { classes: RuntimeClassC
     if (unknown.length) bad(`${where}: unknown key ${unknown[0]} (a class has runtime_type, options, isolation, pod_annotations, container_annotations)`);
     if (!isIsolation(e.isolation)) bad(`${where}.isolation must be one of ${ISOLATION_LEVELS.join(', ')}, got ${JSON.stringify(e.isolation)}`);
     if (e.runtime_type !== undefined && (typeof e.runtime_type !== 'string' || !e.runtime_type)) bad(`${where}.runtime_type must name a shim runtime`);
-    const list = (k: string) => (e[k] === undefined ? [] : strings(e[k], `${where}.${k}`, bad));
+    const lists = Object.fromEntries((['pod_annotations', 'container_annotations'] as const).filter((k) => e[k] !== undefined)
+      .map((k) => [k === 'pod_annotations' ? 'podAnnotations' : 'containerAnnotations', strings(e[k], `${where}.${k}`, bad)]));
     classes.push({
       name, runtimeType: (e.runtime_type as string | undefined) ?? BERTH_SHIM, isolation: e.isolation as RuntimeClassConfig['isolation'],
-      options: e.options === undefined ? {} : parseRuncOptions(e.options, where),
-      podAnnotations: list('pod_annotations'), containerAnnotations: list('container_annotations'),
+      options: e.options === undefined ? {} : parseRuncOptions(e.options, where), ...lists,
     });
   }
   return { classes, ...(defaultRuntime ? { defaultRuntime } : {}) };

@@ -5,7 +5,7 @@ import { fieldsAdaptor, parseFilters } from '../../api/filters.ts';
 import { toTimestamp } from '../../api/proto.ts';
 import type { Mount } from '../../api/mount.ts';
 import { registerService } from './service.ts';
-import { admitContainer, checkExec } from '../policy/enforce.ts';
+import { admitContainer, checkExec, runtimeSpec } from '../policy/enforce.ts';
 
 const mountsOf = (list: any[] | undefined): Mount[] => (list ?? []).map((m) => ({ type: m.type, source: m.source, target: m.target, options: m.options }));
 
@@ -31,7 +31,8 @@ registerService({
         const recorded = await ctx.db.containers.get(ns, req.containerId);
         const sent = req.options?.typeUrl ? { typeUrl: req.options.typeUrl, value: new Uint8Array(req.options.value ?? []) } : undefined;
         const admitted = await admitContainer(ctx, ns, { ...recorded, runtime: { name: recorded.runtime.name, ...(sent ?? recorded.runtime.options ? { options: sent ?? recorded.runtime.options } : {}) } }, 'tasks.create');
-        const container = { ...recorded, runtime: admitted.runtime, ...(admitted.spec ? { spec: admitted.spec } : {}) } as typeof recorded;
+        const spec = runtimeSpec(ctx, admitted);
+        const container = { ...recorded, runtime: admitted.runtime, ...(spec ? { spec } : {}) } as typeof recorded;
         let rootfs = mountsOf(req.rootfs);
         if (rootfs.length === 0 && container.snapshotKey) {
           rootfs = await ctx.db.snapshotter(ns, container.snapshotter).mounts(container.snapshotKey);

@@ -24,7 +24,14 @@ test('ctr version, namespaces and plugins against berthd', async (t) => {
   t.regex(version, /Server:\s+Version:\s+v0\.\d+\.\d+/);
   await c('namespaces', 'create', 'team-a', 'owner=ops');
   t.regex(await c('namespaces', 'ls'), /team-a\s+owner=ops/);
-  t.regex(await c('plugins', 'ls'), /io\.containerd\.grpc\.v1\s+content\s+-\s+ok/);
+  const plugins = await c('plugins', 'ls');
+  t.regex(plugins, /io\.containerd\.grpc\.v1\s+content\s+-\s+ok/);
+  // berthd's runtime classes are plugins too: a class this host cannot run is skipped, as containerd skips one.
+  t.regex(plugins, /berth\.runtime-class\.v1\s+gvisor\s+linux\/amd64\s+ok/);
+  t.regex(plugins, /berth\.runtime-class\.v1\s+vm\s+linux\/amd64\s+skip/);
+  const vm = await c('plugins', 'ls', '--detailed', 'type==berth.runtime-class.v1', 'id==vm');
+  t.regex(vm, /Exports:\s+[^]*isolation\s+vm/);
+  t.regex(vm, /not implemented yet \(issue 16\)/);
 });
 
 test('ctr content ingest, ls, get, label and rm against berthd', async (t) => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ApiClient } from '../../api/grpc-client.ts';
 import { packAny, unpackAny } from '../../api/proto.ts';
+import { passedAnnotations } from '../../daemon/policy/annotations.ts';
 import { loadPolicy } from '../../daemon/policy/holder.ts';
 import { defaultSpec } from '../helpers/bundle.ts';
 import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
@@ -103,6 +104,29 @@ test('a bad policy is refused naming the file, the line and the problem', (t) =>
   bad('[policy]\nrules = 3\n', /rules must be an array of tables/);
   bad('[runtimes.x]\nisolation = "sandbox"\nbinary = "runsc"\n', /runtimes\.x: unknown key binary/);
   bad('[runtimes]\ndefault_runtime = "nope"\n', /default_runtime "nope" is not a runtime class/);
+  bad('[runtimes]\ndefault_runtime = "vm"\n', /default_runtime "vm" cannot run on this host: not implemented yet \(issue 16\)/);
+  bad('[runtimes.x]\nisolation = "container"\npod_annotations = "a*"\n', /runtimes\.x\.pod_annotations must be a list of strings/);
+});
+
+test('vm fails closed: configuring the class cannot make it usable, and a client naming the vm backend gets the vm class', (t) => {
+  const p = loadPolicy(configFile(t, '[runtimes.vm]\nisolation = "vm"\n[runtimes.vm.options]\nBinaryName = "runc"\n'));
+  t.regex(p.classes.get('vm')!.unusable!, /not implemented yet \(issue 16\)/);
+  t.is(p.classes.strongestAtLeast('vm'), undefined);
+  const d = loadPolicy('').decide({ namespace: 'default', namespaceLabels: {}, image: '', labels: {}, facts: { privileged: false, hostNamespaces: [], bindSources: [], devices: false, addedCapabilities: [], annotations: {} },
+    runtime: 'io.containerd.berth.v2', options: packAny('containerd.runc.v1.Options', { binaryName: 'vm' }) });
+  t.like(d, { verdict: 'refuse', why: 'runtime class vm cannot run on this host: not implemented yet (issue 16): berth has no VM backend' });
+});
+
+test('annotations reach a runtime as its class passes them: globs stop at "/", a pod sandbox gets the pod\'s, CRI\'s own always pass', (t) => {
+  const cls = (pod?: string[], container?: string[]) => ({ name: 'x', runtimeType: 'io.containerd.berth.v2', options: {}, isolation: 'container' as const,
+    ...(pod ? { podAnnotations: pod } : {}), ...(container ? { containerAnnotations: container } : {}) });
+  const sent = { 'example.com/a': '1', 'example.com/a/b': '2', 'pod.example/x': '3', 'dev.gvisor.spec.mount.m.share': 'shared', 'io.kubernetes.cri.sandbox-id': 's' };
+  t.is(passedAnnotations(cls(), sent), undefined, 'a class listing neither passes all');
+  t.deepEqual(passedAnnotations(cls([], []), sent), { 'io.kubernetes.cri.sandbox-id': 's' });
+  t.deepEqual(passedAnnotations(cls(['pod.example/*'], ['example.com/?']), sent), { 'example.com/a': '1', 'pod.example/x': '3', 'io.kubernetes.cri.sandbox-id': 's' });
+  const sandbox = { ...sent, 'io.kubernetes.cri.container-type': 'sandbox' };
+  t.deepEqual(passedAnnotations(cls(['pod.example/*'], ['example.com/*']), sandbox), { 'pod.example/x': '3', 'io.kubernetes.cri.sandbox-id': 's', 'io.kubernetes.cri.container-type': 'sandbox' });
+  t.deepEqual(loadPolicy('').classes.get('gvisor')!.containerAnnotations, [], 'gVisor gets no client annotation');
 });
 
 test.serial('built-in default: an untrusted namespace asking for runc is upgraded to gVisor, and the container sees gVisor\'s kernel, not the host\'s', async (t) => {
@@ -276,7 +300,14 @@ test.serial('berth runtimes ls, policy show, policy explain, policy check; berth
   t.is(ls.code, 0, ls.stderr);
   t.regex(ls.stdout, /fast \(default\)\s+container\s+io\.containerd\.berth\.v2\s+fast\s+yes/);
   t.regex(ls.stdout, /gvisor\s+sandbox\s+io\.containerd\.berth\.v2\s+runsc\s+yes/);
-  t.regex(ls.stdout, /vm\s+vm\s+io\.containerd\.berth\.v2\s+fast\s+no: not implemented yet \(issue 16\)/);
+  t.regex(ls.stdout, /vm\s+vm\s+io\.containerd\.berth\.v2\s+vm\s+no: not implemented yet \(issue 16\)/);
+  // plugins ls lists the classes too, each with its isolation; an unusable one skipped, saying why.
+  const plugins = await berth(d.address, ['plugins', 'ls']);
+  t.is(plugins.code, 0, plugins.stderr);
+  t.regex(plugins.stdout, /berth\.runtime-class\.v1\s+fast\s+linux\/amd64\s+container\s+ok/);
+  t.regex(plugins.stdout, /berth\.runtime-class\.v1\s+gvisor\s+linux\/amd64\s+sandbox\s+ok/);
+  t.regex(plugins.stdout, /berth\.runtime-class\.v1\s+vm\s+linux\/amd64\s+vm\s+skip: not implemented yet \(issue 16\): berth has no VM backend\n/);
+  t.regex(plugins.stdout, /io\.containerd\.grpc\.v1\s+policy\s+-\s+-\s+ok/);
   const show = await berth(d.address, ['policy', 'show']);
   t.regex(show.stdout, /^policy: built-in default/);
   t.regex(show.stdout, /- untrusted-namespace: require isolation sandbox, upgrade a weaker runtime\n\s+match \{"namespaceLabels":\{"berth.io\/trust":"untrusted"\}\}\n\s+forbid privileged, host_namespaces/);
@@ -302,6 +333,60 @@ test.serial('berth runtimes ls, policy show, policy explain, policy check; berth
   t.not(vm.code, 0);
   t.regex(vm.stderr, /runtime class vm cannot run on this host: not implemented yet \(issue 16\)/);
   t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '');
+});
+
+/** Creates the container's task (runs /bin/true), returns the spec its shim got in the bundle, then runs it out. */
+async function bundleSpec(t: ExecutionContext, d: Awaited<ReturnType<typeof startDaemon>>, ns: string, id: string): Promise<any> {
+  const c = d.client(ns);
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  await c.call(TASKS, 'Create', { containerId: id, rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
+  const spec = JSON.parse(readFileSync(join(d.daemon.ctx.tasks.bundleDir(ns, id), 'config.json'), 'utf8'));
+  const waiting = c.call(TASKS, 'Wait', { containerId: id });
+  await c.call(TASKS, 'Start', { containerId: id });
+  await waiting;
+  await c.call(TASKS, 'Delete', { containerId: id });
+  return spec;
+}
+
+test.serial('a class\'s pod_annotations and container_annotations decide which annotations reach its runtime; the record keeps them all', async (t) => {
+  const d = await startDaemon(t, { configFile: configFile(t, '[runtimes.annotated]\nisolation = "container"\ncontainer_annotations = ["example.com/*"]\npod_annotations = ["pod.example/*"]\n') });
+  const c = d.client('default');
+  const sent = { 'example.com/keep': '1', 'example.com/not/this': '2', 'pod.example/p': '3', 'other.org/drop': '4', 'dev.gvisor.spec.mount.m.share': 'shared', 'io.kubernetes.cri.container-name': 'web' };
+  const annotate = (s: any) => { s.annotations = sent; };
+  const id = uid();
+  await createContainer(c, 'default', id, ['/bin/true'], { runtime: 'annotated', edit: annotate });
+  t.deepEqual((await bundleSpec(t, d, 'default', id)).annotations, { 'example.com/keep': '1', 'pod.example/p': '3', 'io.kubernetes.cri.container-name': 'web' });
+  t.deepEqual(JSON.parse(Buffer.from((await c.call(CONTAINERS, 'Get', { id })).container.spec.value).toString()).annotations, sent, 'the record keeps what the client sent');
+  // gVisor passes none a client wrote; a class listing neither (fast) passes them all, as containerd does.
+  const g = uid();
+  await createContainer(c, 'default', g, ['/bin/true'], { runtime: 'gvisor', edit: annotate });
+  t.deepEqual((await bundleSpec(t, d, 'default', g)).annotations, { 'io.kubernetes.cri.container-name': 'web' });
+  const f = uid();
+  await createContainer(c, 'default', f, ['/bin/true'], { edit: annotate });
+  t.deepEqual((await bundleSpec(t, d, 'default', f)).annotations, sent);
+});
+
+test.serial('default_runtime: a container naming no runtime runs as the configured class; an invalid default stops berthd at start', async (t) => {
+  const d = await startDaemon(t, { configFile: configFile(t, '[runtimes]\ndefault_runtime = "gvisor"\n') });
+  const c = d.client('default');
+  const id = uid();
+  const spec = defaultSpec(['/bin/cat', '/proc/version']);
+  spec.linux.cgroupsPath = `/berth-policy-test/default-${id}`;
+  const created = (await c.call(CONTAINERS, 'Create', { container: { id, spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(spec)) } } })).container;
+  t.is(created.runtime.name, 'io.containerd.berth.v2');
+  t.is(binaryOf(created), 'runsc');
+  t.is(created.labels['berth.io/isolation'], 'gvisor; rule=none');
+  const { output, status } = await runTask(t, c, id);
+  t.is(status, 0);
+  t.regex(output, /^Linux version 4\.4\.0/, 'gVisor\'s kernel');
+  // A container naming a runtime runs as it asked.
+  t.is((await createContainer(c, 'default', uid(), ['/bin/true'])).labels['berth.io/isolation'], 'fast; rule=none');
+  const start = async (text: string) => {
+    const err = await t.throwsAsync(run(process.execPath, [join(REPO, 'dist', 'berthd.mjs'), '--config', configFile(t, text), '--root', join(tempDir(t), 'r'), '--state', join(tempDir(t), 's'), '--address', join(tempDir(t), 'sock')]));
+    return (err as any).stderr as string;
+  };
+  t.regex(await start('[runtimes]\ndefault_runtime = "nope"\n'), /berthd: .*config\.toml: runtimes\.default_runtime "nope" is not a runtime class \(fast, runc, crun, gvisor, vm\)/);
+  t.regex(await start('[runtimes]\ndefault_runtime = "vm"\n'), /berthd: .*config\.toml: default_runtime "vm" cannot run on this host: not implemented yet \(issue 16\)/);
 });
 
 test('the README\'s example policy loads as written', (t) => {
