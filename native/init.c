@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "console.h"
 #include "init.h"
+#include "mount_source.h"
 #include "plan.h"
 #include "rootfs.h"
 #include "seccomp_agent.h"
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -246,8 +248,9 @@ int init_main(const char *plan_path, int sync)
 		if (cover_host_pseudofs(rootfs, err, sizeof err) < 0)
 			die_to(sync, "--no-pivot: %s", err);
 	}
+	/* The go-ahead is a socket: bind mount sources opened for the container travel over it first. */
 	int go[2], report[2];
-	if (pipe2(go, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0)
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, go) < 0 || pipe2(report, O_CLOEXEC) < 0)
 		die_to(sync, "pipe: %s", strerror(errno));
 
 	pid_t pid = clone_container(flags, find_arg(&plan, "cgroup2"), sync);
@@ -255,7 +258,7 @@ int init_main(const char *plan_path, int sync)
 		close(go[1]);
 		close(report[0]);
 		char byte;
-		if (read(go[0], &byte, 1) != 1)
+		if (mount_sources_receive(&plan, go[0]) < 0 || read(go[0], &byte, 1) != 1)
 			_exit(1);
 		close(go[0]);
 		if (seccomp_agent_read_state(agent_err, sizeof agent_err) < 0)
@@ -287,6 +290,11 @@ int init_main(const char *plan_path, int sync)
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		return 1;
+	}
+	if (mount_sources_send(&plan, pid, go[1], err, sizeof err) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		die_to(sync, "%s", err);
 	}
 	if (write(go[1], "g", 1) != 1)
 		die_to(sync, "releasing the container: %s", strerror(errno));

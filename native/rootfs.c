@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "rootfs.h"
 #include "hooks.h"
+#include "mount_source.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -97,14 +98,15 @@ static int make_beneath(int root, const char *path, int is_file, const char *wha
 	fail_resolve(what, path);
 }
 
-static void mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data, const char *dest)
+/* `shown` names the source in errors (src may be a /proc/self/fd path). */
+static void mount_at_fd(const char *src, const char *shown, int fd, const char *type, unsigned long flags, const char *data, const char *dest)
 {
 	char target[64];
 	snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
 	int rc = (flags & MS_BIND) ? mount(src, target, NULL, flags & (MS_BIND | MS_REC), NULL)
 				   : mount(src, target, type, flags, *data ? data : NULL);
 	if (rc < 0)
-		fail("mount %s (%s) on %s: %s", src, type, dest, strerror(errno));
+		fail("mount %s (%s) on %s: %s", shown, type, dest, strerror(errno));
 }
 
 /* Applies flags or propagation to the mount now on top of `dest` (an fd taken before mounting would still
@@ -196,7 +198,7 @@ static void copy_tree(int from, int to, const char *dest)
 	closedir(dir);
 }
 
-static void do_mount(int root, struct record *r)
+static void do_mount(int root, struct record *r, int index)
 {
 	const char **a = r->argv;
 	const char *src = a[0], *dest = a[1], *type = a[2], *data = a[4];
@@ -207,12 +209,19 @@ static void do_mount(int root, struct record *r)
 	int fd = make_beneath(root, dest, a[6][0] == 'f', "mount destination");
 	resolve_flags &= ~(unsigned long long)RESOLVE_NO_SYMLINKS;
 	int copyup = r->argc > 7 && !strcmp(a[7], "copyup");
+	/* A source the host's root opened for us (mount_source.h) is bound from its fd. */
+	char via[64];
+	int src_fd = mount_source_fd(index);
+	if (src_fd >= 0)
+		snprintf(via, sizeof via, "/proc/self/fd/%d", src_fd);
 	/* What the tmpfs will cover, opened before it does: an fd keeps naming the covered directory. */
 	int covered = copyup ? openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (copyup && covered < 0)
 		fail("tmpcopyup of %s: %s", dest, strerror(errno));
-	mount_at_fd(src, fd, type, flags, data, dest);
+	mount_at_fd(src_fd >= 0 ? via : src, src, fd, type, flags, data, dest);
 	close(fd);
+	if (src_fd >= 0)
+		close(src_fd);
 	if (copyup) {
 		int top = open_beneath(root, dest, O_RDONLY | O_DIRECTORY);
 		if (top < 0)
@@ -244,7 +253,7 @@ static void do_mkdev(int root, const char **a)
 		if (errno != EPERM || kind == S_IFIFO)
 			fail("mknod %s: %s", dest, strerror(errno));
 		int fd = make_beneath(root, dest, 1, "device");
-		mount_at_fd(dest, fd, "", MS_BIND, "", dest);
+		mount_at_fd(dest, dest, fd, "", MS_BIND, "", dest);
 		close(fd);
 	} else {
 		if (fchmodat(parent, last + 1, mode, 0) < 0 ||
@@ -373,7 +382,7 @@ int prepare_rootfs(struct plan *plan)
 	for (int i = 0; i < plan->count; i++) {
 		struct record *r = &plan->records[i];
 		if (!strcmp(r->tag, "mount"))
-			do_mount(root, r);
+			do_mount(root, r, i);
 		else if (!strcmp(r->tag, "mountattr"))
 			do_mountattr(root, r->argv);
 		else if (!strcmp(r->tag, "mkdev"))

@@ -5,7 +5,8 @@
 //   version 1 · mode create|run · clone <CLONE_NEW* flags> · join <flag> <ns path> · uidmap <text> · gidmap <text>
 //   timens <monotonic secs> <nsecs> <boottime secs> <nsecs>
 //   propagation <MS_* flags for /> · rootfs <host path> · pivot 1|0 · rootro
-//   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file> [copyup]
+//   mount <source> <dest> <fstype> <MS_* flags> <data> <propagation flags> <d|f: create a dir or a file> [copyup|hostfd]
+//     (hostfd: a bind source berth-init opens as the host's root and passes to the container, see native/mount_source.h)
 //   mountattr <dest> <MOUNT_ATTR_* to set> <to clear>: mount_setattr(AT_RECURSIVE) on the mount at dest
 //   remountro <dest> <MS_* flags kept> <MOUNT_ATTR_* to set> <to clear>: after pivot, a tmpfs or /dev mounted
 //     writable so far turns read-only, then gets its recursive attributes
@@ -262,7 +263,9 @@ function addMount(plan: PlanWriter, m: Mount, i: number, cgroup: CgroupManager, 
     try { isFile = !statSync(source).isDirectory(); } catch {
       throw errInvalidArgument(`${field}: bind source ${source} does not exist`);
     }
-    plan.add('mount', source, dest, 'bind', mountFlags | MS.BIND, '', propagation, isFile ? 'f' : 'd');
+    // A new user namespace's root may be shut out of a directory on the source's path (runc binds such sources
+    // too): berth-init opens the source as the host's root and the container binds it from that fd.
+    plan.add('mount', source, dest, 'bind', mountFlags | MS.BIND, '', propagation, isFile ? 'f' : 'd', ...(userns ? ['hostfd'] : []));
     return attrs();
   }
   // sysfs cannot be mounted in a user namespace without its own network namespace: bind the host's, as runc.

@@ -3,7 +3,7 @@
 // data, tmpcopyup, destinations behind symlinks (resolved inside the root), and a read-only /dev with submounts.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { berthRunc } from './helpers.ts';
@@ -140,6 +140,23 @@ test.serial('a user namespace that does not map gid 5: devpts is mounted without
   const bundle = usernsBundle(t, 'grep " /dev/pts " /proc/self/mountinfo | grep -c "gid=5"; ls -d /dev/pts/ptmx', 1);
   const seen = await runEach(t, OURS, bundle);
   for (const way of OURS) t.deepEqual([seen[way].stdout, seen[way].status], ['0\n/dev/pts/ptmx\n', 0], way);
+});
+
+test.serial('a user namespace binds sources its root cannot reach (a directory on the way is closed to it), as runc', async (t) => {
+  const bundle = usernsBundle(t, 'cat /mnt/one/file /mnt/two/file', 65536);
+  const spec = JSON.parse(readFileSync(join(bundle.dir, 'config.json'), 'utf8'));
+  for (const name of ['one', 'two']) {
+    // closed/<name>/dir: host root's, mode 0700 on `closed`, so host uid 100000 cannot search it.
+    const closed = join(tempDir(t, 'closed-'), name);
+    mkdirSync(join(closed, 'dir'), { recursive: true });
+    writeFileSync(join(closed, 'dir', 'file'), `${name}\n`);
+    chmodSync(closed, 0o700);
+    spec.mounts.push({ source: join(closed, 'dir'), destination: `/mnt/${name}`, options: ['bind'] });
+    mkdirSync(join(bundle.rootfs, 'mnt', name), { recursive: true }); // the image's root: not the container root's to make
+  }
+  writeFileSync(join(bundle.dir, 'config.json'), JSON.stringify(spec));
+  const seen = await runEach(t, ALL, bundle);
+  for (const way of ALL) t.deepEqual([seen[way].status, seen[way].stdout], [0, 'one\ntwo\n'], way);
 });
 
 test('features lists the mount options berth-runc takes, recursive ones and tmpcopyup included', (t) => {
