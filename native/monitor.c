@@ -41,6 +41,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -62,6 +63,9 @@ static int early_status[MAX_EARLY], early;
 
 /* Console mode: the pty master and the fds we copy between. */
 static int master = -1, in_fd = -1, out_fd = -1, control_fd = -1;
+/* A pipe we drain and discard: a command's stdout or stderr in place of the host's /dev/null (see
+ * stdin_from_empty_pipe). */
+static int discard = -1, discard_w = -1;
 
 static void notify(const char *fmt, long value)
 {
@@ -214,13 +218,30 @@ static void handle_control(void)
 		used = 0; /* a line too long to be a request */
 }
 
-/* Console mode: one poll loop for reaping (a signalfd), the console socket, the pty and the control FIFO. */
-static int console_loop(int sigfd, int listener)
+/* Reads what is in the discard pipe and drops it; closes it at EOF (no writer is left). */
+static void drain_discard(void)
+{
+	char buf[32768];
+	for (;;) {
+		ssize_t n = read(discard, buf, sizeof buf);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		close(discard);
+		discard = -1;
+		return;
+	}
+}
+
+/* Console mode, or a discard pipe to drain: one poll loop for reaping (a signalfd), the console socket, the pty,
+ * the control FIFO and the discard pipe. */
+static int poll_loop(int sigfd, int listener)
 {
 	int conn = -1;
 	for (;;) {
-		struct pollfd p[6];
-		int n = 0, i_sig = -1, i_lis = -1, i_conn = -1, i_master = -1, i_in = -1, i_ctl = -1;
+		struct pollfd p[7];
+		int n = 0, i_sig = -1, i_lis = -1, i_conn = -1, i_master = -1, i_in = -1, i_ctl = -1, i_dis = -1;
 		p[i_sig = n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
 		if (listener >= 0)
 			p[i_lis = n++] = (struct pollfd){ .fd = listener, .events = POLLIN };
@@ -232,6 +253,8 @@ static int console_loop(int sigfd, int listener)
 			p[i_in = n++] = (struct pollfd){ .fd = in_fd, .events = POLLIN };
 		if (control_fd >= 0)
 			p[i_ctl = n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
+		if (discard >= 0)
+			p[i_dis = n++] = (struct pollfd){ .fd = discard, .events = POLLIN };
 		if (poll(p, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -267,6 +290,8 @@ static int console_loop(int sigfd, int listener)
 		}
 		if (i_ctl >= 0 && p[i_ctl].revents)
 			handle_control();
+		if (i_dis >= 0 && p[i_dis].revents)
+			drain_discard();
 		if (p[i_sig].revents) {
 			struct signalfd_siginfo info;
 			while (read(sigfd, &info, sizeof info) == sizeof info)
@@ -359,7 +384,8 @@ static void stdin_from_dev_null(void)
 }
 
 /* A runtime CLI given no stdin reads EOF from a pipe, not the host's /dev/null: runsc chowns the stdio it is
- * given to its sandbox user, and so had chowned the host's /dev/null to nobody. */
+ * given to its sandbox user, and so had chowned the host's /dev/null to nobody. Its stdout and stderr, where
+ * they would be the host's /dev/null, are the discard pipe. */
 static void stdin_from_empty_pipe(void)
 {
 	int p[2];
@@ -368,6 +394,18 @@ static void stdin_from_empty_pipe(void)
 	if (p[0] != 0)
 		close(p[0]);
 	close(p[1]);
+}
+
+static int is_dev_null(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+/* Whether the command's fd (0, 1 or 2) comes from a --stdin/--stdout/--stderr path rather than from us. */
+static int from_path(const char **stdio_path, int fd)
+{
+	return !console_path && stdio_path[fd] && *stdio_path[fd];
 }
 
 /* A spare's real argument vector, read from stdin; exits quietly at EOF (the spare was not needed). */
@@ -412,11 +450,14 @@ static void run_child(const char **stdio_path, const char *init_plan, char **com
 			close(f);
 		}
 	}
-	if (!init_plan && !console_path && (!stdio_path[0] || !*stdio_path[0]))
+	if (!init_plan && !from_path(stdio_path, 0))
 		stdin_from_empty_pipe();
+	for (int fd = 1; fd < 3 && !init_plan; fd++)
+		if (discard_w >= 0 && !from_path(stdio_path, fd) && is_dev_null(fd) && dup2(discard_w, fd) < 0)
+			_exit(126);
 	if (init_plan) {
 		/* No exec will close our own fds for the plan executor: the container must not inherit them. */
-		int ours[] = { notify_fd, listener, sigfd, in_fd, out_fd, control_fd };
+		int ours[] = { notify_fd, listener, sigfd, in_fd, out_fd, control_fd, discard, discard_w };
 		for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
 			if (ours[k] >= 0)
 				close(ours[k]);
@@ -542,11 +583,21 @@ static int monitor_main(int argc, char **argv, pid_t forked_pid)
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	if (console_path) {
-		if ((listener = listen_on(console_path)) < 0 || open_console_stdio(stdio_path[0], stdio_path[1]) < 0) {
-			notify("failed %ld\n", 126);
+	if (console_path && ((listener = listen_on(console_path)) < 0 || open_console_stdio(stdio_path[0], stdio_path[1]) < 0)) {
+		notify("failed %ld\n", 126);
+		return 1;
+	}
+	if (!init_plan && ((!from_path(stdio_path, 1) && is_dev_null(1)) || (!from_path(stdio_path, 2) && is_dev_null(2)))) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			perror("berth-monitor: pipe");
 			return 1;
 		}
+		discard = p[0];
+		discard_w = p[1];
+		fcntl(discard, F_SETFL, O_NONBLOCK);
+	}
+	if (console_path || discard >= 0) {
 		/* Blocked before the fork, so no exit is missed; the child unblocks it before exec. */
 		sigprocmask(SIG_BLOCK, &chld, NULL);
 		sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -569,15 +620,18 @@ static int monitor_main(int argc, char **argv, pid_t forked_pid)
 	}
 
 	/* berth-init's sync socket belongs to the command: holding a copy would keep the other end from seeing it
-	 * close. */
+	 * close. So is the discard pipe's write end. */
 	if (handed)
 		close(4);
+	if (discard_w >= 0)
+		close(discard_w);
+	discard_w = -1;
 
 	watched = pid_file ? 0 : child;
 	if (watched)
 		notify("pid %ld\n", watched);
-	if (console_path)
-		return console_loop(sigfd, listener);
+	if (console_path || discard >= 0)
+		return poll_loop(sigfd, listener);
 	for (;;) {
 		int st;
 		pid_t pid = waitpid(-1, &st, 0);

@@ -3,7 +3,7 @@
 // berth's API and Debian's ctr alike. The sandbox is checked from inside: the kernel an untrusted container sees.
 import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
-import { closeSync, constants as fsc, createReadStream, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, createReadStream, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ApiClient } from '../../api/grpc-client.ts';
@@ -71,6 +71,8 @@ async function runTask(t: ExecutionContext, c: ApiClient, id: string): Promise<{
 }
 
 const binaryOf = (container: any) => unpackAny(container.runtime.options).binaryName;
+/** runsc chowns the stdio it is given to its sandbox user: the host's /dev/null must never be among it. */
+const nullOwner = () => { const s = statSync('/dev/null'); return `${s.uid}:${s.gid}`; };
 
 test('runtime classes: the built-ins, each probed on this host; vm is unusable until issue 16', (t) => {
   const p = loadPolicy('');
@@ -236,8 +238,10 @@ test.serial('a task cannot weaken its container\'s runtime, and an exec cannot a
   await createContainer(c, 'default', id, ['/bin/sleep', '100'], { labels: { 'berth.io/trust': 'untrusted' } });
   const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
   // Task options asking for runc are overridden by the class's: the task still runs in gVisor.
+  const ownerBefore = nullOwner();
   await c.call(TASKS, 'Create', { containerId: id, options: packAny('containerd.runc.v1.Options', { binaryName: 'runc' }), rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] });
   await c.call(TASKS, 'Start', { containerId: id });
+  t.is(nullOwner(), ownerBefore, "the host's /dev/null keeps its owner (the task has no stdio at all)");
   const out = fifo(t, 'exec-out');
   const base = defaultSpec(['/bin/cat', '/proc/version']).process;
   await c.call(TASKS, 'Exec', { containerId: id, execId: 'plain', stdout: out.path, spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(base)) } });

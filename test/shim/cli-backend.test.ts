@@ -1,6 +1,7 @@
 // containerd-shim-berth-v2 with a runtime CLI behind it (real runc and crun), as containerd clients drive it:
 // Stats from the CLI's `events --stats` (runc's format) as containerd's cgroups v1 Metrics, a failed create
-// reported with the runtime's own message (from its --log), and the runc options' `root` honoured.
+// reported with the runtime's own message (from its --log), the runc options' `root` honoured, and a task with
+// no stdio given a drained pipe, never the host's /dev/null (runsc chowns its stdio).
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -67,6 +68,22 @@ for (const runtime of ['runc', 'crun']) {
     t.false(existsSync(join(root, id)), 'deleted from that root');
   });
 }
+
+test.serial('runc: a task with no stdio writes into a pipe the monitor drains, never the host\'s /dev/null, and is not cut short', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  // 1 MiB to stdout (more than a pipe holds), then what its stdout and stderr are: no character device.
+  const bundle = makeBundle(join(h.dir, id), {
+    args: ['/bin/sh', '-c', 'head -c 1048576 /dev/zero; [ -p /proc/self/fd/1 ] && [ ! -c /proc/self/fd/2 ] && exit 42; exit 1'],
+    edit: (s) => { s.linux.cgroupsPath = `/${id}`; },
+  });
+  const client = await h.start(bundle.dir, id);
+  await h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options('runc') });
+  const waiting = h.call(client, 'Wait', { id });
+  await h.call(client, 'Start', { id });
+  t.is((await waiting).exitStatus, 42);
+  await h.call(client, 'Delete', { id });
+});
 
 test('runc\'s events format: omitted zero fields, memory+swap, v1\'s no-limit, blkio and hugetlb entries', (t) => {
   const line = JSON.stringify({
