@@ -30,6 +30,10 @@ async function main() {
     `import('./api/proto.ts').then((p) => process.stdout.write(JSON.stringify(p.parseProtos().toJSON())))`],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
   writeFileSync(join(root, 'dist', 'proto.json'), protoJson);
+  // The vm sandbox's initramfs (the guest agent and the kernel modules it loads), rebuilt only when stale.
+  if (existsSync(join(root, 'native', 'build', 'berth-agent'))) {
+    execFileSync(process.execPath, ['--import', 'tsx', join(root, 'runtimes', 'vm', 'initramfs.ts')], { cwd: root, stdio: 'inherit' });
+  }
   // berth-runc --version names the commit it was built from, when the source is a git checkout.
   let commit = '';
   try { commit = execFileSync('git', ['-C', root, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }

@@ -2,50 +2,14 @@
 // node and the bundled program) whose only cgroup mount is a pure cgroup2 hierarchy with every controller.
 // This host is hybrid, so this is how the v2 manager's memory/cpu/pids/io paths run on a real kernel.
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, writeSync, lstatSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
+import { Cpio } from '../../runtimes/vm/cpio.ts';
 
 export function guestKernel(): string | undefined {
   const k = readdirSync('/boot').filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f)).sort().pop();
   return k ? join('/boot', k) : undefined;
-}
-
-/** A cpio "newc" archive written entry by entry (the format the kernel unpacks as initramfs). */
-class Cpio {
-  private readonly fd: number;
-  private ino = 1;
-  constructor(path: string) { this.fd = openSync(path, 'w'); }
-  private entry(name: string, mode: number, data: Buffer): void {
-    const hex = (n: number) => n.toString(16).padStart(8, '0');
-    const nameBuf = Buffer.from(`${name}\0`);
-    const fields = [this.ino++, mode, 0, 0, 1, 0, data.length, 0, 0, 0, 0, nameBuf.length, 0];
-    const header = Buffer.from(`070701${fields.map(hex).join('')}`);
-    const pad = (n: number) => Buffer.alloc((4 - (n % 4)) % 4);
-    writeSync(this.fd, Buffer.concat([header, nameBuf, pad(header.length + nameBuf.length)]));
-    writeSync(this.fd, data);
-    writeSync(this.fd, pad(data.length));
-  }
-  dir(name: string): void { this.entry(name, 0o040755, Buffer.alloc(0)); }
-  file(name: string, data: Buffer, mode = 0o755): void { this.entry(name, 0o100000 | mode, data); }
-  symlink(name: string, target: string): void { this.entry(name, 0o120777, Buffer.from(target)); }
-  /** Copies a host file (following symlinks) to the same path in the archive. */
-  copy(hostPath: string, name = hostPath.replace(/^\//, '')): void { this.file(name, readFileSync(hostPath)); }
-  /** Copies a host directory tree. */
-  tree(hostDir: string, name: string): void {
-    this.dir(name);
-    for (const e of readdirSync(hostDir)) {
-      const src = join(hostDir, e);
-      const st = lstatSync(src);
-      if (st.isDirectory()) this.tree(src, `${name}/${e}`);
-      else if (st.isSymbolicLink()) this.symlink(`${name}/${e}`, readlinkSync(src));
-      else this.file(`${name}/${e}`, readFileSync(src), st.mode & 0o777);
-    }
-  }
-  close(): void {
-    this.entry('TRAILER!!!', 0, Buffer.alloc(0));
-    closeSync(this.fd);
-  }
 }
 
 const INIT = `#!/bin/busybox sh

@@ -1,0 +1,105 @@
+/* berth-agent: the guest's PID 1. It serves berth.agent.v1.Agent (api/proto/berth/agent/v1/agent.proto) over
+ * ttrpc on a virtio-serial port and runs containers with the same plan executor as the host (../init.c). One
+ * thread, one poll loop: every fd the agent waits on is a watch. */
+#ifndef BERTH_AGENT_H
+#define BERTH_AGENT_H
+
+#include "pb.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define AGENT_VERSION "0.1.0"
+
+/* gRPC status codes (google.rpc.Code). */
+enum {
+	ST_CANCELLED = 1, ST_UNKNOWN = 2, ST_INVALID_ARGUMENT = 3, ST_NOT_FOUND = 5, ST_ALREADY_EXISTS = 6,
+	ST_RESOURCE_EXHAUSTED = 8, ST_FAILED_PRECONDITION = 9, ST_UNIMPLEMENTED = 12, ST_INTERNAL = 13,
+};
+
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --- the poll loop (main.c) --- */
+typedef void (*watch_fn)(void *ctx, int fd, short revents);
+void watch_add(int fd, short events, watch_fn fn, void *ctx);
+void watch_events(int fd, short events);
+void watch_del(int fd);
+/* Asks the loop to wake within ms (a retry of something not pollable). */
+void loop_wake_within(int ms);
+uint64_t now_ns(void);
+
+/* --- ttrpc on the port (ttrpc.c) --- */
+void ttrpc_open(const char *port_path);
+/* Called on every loop turn: notices a host that connected again. */
+void ttrpc_tick(void);
+/* Sends what is queued for the host, waiting (bounded) for the port: before powering off. */
+void ttrpc_flush(int timeout_ms);
+void reboot_now(void) __attribute__((noreturn));
+void reply_ok(uint32_t stream, const struct buf *payload);
+void reply_err(uint32_t stream, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The status for an errno. */
+int status_of_errno(int err);
+
+/* A long-poll call waiting for something: answered once, or cancelled when the host goes away. */
+struct waiter {
+	uint32_t stream;
+	uint32_t len;
+	uint64_t epoch;
+};
+/* Bumps on each host disconnect: a waiter from an older epoch has no one to answer to. */
+extern uint64_t ttrpc_epoch;
+
+/* --- handlers (service.c, procs.c, cgroup.c) --- */
+typedef void (*handler_fn)(uint32_t stream, const uint8_t *payload, size_t len);
+handler_fn handler_of(const char *method);
+
+void h_ping(uint32_t, const uint8_t *, size_t);
+void h_create_sandbox(uint32_t, const uint8_t *, size_t);
+void h_destroy_sandbox(uint32_t, const uint8_t *, size_t);
+void h_create_container(uint32_t, const uint8_t *, size_t);
+void h_start_container(uint32_t, const uint8_t *, size_t);
+void h_remove_container(uint32_t, const uint8_t *, size_t);
+void h_exec_process(uint32_t, const uint8_t *, size_t);
+void h_signal_process(uint32_t, const uint8_t *, size_t);
+void h_wait_process(uint32_t, const uint8_t *, size_t);
+void h_write_stdin(uint32_t, const uint8_t *, size_t);
+void h_read_stdout(uint32_t, const uint8_t *, size_t);
+void h_read_stderr(uint32_t, const uint8_t *, size_t);
+void h_close_stdin(uint32_t, const uint8_t *, size_t);
+void h_tty_win_resize(uint32_t, const uint8_t *, size_t);
+void h_list_processes(uint32_t, const uint8_t *, size_t);
+void h_update_container(uint32_t, const uint8_t *, size_t);
+void h_stats_container(uint32_t, const uint8_t *, size_t);
+void h_pause_container(uint32_t, const uint8_t *, size_t);
+void h_resume_container(uint32_t, const uint8_t *, size_t);
+void h_get_oom_event(uint32_t, const uint8_t *, size_t);
+
+/* --- containers and processes (procs.c) --- */
+struct container;
+/* Every container id, for Ping. */
+void containers_list(struct buf *out, uint32_t field);
+/* A child exited (from the SIGCHLD reaper). */
+void procs_reaped(pid_t pid, int status);
+/* Kills every container's processes (DestroySandbox). */
+void procs_kill_all(void);
+const char *container_cgroup(struct container *c);
+struct container *container_find(const char *id);
+const char *container_id(struct container *c);
+
+/* --- cgroups (cgroup.c) --- */
+/* Creates dir and its parents under /sys/fs/cgroup, each parent delegating every controller to its children. */
+int cgroup_mkdir(const char *dir, char *err, size_t errlen);
+int cgroup_write(const char *dir, const char *file, const char *value);
+/* Signals every process in dir; with SIGKILL, cgroup.kill where the kernel has it. */
+void cgroup_signal(const char *dir, int sig);
+/* Waits (bounded) until dir has no live process, reaping children meanwhile. */
+void cgroup_wait_empty(const char *dir, int timeout_ms);
+void cgroup_watch_oom(struct container *c);
+void cgroup_unwatch_oom(struct container *c);
+/* Answers waiting GetOOMEvent calls (an OOM event of a removed container is kept). */
+void cgroup_oom_init(void);
+
+/* Reads a whole small file into out (appended). -1 with errno on failure. */
+int read_small_file(const char *path, struct buf *out);
+
+#endif
