@@ -2,6 +2,7 @@
 // process, native/ executes) or any runc-compatible CLI (runc, crun, runsc, berth-runc). Every process is
 // watched by berth-monitor, which records its exit status durably. Backends register by name; a new backend is
 // a new file in runtimes/backends/ that calls registerRuntime.
+import { basename } from 'node:path';
 import { errInvalidArgument } from '../api/errdefs.ts';
 import type { CgroupStats, LinuxResources } from './cgroups/types.ts';
 import type { Monitored, StdioPaths } from './monitor.ts';
@@ -69,13 +70,15 @@ export function registerRuntime(name: string, factory: Factory): void {
 
 /**
  * The backend for containerd's runc options' binary_name: none → berth's fast path; a name a backend registered
- * under (fast, vm, ...) → that backend; any other name or path → the CLI backend driving that binary (runc, crun,
- * berth-runc, ...). The CLI backend itself registers as "cli" and is never picked by that name.
+ * under (fast, vm, runsc, ...), or a path to a binary of that name → that backend (given the name or path as
+ * `binary`); any other name or path → the CLI backend driving that binary (runc, crun, berth-runc, ...). The CLI
+ * backend itself registers as "cli" and is never picked by that name.
  */
 export function openRuntime(binaryName: string | undefined, root: string, more: Pick<RuntimeOptions, 'clientRoot' | 'log'> = {}): OciRuntime {
   const name = binaryName || 'fast';
-  const named = name !== 'cli' ? backends.get(name) : undefined;
-  if (named) return named({ root, ...more });
+  const base = basename(name);
+  const named = base !== 'cli' ? backends.get(base) : undefined;
+  if (named) return named({ root, ...more, binary: name });
   const cli = backends.get('cli');
   if (!cli) throw errInvalidArgument(`no runtime backend for ${JSON.stringify(name)} (have ${[...backends.keys()].join(', ')})`);
   return cli({ root, ...more, binary: name });

@@ -1,5 +1,5 @@
-// The runtime classes berth knows without configuration, each probed on this host. runsc (gVisor) runs here with
-// no network stack of its own and the ptrace platform (runtimes/backends/cli.ts passes those flags).
+// The runtime classes berth knows without configuration, each probed on this host. gvisor is the shim's runsc
+// backend (runtimes/backends/runsc.ts), which probes the platform, cgroup and network flags that work here.
 import { registerBuiltinClass, versionProbe, BERTH_SHIM } from './classes.ts';
 
 const base = { runtimeType: BERTH_SHIM };
@@ -11,7 +11,7 @@ registerBuiltinClass({ ...base, name: 'runc', options: { binaryName: 'runc' }, i
 registerBuiltinClass({ ...base, name: 'crun', options: { binaryName: 'crun' }, isolation: 'container', probe: () => versionProbe('crun') });
 registerBuiltinClass({
   ...base, ...sandboxed, name: 'gvisor', options: { binaryName: 'runsc' }, isolation: 'sandbox',
-  probe: () => versionProbe('runsc', ['--network=none', '--platform=ptrace', '--version']),
+  probe: () => versionProbe('runsc'),
 });
 // The shim's 'vm' backend (issue 16) serves it; until that backend and its probe land, the class fails closed.
 registerBuiltinClass({ ...base, ...sandboxed, name: 'vm', options: { binaryName: 'vm' }, isolation: 'vm', probe: () => 'not implemented yet (issue 16): berth has no VM backend' });

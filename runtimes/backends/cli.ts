@@ -1,8 +1,7 @@
-// Any runc-compatible OCI runtime binary (runc, crun, runsc, berth-runc) driven through its command line,
-// each process watched by berth-monitor. Binaries that need extra global flags on this kind of host get them
-// from BINARY_FLAGS (runsc: no network stack of its own, the ptrace platform). As containerd's runc shim, the
-// runtime logs JSON lines to a file (--log, --log-format json): `create` runs with the container's stdio, so
-// its error reaches us only there.
+// Any runc-compatible OCI runtime binary (runc, crun, berth-runc) driven through its command line, each process
+// watched by berth-monitor. A runtime that needs flags of its own extends CliRuntime (runsc.ts). As containerd's
+// runc shim, the runtime logs JSON lines to a file (--log, --log-format json): `create` runs with the container's
+// stdio, so its error reaches us only there.
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -14,10 +13,6 @@ import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime 
 import { statsFromRuncEvent } from './runc-events.ts';
 
 const run = promisify(execFile);
-
-const BINARY_FLAGS: Record<string, string[]> = {
-  runsc: ['--network=none', '--platform=ptrace'],
-};
 
 /** The message of the last error a runtime logged (JSON lines with level and msg), as containerd's runc shim
  * reports a failed create. */
@@ -34,20 +29,28 @@ export function lastRuntimeError(log: string): string | undefined {
   return msg;
 }
 
-class CliRuntime implements OciRuntime {
+export class CliRuntime implements OciRuntime {
   readonly name: string;
   private readonly global: string[];
 
-  constructor(private readonly binary: string, readonly root: string, private readonly log?: string) {
+  constructor(protected readonly binary: string, readonly root: string, private readonly log?: string) {
     this.name = basename(binary);
-    this.global = ['--root', root, ...(log ? ['--log', log, '--log-format', 'json'] : []), ...(BINARY_FLAGS[this.name] ?? [])];
+    this.global = ['--root', root, ...(log ? ['--log', log, '--log-format', 'json'] : [])];
   }
 
-  private async cli(args: string[], input?: string): Promise<string> {
+  /** The global flags (before the command) of a command on container `id`. */
+  protected globalFlags(_id: string): string[] {
+    return this.global;
+  }
+
+  /** Runs before `create`: where a backend probes its host or decides the container's flags. */
+  protected async beforeCreate(_req: CreateRequest): Promise<void> {}
+
+  protected async cli(id: string, args: string[], input?: string): Promise<string> {
     const env = { ...process.env };
     delete env.NODE_EXTRA_CA_CERTS;
     try {
-      const child = run(this.binary, [...this.global, ...args], { env, encoding: 'utf8', maxBuffer: 16 << 20 });
+      const child = run(this.binary, [...this.globalFlags(id), ...args], { env, encoding: 'utf8', maxBuffer: 16 << 20 });
       if (input !== undefined) child.child.stdin!.end(input);
       return (await child).stdout;
     } catch (err) {
@@ -60,19 +63,20 @@ class CliRuntime implements OciRuntime {
 
   /** Runs `command` (create or exec) under berth-monitor; with a terminal the monitor receives the pty master on
    * the console socket it passes to the runtime. */
-  private monitored(command: string[], exitFile: string, pidFile: string, req: { stdio: CreateRequest['stdio']; terminal?: boolean; stateDir: string },
+  private monitored(id: string, command: string[], exitFile: string, pidFile: string, req: { stdio: CreateRequest['stdio']; terminal?: boolean; stateDir: string },
     name: string): Monitored {
     const env = { ...process.env };
     delete env.NODE_EXTRA_CA_CERTS;
     const console = req.terminal ? consolePaths(req.stateDir, name) : undefined;
     const [verb, ...rest] = command;
     const args = console ? [verb!, '--console-socket', console.socket, ...rest] : command;
-    return startMonitored({ command: [this.binary, ...this.global, ...args], exitFile, pidFile, stdio: req.stdio, env, ...(console ? { console } : {}) });
+    return startMonitored({ command: [this.binary, ...this.globalFlags(id), ...args], exitFile, pidFile, stdio: req.stdio, env, ...(console ? { console } : {}) });
   }
 
   async create(req: CreateRequest): Promise<Monitored> {
+    await this.beforeCreate(req);
     const pidFile = join(req.stateDir, 'init.pid');
-    const m = this.monitored(['create', '--bundle', req.bundle, '--pid-file', pidFile, ...(req.noPivot ? ['--no-pivot'] : []), req.id],
+    const m = this.monitored(req.id, ['create', '--bundle', req.bundle, '--pid-file', pidFile, ...(req.noPivot ? ['--no-pivot'] : []), req.id],
       join(req.stateDir, 'init.exit'), pidFile, req, 'init');
     try {
       await m.pid;
@@ -85,36 +89,36 @@ class CliRuntime implements OciRuntime {
   }
 
   async start(id: string): Promise<void> {
-    await this.cli(['start', id]);
+    await this.cli(id, ['start', id]);
   }
 
   async exec(req: ExecRequest): Promise<Monitored> {
     const processFile = join(req.stateDir, `${req.execId}.process.json`);
     writeFileSync(processFile, JSON.stringify(req.process));
     const pidFile = join(req.stateDir, `${req.execId}.pid`);
-    const m = this.monitored(['exec', '--process', processFile, '--pid-file', pidFile, '--detach', req.id], join(req.stateDir, `${req.execId}.exit`), pidFile, req, req.execId);
+    const m = this.monitored(req.id, ['exec', '--process', processFile, '--pid-file', pidFile, '--detach', req.id], join(req.stateDir, `${req.execId}.exit`), pidFile, req, req.execId);
     await m.pid;
     return m;
   }
 
   async kill(id: string, signal: number, all: boolean): Promise<void> {
-    await this.cli(['kill', ...(all ? ['--all'] : []), id, String(signal)]);
+    await this.cli(id, ['kill', ...(all ? ['--all'] : []), id, String(signal)]);
   }
 
   async delete(id: string, force: boolean): Promise<void> {
-    await this.cli(['delete', ...(force ? ['--force'] : []), id]);
+    await this.cli(id, ['delete', ...(force ? ['--force'] : []), id]);
   }
 
   async pause(id: string): Promise<void> {
-    await this.cli(['pause', id]);
+    await this.cli(id, ['pause', id]);
   }
 
   async resume(id: string): Promise<void> {
-    await this.cli(['resume', id]);
+    await this.cli(id, ['resume', id]);
   }
 
   async pids(id: string): Promise<number[]> {
-    const out = await this.cli(['ps', '--format', 'json', id]);
+    const out = await this.cli(id, ['ps', '--format', 'json', id]);
     return (JSON.parse(out || '[]') as number[] | null) ?? [];
   }
 
@@ -123,7 +127,7 @@ class CliRuntime implements OciRuntime {
   async stats(id: string): Promise<CgroupStats> {
     let out: string;
     try {
-      out = await this.cli(['events', '--stats', id]);
+      out = await this.cli(id, ['events', '--stats', id]);
     } catch (err) {
       if (/unknown command/i.test((err as Error).message)) throw errNotImplemented(`${this.name} has no events command`);
       throw err;
@@ -132,7 +136,7 @@ class CliRuntime implements OciRuntime {
   }
 
   async update(id: string, resources: LinuxResources): Promise<void> {
-    await this.cli(['update', '--resources', '-', id], JSON.stringify(resources));
+    await this.cli(id, ['update', '--resources', '-', id], JSON.stringify(resources));
   }
 }
 
