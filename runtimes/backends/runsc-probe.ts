@@ -92,14 +92,28 @@ async function trial(binary: string, flags: string[], netns?: string): Promise<s
     return err.trim().split('\n').pop() || `exit ${code ?? signal}`;
   } finally {
     await run(binary, [...global, 'delete', '--force', id], { timeout: TRIAL_MS, env: env() }).catch(() => undefined);
+    killNamed(id);
     rmSync(dir, { recursive: true, force: true });
     removeCgroups(id);
+  }
+}
+
+/** A sandbox or gofer of a trial that never answered may be in a session of its own and unknown to `delete`
+ * (killed before runsc saved its state): each carries the trial's container id on its command line. */
+function killNamed(id: string): void {
+  let pids: string[] = [];
+  try { pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p)); } catch { return; }
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(id)) process.kill(Number(pid), 'SIGKILL');
+    } catch { /* gone */ }
   }
 }
 
 /** A network namespace of its own (a sleeping `unshare --net`) for the sandbox network trial. */
 async function withNetns<T>(f: (path: string) => Promise<T>): Promise<T> {
   const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+  holder.on('error', () => undefined); // no unshare: the trial runs in our namespace and fails, as it should
   try {
     const path = `/proc/${holder.pid}/ns/net`;
     for (let i = 0; i < 100 && readlinkOr(path) === readlinkOr('/proc/self/ns/net'); i++) await new Promise((r) => setTimeout(r, 10));
