@@ -75,10 +75,13 @@ test.serial('runsc: no network namespace in the spec is the host\'s network; a n
   t.is(networkFor(named, { platform: 'ptrace', ignoreCgroups: false, sandboxNetwork: false, rejected: [] }), 'none');
 });
 
-test.serial('runsc: Stats from runsc events --stats: memory, cpu and pids of the sandbox', async (t) => {
+test.serial('runsc: Stats from runsc events --stats: memory, cpu and pids of the sandbox, with its cgroup\'s limits', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
-  const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sh', '-c', 'x=0; while [ $x -lt 3000 ]; do x=$((x+1)); done; sleep 1000'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
+  const bundle = makeBundle(join(h.dir, id), {
+    args: ['/bin/sh', '-c', 'x=0; while [ $x -lt 3000 ]; do x=$((x+1)); done; sleep 1000'],
+    edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.linux.resources.memory = { limit: 256 * MiB }; s.linux.resources.pids = { limit: 200 }; },
+  });
   const client = await h.start(bundle.dir, id);
   await h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options('runsc') });
   await h.call(client, 'Start', { id });
@@ -89,6 +92,10 @@ test.serial('runsc: Stats from runsc events --stats: memory, cpu and pids of the
   t.true(m.memory.usage.usage > 0, `memory usage ${m.memory.usage.usage}`);
   t.true(m.cpu.usage.total > 0, `cpu ${m.cpu.usage.total}`);
   t.true(m.pids.current >= 1, `pids ${m.pids.current}`);
+  if (!(await probeRunscHost('runsc')).ignoreCgroups) {
+    t.is(m.memory.usage.limit, 256 * MiB, 'the limit of the sandbox\'s cgroup');
+    t.is(m.pids.limit, 200);
+  }
   const resources = { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify({ pids: { limit: 10 } })) };
   await t.throwsAsync(h.call(client, 'Update', { id, resources }), { message: /runsc cannot change the resources of a running sandbox/ });
   await h.call(client, 'Kill', { id, signal: 9 });
