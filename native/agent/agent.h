@@ -75,16 +75,29 @@ void h_resume_container(uint32_t, const uint8_t *, size_t);
 void h_get_oom_event(uint32_t, const uint8_t *, size_t);
 
 /* --- containers and processes (procs.c) --- */
-struct container;
+struct proc;
+struct container {
+	struct container *next;
+	char *id;
+	/* The container's cgroup v2 directory in the guest ("" without one). */
+	char *cgroup;
+	char *execfifo;
+	struct proc *init;
+	int started;
+	/* memory.events watch (inotify) and the oom_kill count seen so far. */
+	int oom_wd;
+	uint64_t oom_kills;
+};
 /* Every container id, for Ping. */
 void containers_list(struct buf *out, uint32_t field);
 /* A child exited (from the SIGCHLD reaper). */
 void procs_reaped(pid_t pid, int status);
 /* Kills every container's processes (DestroySandbox). */
 void procs_kill_all(void);
-const char *container_cgroup(struct container *c);
 struct container *container_find(const char *id);
-const char *container_id(struct container *c);
+extern struct container *containers;
+/* The container named by field 1 of a request (replying NOT_FOUND or INVALID_ARGUMENT itself when there is none). */
+struct container *container_of_request(uint32_t stream, const struct pb_msg *m, const char *call);
 
 /* --- cgroups (cgroup.c) --- */
 /* Creates dir and its parents under /sys/fs/cgroup, each parent delegating every controller to its children. */

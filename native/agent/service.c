@@ -19,6 +19,23 @@ static const struct {
 	{ "Ping", h_ping },
 	{ "CreateSandbox", h_create_sandbox },
 	{ "DestroySandbox", h_destroy_sandbox },
+	{ "CreateContainer", h_create_container },
+	{ "StartContainer", h_start_container },
+	{ "RemoveContainer", h_remove_container },
+	{ "ExecProcess", h_exec_process },
+	{ "SignalProcess", h_signal_process },
+	{ "WaitProcess", h_wait_process },
+	{ "ListProcesses", h_list_processes },
+	{ "UpdateContainer", h_update_container },
+	{ "StatsContainer", h_stats_container },
+	{ "PauseContainer", h_pause_container },
+	{ "ResumeContainer", h_resume_container },
+	{ "WriteStdin", h_write_stdin },
+	{ "ReadStdout", h_read_stdout },
+	{ "ReadStderr", h_read_stderr },
+	{ "CloseStdin", h_close_stdin },
+	{ "TtyWinResize", h_tty_win_resize },
+	{ "GetOOMEvent", h_get_oom_event },
 };
 
 handler_fn handler_of(const char *method)

@@ -121,4 +121,4 @@ export function vmImage(): VmImage {
   return JSON.parse(readFileSync(manifest, 'utf8')) as VmImage;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) buildVmImage(process.argv[2]);
+if (/initramfs\.ts$/.test(process.argv[1] ?? "")) buildVmImage(process.argv[2]);

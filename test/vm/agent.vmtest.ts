@@ -12,15 +12,44 @@ import { encode, REQUEST, decode, RESPONSE } from '../../api/ttrpc/codec.ts';
 import { cloudKernel, vmImage } from '../../runtimes/vm/initramfs.ts';
 import { launchVm, type Vm } from '../../runtimes/vm/qemu.ts';
 import { AgentClient } from '../../runtimes/vm/agent-client.ts';
+import { buildExecPlan, buildPlan } from '../../runtimes/oci/plan.ts';
+import type { Process, Spec } from '../../runtimes/oci/spec.ts';
+import type { CgroupManager } from '../../runtimes/cgroups/types.ts';
+import { defaultSpec } from '../helpers/bundle.ts';
+import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
 
 const skip = !cloudKernel() ? 'no Debian cloud kernel in /boot (scripts/setup.sh installs linux-image-cloud-amd64)' : undefined;
 const state = mkdtempSync('/tmp/berth-vmt-');
 let vm: Vm | undefined;
 
+// The guest mounts the share where the host serves it from, so a path below it names the same file on both sides.
+const share = join(state, 'share');
+
 test.before(async () => {
   if (skip) return;
-  vm = await launchVm({ stateDir: join(state, 'vm'), memoryMiB: 256 });
+  mkdirSync(share);
+  vm = await launchVm({ stateDir: join(state, 'vm'), memoryMiB: 256, share: { hostDir: share } });
+  await vm.agent.createSandbox({ shareTag: 'berth', shareMount: share, hostname: 'sandbox' });
 });
+
+const cgroupOf = (id: string) => `/sys/fs/cgroup/berth/${id}`;
+const fifoOf = (id: string) => `/run/berth-agent/${id}/exec.fifo`;
+
+/** A busybox container in the share and its init plan for the guest (born in its cgroup, no go-ahead needed). */
+function guestContainer(id: string, args: string[], edit?: (spec: Spec) => void): { spec: Spec; initPlan: Buffer; rootfs: string } {
+  const rootfs = makeBusyboxRootfs(join(share, id, 'rootfs'));
+  const spec = defaultSpec(args) as Spec;
+  spec.root!.readonly = false;
+  edit?.(spec);
+  const cgroup = { paths: { '': cgroupOf(id) } } as unknown as CgroupManager;
+  const initPlan = buildPlan({ spec, rootfs, mode: 'create', execFifo: fifoOf(id), cgroup, cloneInto: cgroupOf(id), proceed: true });
+  return { spec, initPlan, rootfs };
+}
+
+function execPlan(spec: Spec, args: string[], containerPid: number, terminal?: string): Buffer {
+  const process: Process = { ...spec.process!, args, terminal: !!terminal };
+  return buildExecPlan({ process, containerPid, namespaces: (spec.linux?.namespaces ?? []).map((n) => n.type), mode: 'create', ...(terminal ? { consoleSocket: terminal } : {}) });
+}
 
 test.after.always(async () => {
   await vm?.stop();
@@ -109,4 +138,95 @@ it('when the process that launched a VM is killed, its QEMU and virtiofsd die to
   t.false(running(pids.qemu), 'QEMU is gone');
   t.false(running(pids.virtiofsd), 'virtiofsd is gone');
   t.false(existsSync(`/proc/${pids.qemu}/exe`));
+});
+
+it('a container from a host-made plan runs in the guest: output, exit status, guest kernel, writes in the share', async (t) => {
+  const agent = vm!.agent;
+  const c = guestContainer('c1', ['/bin/sh', '-c', 'uname -r; hostname; echo oops >&2; echo from-the-guest > /written; exit 3']);
+  const { pid } = await agent.createContainer({ containerId: 'c1', initPlan: c.initPlan, cgroupPath: cgroupOf('c1'), stdio: { stdout: true, stderr: true } });
+  t.true(pid > 1);
+  t.deepEqual((await agent.ping()).containers, ['c1']);
+  const ref = { containerId: 'c1' };
+  const out = agent.readAll(ref, 'stdout');
+  const err = agent.readAll(ref, 'stderr');
+  const waited = agent.waitProcess(ref);
+  await agent.startContainer('c1');
+  t.is((await waited).exitStatus, 3);
+  t.is((await out).toString(), `${vmImage().kernelRelease}\nberth\n`);
+  t.is((await err).toString(), 'oops\n');
+  t.is(readFileSync(join(c.rootfs, 'written'), 'utf8'), 'from-the-guest\n', 'the guest wrote into the host directory');
+  await t.throwsAsync(agent.startContainer('c1'), { message: /not created|was started/ });
+  await agent.removeContainer('c1');
+  t.deepEqual((await agent.ping()).containers, []);
+});
+
+it('exec with stdin, a terminal, signals, list, update, stats, pause and resume', async (t) => {
+  const agent = vm!.agent;
+  const c = guestContainer('c2', ['/bin/sleep', '1000']);
+  const { pid } = await agent.createContainer({ containerId: 'c2', initPlan: c.initPlan, cgroupPath: cgroupOf('c2') });
+  await agent.startContainer('c2');
+  t.deepEqual(await agent.listProcesses('c2'), [pid]);
+
+  // stdin through to the process and its end.
+  const e1 = { containerId: 'c2', execId: 'e1' };
+  await agent.execProcess({ ...e1, execPlan: execPlan(c.spec, ['/bin/sh', '-c', 'cat; echo done'], pid), stdio: { stdin: true, stdout: true } });
+  const out = agent.readAll(e1);
+  t.is(await agent.writeStdin(e1, Buffer.from('hello\n')), 6);
+  await agent.closeStdin(e1);
+  t.is((await out).toString(), 'hello\ndone\n');
+  t.is((await agent.waitProcess(e1)).exitStatus, 0);
+  await t.throwsAsync(agent.execProcess({ ...e1, execPlan: execPlan(c.spec, ['/bin/true'], pid) }), { message: /already exists/ });
+
+  // A terminal: the process's stdio is a pty whose size the host sets.
+  const tty = { containerId: 'c2', execId: 'tty' };
+  await agent.execProcess({ ...tty, terminal: true, execPlan: execPlan(c.spec, ['/bin/sh', '-c', 'read x; tty; stty size; echo got $x'], pid, '/run/berth-agent/c2/tty.console') });
+  const ttyOut = agent.readAll(tty);
+  await agent.ttyWinResize({ ...tty, rows: 33, columns: 101 });
+  await agent.writeStdin(tty, Buffer.from('line\n'));
+  t.is((await agent.waitProcess(tty)).exitStatus, 0);
+  const screen = (await ttyOut).toString();
+  t.regex(screen, /\/dev\/pts\/\d+/);
+  t.regex(screen, /33 101/);
+  t.regex(screen, /got line/);
+
+  // Update writes cgroup files; stats returns them raw.
+  await agent.updateContainer('c2', [{ file: 'memory.max', value: '67108864' }, { file: 'pids.max', value: '50' }]);
+  const stats = await agent.statsContainer('c2');
+  t.is(stats.get('memory.max')?.toString().trim(), '67108864');
+  t.is(stats.get('pids.max')?.toString().trim(), '50');
+  t.regex(stats.get('cpu.stat')?.toString() ?? '', /usage_usec \d+/);
+  await t.throwsAsync(agent.updateContainer('c2', [{ file: '../../cgroup.procs', value: '1' }]), { message: /names no cgroup file/ });
+
+  // Pause: a ticking process stops ticking until resumed.
+  const ticker = { containerId: 'c2', execId: 'ticker' };
+  await agent.execProcess({ ...ticker, execPlan: execPlan(c.spec, ['/bin/sh', '-c', 'while :; do echo t; sleep 0.05; done'], pid), stdio: { stdout: true } });
+  t.true((await agent.readStdout(ticker)).length > 0);
+  t.is((await agent.listProcesses('c2')).length, 3, 'sleep, the ticker and its sleep or just forked child');
+  await agent.pauseContainer('c2');
+  await agent.readStdout(ticker, 65536, { timeoutMs: 300 }).catch(() => undefined); // what was written before the freeze
+  await t.throwsAsync(agent.readStdout(ticker, 65536, { timeoutMs: 800 }), { message: /deadline/ }, 'no output while paused');
+  await agent.resumeContainer('c2');
+  t.true((await agent.readStdout(ticker)).length > 0, 'output again once resumed');
+
+  // Signals: one process, then every process of the container.
+  await agent.signalProcess({ ...ticker, signal: 9 });
+  t.is((await agent.waitProcess(ticker)).exitStatus, 137);
+  await agent.signalProcess({ containerId: 'c2', signal: 9, all: true });
+  t.is((await agent.waitProcess({ containerId: 'c2' })).exitStatus, 137);
+  await t.throwsAsync(agent.signalProcess({ containerId: 'c2', signal: 15 }), { message: /not running/ });
+  await agent.removeContainer('c2');
+});
+
+it('bad requests get clear errors: unknown container, bad plan, terminal without a console', async (t) => {
+  const agent = vm!.agent;
+  await t.throwsAsync(agent.startContainer('nope'), { message: /container nope not found/ });
+  await t.throwsAsync(agent.waitProcess({ containerId: 'nope' }), { message: /not found/ });
+  await t.throwsAsync(agent.createContainer({ containerId: 'bad', initPlan: Buffer.from('version\0' + '9'), cgroupPath: cgroupOf('bad') }), { message: /plan/ });
+  await t.throwsAsync(agent.createContainer({ containerId: 'bad', initPlan: Buffer.from('version\x001\x002\x00'), cgroupPath: cgroupOf('bad') }), { message: /version|plan/ });
+  const c = guestContainer('c4', ['/bin/true']);
+  await t.throwsAsync(agent.createContainer({ containerId: 'c4', initPlan: c.initPlan, terminal: true, cgroupPath: cgroupOf('c4') }), { message: /console socket/ });
+  await t.throwsAsync(agent.createContainer({ containerId: 'x/y', initPlan: c.initPlan, cgroupPath: cgroupOf('c4') }), { message: /container_id/ });
+  const missing = guestContainer('c5', ['/no/such/program']);
+  await t.throwsAsync(agent.createContainer({ containerId: 'c5', initPlan: missing.initPlan, cgroupPath: cgroupOf('c5') }), { message: /no\/such\/program|not found|no such file/i });
+  t.deepEqual((await agent.ping()).containers, [], 'failed creations leave nothing behind');
 });
