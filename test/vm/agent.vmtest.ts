@@ -230,3 +230,47 @@ it('bad requests get clear errors: unknown container, bad plan, terminal without
   await t.throwsAsync(agent.createContainer({ containerId: 'c5', initPlan: missing.initPlan, cgroupPath: cgroupOf('c5') }), { message: /no\/such\/program|not found|no such file/i });
   t.deepEqual((await agent.ping()).containers, [], 'failed creations leave nothing behind');
 });
+
+it('an OOM kill in a container is reported by GetOOMEvent', async (t) => {
+  const agent = vm!.agent;
+  const c = guestContainer('c6', ['/bin/sh', '-c', 'x=$(head -c 67108864 /dev/zero | tr "\\000" a); echo survived']);
+  const event = agent.getOOMEvent();
+  await agent.createContainer({ containerId: 'c6', initPlan: c.initPlan, cgroupPath: cgroupOf('c6'), stdio: { stdout: true } });
+  await agent.updateContainer('c6', [{ file: 'memory.max', value: String(16 << 20) }, { file: 'memory.swap.max', value: '0' }]);
+  await agent.startContainer('c6');
+  t.is(await event, 'c6');
+  t.not((await agent.readAll({ containerId: 'c6' })).toString(), 'survived\n');
+  t.regex((await agent.statsContainer('c6')).get('memory.events')?.toString() ?? '', /oom_kill [1-9]/);
+  await agent.removeContainer('c6');
+});
+
+it('random payloads for every method are answered with statuses, and the agent serves on', async (t) => {
+  const methods = ['Ping', 'CreateSandbox', 'CreateContainer', 'StartContainer', 'RemoveContainer', 'ExecProcess', 'SignalProcess', 'WaitProcess',
+    'ListProcesses', 'UpdateContainer', 'StatsContainer', 'PauseContainer', 'ResumeContainer', 'WriteStdin', 'ReadStdout', 'ReadStderr',
+    'CloseStdin', 'TtyWinResize'];
+  // A deterministic generator: the same bytes every run.
+  let seed = 42;
+  const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+  const frames: Buffer[] = [];
+  let id = 1;
+  for (const method of methods) {
+    for (let i = 0; i < 8; i++) {
+      const payload = Buffer.from(Array.from({ length: rand() % 40 }, () => rand() & 0xff));
+      frames.push(encodeFrame(id, MessageType.Request, 0, Buffer.from(encode(REQUEST(), { service: 'berth.agent.v1.Agent', method, payload }))));
+      id += 2;
+    }
+  }
+  frames.push(encodeFrame(id, MessageType.Request, 0, Buffer.from(encode(REQUEST(), { service: 'berth.agent.v1.Agent', method: 'Ping' }))));
+  // Long-polls on processes that do not exist are refused at once, so every request gets its answer.
+  const got = await rawExchange(Buffer.concat(frames), frames.length);
+  t.is(new Set(got.map((f) => f.streamId)).size, frames.length);
+  const again = await AgentClient.connect(vm!.agentSocket);
+  (vm as { agent: AgentClient }).agent = again;
+  t.is((await again.waitReady(10_000)).kernelRelease, vmImage().kernelRelease);
+});
+
+it('DestroySandbox powers the guest off: QEMU exits', async (t) => {
+  await vm!.agent.destroySandbox();
+  const exited = await Promise.race([vm!.exited.then(() => true), sleep(15_000).then(() => false)]);
+  t.true(exited, 'QEMU exited after the power-off');
+});
