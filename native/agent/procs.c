@@ -210,7 +210,7 @@ static void mark_exited(struct proc *p, int status)
 void procs_reaped(pid_t pid, int status)
 {
 	for (struct proc *p = procs; p; p = p->next) {
-		if (p->pid == pid && !p->mode_run) {
+		if (p->pid == pid && !p->mode_run && !p->exited) { /* an exited one's pid may be reused */
 			mark_exited(p, exit_status(status));
 			return;
 		}

@@ -3,6 +3,8 @@
 // optionally a host directory shared over virtio-fs (QEMU's virtiofsd; guest memory is a shared memfd for it).
 // QEMU and virtiofsd run under berth-pdeath: if the process that launched them dies, so do they. stop() always
 // finishes within a bounded time.
+// For looking into a guest's boot: BERTH_VM_LOUD=1 keeps the kernel's messages (console.log in the state
+// directory), BERTH_VM_APPEND adds words to the kernel command line (e.g. initcall_debug ignore_loglevel).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -92,7 +94,7 @@ async function waitForPath(path: string, timeoutMs: number, exited: Promise<void
 
 function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus'>> & { accel: Accel; image: VmImage; agentSocket: string; consoleLog: string; fsSocket?: string; tag: string }): string[] {
   // cryptomgr.notests: the crypto self-tests cost ~0.3 s of emulated boot and test nothing of ours.
-  const append = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', 'rdinit=/init', 'cryptomgr.notests'];
+  const append = ['console=ttyS0', ...(process.env.BERTH_VM_LOUD ? [] : ['quiet']), 'panic=-1', 'reboot=t', 'rdinit=/init', 'cryptomgr.notests', ...(process.env.BERTH_VM_APPEND ? [process.env.BERTH_VM_APPEND] : [])];
   // Emulated, the guest's TSC calibration against the PIT can time out and leave the kernel without a
   // clocksource: give it the TSC's rate instead. An emulated CPU does not speculate: its guest needs no
   // mitigations (they cost boot time).
@@ -128,7 +130,7 @@ export async function launchVm(opts: VmOptions): Promise<Vm> {
   if (Buffer.byteLength(agentSocket) > 107) throw errInvalidArgument(`vm: state directory ${opts.stateDir} is too long for a unix socket path`);
   const consoleLog = join(opts.stateDir, 'console.log');
   const vmmLog = join(opts.stateDir, 'vmm.log');
-  for (const f of [agentSocket, fsSocket, consoleLog]) if (f) rmSync(f, { force: true });
+  for (const f of [agentSocket, fsSocket, consoleLog, vmmLog]) if (f) rmSync(f, { force: true });
   const accel = opts.accel && opts.accel !== 'auto' ? opts.accel : await probeAccel(image);
 
   const started = Date.now();
@@ -155,7 +157,7 @@ export async function launchVm(opts: VmOptions): Promise<Vm> {
     agent = await connectAgent(agentSocket, 5000);
     let qemuGone = false;
     void qemu.exited.then(() => { qemuGone = true; agent?.close(); });
-    const ready = await agent.waitReady(opts.bootTimeoutMs ?? (accel === 'kvm' ? 10_000 : 30_000)).catch((err: Error) => {
+    const ready = await agent.waitReady(opts.bootTimeoutMs ?? (accel === 'kvm' ? 10_000 : 30_000), { intervalMs: 50 }).catch((err: Error) => {
       throw new BerthError(ErrorCode.Unavailable, `vm: ${qemuGone ? 'QEMU exited' : 'the guest agent did not answer'} (${err.message}); console: ${tail(consoleLog)} vmm: ${tail(vmmLog)}`);
     });
     const bootMs = Date.now() - started;
