@@ -201,9 +201,11 @@ it('exec with stdin, a terminal, signals, list, update, stats, pause and resume'
   const ticker = { containerId: 'c2', execId: 'ticker' };
   await agent.execProcess({ ...ticker, execPlan: execPlan(c.spec, ['/bin/sh', '-c', 'while :; do echo t; sleep 0.05; done'], pid), stdio: { stdout: true } });
   t.true((await agent.readStdout(ticker)).length > 0);
-  t.is((await agent.listProcesses('c2')).length, 3, 'sleep, the ticker and its sleep or just forked child');
+  const listed = await agent.listProcesses('c2');
+  t.true(listed.includes(pid) && listed.length >= 2, `sleep and the ticker: ${listed}`);
   await agent.pauseContainer('c2');
-  await agent.readStdout(ticker, 65536, { timeoutMs: 300 }).catch(() => undefined); // what was written before the freeze
+  // What was written before the freeze may still come; then nothing.
+  for (let i = 0; i < 5; i++) if (!(await agent.readStdout(ticker, 65536, { timeoutMs: 400 }).catch(() => undefined))) break;
   await t.throwsAsync(agent.readStdout(ticker, 65536, { timeoutMs: 800 }), { message: /deadline/ }, 'no output while paused');
   await agent.resumeContainer('c2');
   t.true((await agent.readStdout(ticker)).length > 0, 'output again once resumed');
@@ -228,7 +230,8 @@ it('bad requests get clear errors: unknown container, bad plan, terminal without
   await t.throwsAsync(agent.createContainer({ containerId: 'x/y', initPlan: c.initPlan, cgroupPath: cgroupOf('c4') }), { message: /container_id/ });
   const missing = guestContainer('c5', ['/no/such/program']);
   await t.throwsAsync(agent.createContainer({ containerId: 'c5', initPlan: missing.initPlan, cgroupPath: cgroupOf('c5') }), { message: /no\/such\/program|not found|no such file/i });
-  t.deepEqual((await agent.ping()).containers, [], 'failed creations leave nothing behind');
+  const left = (await agent.ping()).containers;
+  for (const id of ['bad', 'c4', 'c5']) t.false(left.includes(id), `failed creation of ${id} left nothing behind`);
 });
 
 it('an OOM kill in a container is reported by GetOOMEvent', async (t) => {
@@ -267,6 +270,13 @@ it('random payloads for every method are answered with statuses, and the agent s
   const again = await AgentClient.connect(vm!.agentSocket);
   (vm as { agent: AgentClient }).agent = again;
   t.is((await again.waitReady(10_000)).kernelRelease, vmImage().kernelRelease);
+});
+
+it('the launcher refuses bad sizes and paths before starting anything', async (t) => {
+  await t.throwsAsync(launchVm({ stateDir: join(state, 'bad'), memoryMiB: 10 }), { message: /memory 10 MiB: want an integer of at least 64/ });
+  await t.throwsAsync(launchVm({ stateDir: join(state, 'bad'), cpus: 0 }), { message: /cpus 0/ });
+  await t.throwsAsync(launchVm({ stateDir: join(state, 'bad'), tcgCacheMiB: 0.5 }), { message: /tcgCacheMiB/ });
+  await t.throwsAsync(launchVm({ stateDir: join(state, 'x'.repeat(120)) }), { message: /too long for a unix socket path/ });
 });
 
 it('DestroySandbox powers the guest off: QEMU exits', async (t) => {
