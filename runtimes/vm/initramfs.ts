@@ -121,4 +121,8 @@ export function vmImage(): VmImage {
   return JSON.parse(readFileSync(manifest, 'utf8')) as VmImage;
 }
 
-if (/initramfs\.ts$/.test(process.argv[1] ?? "")) buildVmImage(process.argv[2]);
+// As the build's step: a host without the guest kernel builds everything else (the vm runtime then says why not).
+if (/initramfs\.ts$/.test(process.argv[1] ?? "")) {
+  if (cloudKernel()) buildVmImage(process.argv[2]);
+  else console.log('build: no Debian cloud kernel in /boot, so no vm image (scripts/setup.sh installs linux-image-cloud-amd64)');
+}
