@@ -51,9 +51,22 @@ static void delegate(const char *dir)
 	buf_free(&avail);
 }
 
+/* Components that are names: none empty, "." or "..". */
+static int clean_below_root(const char *rel)
+{
+	for (const char *p = rel;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		if (!p[n])
+			return 1;
+		p += n + 1;
+	}
+}
+
 int cgroup_mkdir(const char *dir, char *err, size_t errlen)
 {
-	if (strncmp(dir, ROOT "/", strlen(ROOT) + 1) || strstr(dir, "/../") || strlen(dir) >= 4096) {
+	if (strncmp(dir, ROOT "/", strlen(ROOT) + 1) || !clean_below_root(dir + strlen(ROOT) + 1) || strlen(dir) >= 4096) {
 		snprintf(err, errlen, "cgroup path %s is not below " ROOT, dir);
 		errno = EINVAL;
 		return -1;

@@ -228,6 +228,9 @@ it('bad requests get clear errors: unknown container, bad plan, terminal without
   const c = guestContainer('c4', ['/bin/true']);
   await t.throwsAsync(agent.createContainer({ containerId: 'c4', initPlan: c.initPlan, terminal: true, cgroupPath: cgroupOf('c4') }), { message: /console socket/ });
   await t.throwsAsync(agent.createContainer({ containerId: 'x/y', initPlan: c.initPlan, cgroupPath: cgroupOf('c4') }), { message: /container_id/ });
+  for (const cgroupPath of ['/sys/fs/cgroup/', '/sys/fs/cgroup/a/..', '/sys/fs/cgroup//x', '/tmp/x']) {
+    await t.throwsAsync(agent.createContainer({ containerId: 'c4', initPlan: c.initPlan, cgroupPath }), { message: /not below \/sys\/fs\/cgroup/ }, cgroupPath);
+  }
   const missing = guestContainer('c5', ['/no/such/program']);
   await t.throwsAsync(agent.createContainer({ containerId: 'c5', initPlan: missing.initPlan, cgroupPath: cgroupOf('c5') }), { message: /no\/such\/program|not found|no such file/i });
   const left = (await agent.ping()).containers;
