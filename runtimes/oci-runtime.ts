@@ -63,9 +63,17 @@ export interface RuntimeOptions {
 type Factory = (opts: RuntimeOptions) => OciRuntime;
 
 const backends = new Map<string, Factory>();
+const closers: (() => Promise<void>)[] = [];
 
-export function registerRuntime(name: string, factory: Factory): void {
+/** `close` ends what the backend keeps across containers in this process (a shim's VMs), when the shim exits. */
+export function registerRuntime(name: string, factory: Factory, close?: () => Promise<void>): void {
   backends.set(name, factory);
+  if (close) closers.push(close);
+}
+
+/** Ends what every backend keeps in this process; the caller is exiting. */
+export async function closeRuntimes(): Promise<void> {
+  await Promise.all(closers.map((close) => close().catch(() => undefined)));
 }
 
 /**

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { TtrpcServer, type TtrpcHandler } from '../api/ttrpc/server.ts';
 import { spareMonitors } from '../runtimes/monitor.ts';
+import { closeRuntimes } from '../runtimes/oci-runtime.ts';
 import { socketAccepts } from '../api/unix-socket.ts';
 import { EventPublisher } from './events.ts';
 import type { ShimFlags } from './main.ts';
@@ -50,7 +51,7 @@ export async function serve(f: ShimFlags): Promise<void> {
       if (stopping) return;
       stopping = true;
       log.info('shutting down');
-      void Promise.all([spareMonitors.close(), Promise.race([events.flushed(), new Promise((resolve) => setTimeout(resolve, 2000))])])
+      void Promise.all([spareMonitors.close(), closeRuntimes(), Promise.race([events.flushed(), new Promise((resolve) => setTimeout(resolve, 2000))])])
         .then(() => server.close(500))
         .finally(() => { events.close(); process.exit(0); });
     },

@@ -91,6 +91,9 @@ export class ShimService {
   }
 
   private onExit = (c: ShimContainer) => (p: ShimProcess, e: ExitInfo) => {
+    // What its watcher said: a monitor's errors, or why a VM's process ended with its VM (agent death, panic).
+    const why = p.monitored?.stderr().trim();
+    if (why) this.opts.log.warn({ id: p.id, exitStatus: e.status, why }, 'process ended');
     if (!p.execId) {
       clearInterval(c.oomWatch);
       this.checkOom(c);

@@ -2,3 +2,4 @@
 import './fast.ts';
 import './cli.ts';
 import './runsc.ts';
+import './vm.ts';

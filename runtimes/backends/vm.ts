@@ -1,0 +1,176 @@
+// The vm backend: each container runs in a micro-VM (runtimes/vm/), driven through berth's guest agent. The
+// shim's containers share one sandbox VM (one container, or a group as a pod), taken from the shim's warm pool
+// or booted; the sandbox goes when its last container is deleted. Plans, cgroup writes and stats parsing are
+// made here on the host; the agent executes them. A spec the guest cannot honour is refused before any VM boots.
+import { resolve } from 'node:path';
+import { ErrorCode, codeOf, errNotFound } from '../../api/errdefs.ts';
+import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
+import type { Monitored } from '../monitor.ts';
+import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
+import type { Spec } from '../oci/spec.ts';
+import { GuestCgroup, guestCgroup, guestStats } from '../vm/guest-cgroup.ts';
+import { loadGuestSpec, planGuestContainer, planGuestExec } from '../vm/guest-plan.ts';
+import { WarmPool, poolSizeFromEnv } from '../vm/pool.ts';
+import { Sandbox, sweepDeadSandboxes } from '../vm/sandbox.ts';
+import { DEFAULT_MEMORY_MIB, vmSizeOf } from '../vm/sizing.ts';
+import { AGENT_CALL_TIMEOUT_MS, followVmProcess } from '../vm/vm-process.ts';
+
+interface VmContainer {
+  id: string;
+  sandbox: Sandbox;
+  spec: Spec;
+  cgroup: GuestCgroup;
+  pid: number;
+}
+
+/** What a shim process holds: its sandbox in use, its pool, its containers (openRuntime makes a backend object per
+ * Create; they all share this). */
+const shim = {
+  sandbox: undefined as Sandbox | undefined,
+  taking: undefined as Promise<Sandbox> | undefined,
+  pool: undefined as WarmPool | undefined,
+  containers: new Map<string, VmContainer>(),
+};
+
+const timeout = { timeoutMs: AGENT_CALL_TIMEOUT_MS };
+
+class VmRuntime implements OciRuntime {
+  readonly name = 'vm';
+
+  constructor(readonly root: string) {}
+
+  private container(id: string): VmContainer {
+    const c = shim.containers.get(id);
+    if (!c) throw errNotFound(`container ${id}: not found in the vm runtime`);
+    return c;
+  }
+
+  /** The shim's sandbox: the one in use, else one from the pool (or booted now). */
+  private async sandboxFor(spec: Spec): Promise<Sandbox> {
+    if (shim.sandbox) return shim.sandbox;
+    shim.pool ??= new WarmPool(this.root, poolSizeFromEnv(), { memoryMiB: DEFAULT_MEMORY_MIB, vcpus: 1 });
+    // Concurrent creates of one group wait for the same sandbox.
+    shim.taking ??= shim.pool.take(vmSizeOf(spec)).then(({ sandbox }) => {
+      shim.sandbox = sandbox;
+      void sandbox.ended.then(() => { if (shim.sandbox === sandbox) shim.sandbox = undefined; });
+      return sandbox;
+    }).finally(() => { shim.taking = undefined; });
+    return shim.taking;
+  }
+
+  async create(req: CreateRequest): Promise<Monitored> {
+    const spec = loadGuestSpec(req.bundle);
+    const cgroup = new GuestCgroup(guestCgroup(spec.linux?.cgroupsPath, req.id).dir);
+    // Resources are converted (and so checked) before a VM is taken.
+    const writes = spec.linux?.resources ? cgroup.writes(spec.linux.resources) : [];
+    const sandbox = await this.sandboxFor(spec);
+    sandbox.containers.add(req.id);
+    let created = false;
+    try {
+      const guestSpec = sandbox.share.addContainer(req.id, spec, resolve(req.bundle, spec.root!.path));
+      const planned = planGuestContainer(req.id, guestSpec, { noPivot: req.noPivot });
+      const stdio = { stdin: !!req.stdio.stdin, stdout: !!req.stdio.stdout, stderr: !!req.stdio.stderr };
+      const { pid } = await sandbox.agent.createContainer({ containerId: req.id, initPlan: planned.initPlan, terminal: !!req.terminal, stdio, cgroupPath: planned.cgroupPath }, timeout);
+      created = true;
+      if (writes.length) await sandbox.agent.updateContainer(req.id, writes, timeout);
+      shim.containers.set(req.id, { id: req.id, sandbox, spec, cgroup, pid });
+      return followVmProcess({ agent: sandbox.agent, containerId: req.id, execId: '', pid, stdio: req.stdio, terminal: !!req.terminal, lost: sandbox.ended });
+    } catch (err) {
+      if (created) await sandbox.agent.removeContainer(req.id, timeout).catch(() => undefined);
+      await this.release(sandbox, req.id);
+      throw err;
+    }
+  }
+
+  /** Unbinds the container's files from the share; a sandbox left with no container goes. */
+  private async release(sandbox: Sandbox, id: string): Promise<void> {
+    shim.containers.delete(id);
+    sandbox.containers.delete(id);
+    await sandbox.share.removeContainer(id).catch(() => undefined);
+    if (sandbox.containers.size === 0) {
+      if (shim.sandbox === sandbox) shim.sandbox = undefined;
+      await sandbox.destroy();
+      shim.pool?.refill();
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    await this.container(id).sandbox.agent.startContainer(id, timeout);
+  }
+
+  async exec(req: ExecRequest): Promise<Monitored> {
+    const c = this.container(req.id);
+    const plan = planGuestExec(req.id, req.execId, c.spec, { ...req.process, terminal: !!req.terminal }, c.pid);
+    const stdio = { stdin: !!req.stdio.stdin, stdout: !!req.stdio.stdout, stderr: !!req.stdio.stderr };
+    const { pid } = await c.sandbox.agent.execProcess({ containerId: req.id, execId: req.execId, execPlan: plan, terminal: !!req.terminal, stdio }, timeout);
+    return followVmProcess({ agent: c.sandbox.agent, containerId: req.id, execId: req.execId, pid, stdio: req.stdio, terminal: !!req.terminal, lost: c.sandbox.ended });
+  }
+
+  async kill(id: string, signal: number, all: boolean): Promise<void> {
+    const c = this.container(id);
+    try {
+      await c.sandbox.agent.signalProcess({ containerId: id, signal, all }, timeout);
+    } catch (err) {
+      // A guest that does not answer cannot be asked: SIGKILL ends it (the container with it), bounded.
+      if (signal !== 9 || !isUnresponsive(err)) throw err;
+      await c.sandbox.destroy();
+    }
+  }
+
+  async delete(id: string, force: boolean): Promise<void> {
+    const c = shim.containers.get(id);
+    if (!c) return this.deleteAfterShim();
+    try {
+      await c.sandbox.agent.removeContainer(id, timeout);
+    } catch (err) {
+      if (!force && !isUnresponsive(err)) throw err;
+      // The guest no longer answers: nothing in it can be trusted to end; the VM goes with its containers.
+      if (isUnresponsive(err)) await c.sandbox.destroy();
+    }
+    await this.release(c.sandbox, id);
+  }
+
+  /** `shim delete` of a container whose shim died (its VM died with it): the binds and directories of the
+   * sandboxes dead shims left under the root go. */
+  private deleteAfterShim(): Promise<void> {
+    return sweepDeadSandboxes(this.root);
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.container(id).sandbox.agent.pauseContainer(id, timeout);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.container(id).sandbox.agent.resumeContainer(id, timeout);
+  }
+
+  pids(id: string): Promise<number[]> {
+    return this.container(id).sandbox.agent.listProcesses(id, timeout);
+  }
+
+  async update(id: string, resources: LinuxResources): Promise<void> {
+    const c = this.container(id);
+    const usage = resources.memory?.checkBeforeUpdate ? { memoryCurrent: (await this.stats(id)).memory?.usage } : undefined;
+    const writes = c.cgroup.writes(resources, true, usage);
+    if (writes.length) await c.sandbox.agent.updateContainer(id, writes, timeout);
+  }
+
+  async stats(id: string): Promise<CgroupStats> {
+    const c = this.container(id);
+    const files = await c.sandbox.agent.statsContainer(id, timeout);
+    return guestStats(`the guest's cgroup of ${id}`, [...files].map(([name, content]) => ({ name, content })));
+  }
+}
+
+function isUnresponsive(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === ErrorCode.DeadlineExceeded || code === ErrorCode.Unavailable;
+}
+
+/** The shim is exiting: its sandboxes (pooled or in use) go, with their shares. */
+async function closeSandboxes(): Promise<void> {
+  await shim.pool?.close();
+  await shim.sandbox?.destroy();
+}
+
+registerRuntime('vm', ({ root }) => new VmRuntime(root), closeSandboxes);
