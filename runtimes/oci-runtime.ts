@@ -46,6 +46,9 @@ export interface OciRuntime {
   update(id: string, resources: LinuxResources): Promise<void>;
   /** The container's cgroup statistics (memory, cpu, pids, blkio). */
   stats(id: string): Promise<CgroupStats>;
+  /** OOM kills in the container so far, for a backend whose containers' cgroups are not the host's (vm); the
+   * shim reads the others' from the host cgroup the spec names. */
+  oomKillCount?(id: string): number;
 }
 
 export interface RuntimeOptions {

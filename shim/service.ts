@@ -106,7 +106,9 @@ export class ShimService {
   /** Publishes /tasks/oom once per new OOM kill in the container's memory cgroup. */
   private checkOom(c: ShimContainer): void {
     let kills = 0;
-    try { kills = (c.cgroup ??= cgroupOf(c.bundle, c.id))?.oomKillCount() ?? 0; } catch { return; }
+    try {
+      kills = c.runtime.oomKillCount ? c.runtime.oomKillCount(c.id) : (c.cgroup ??= cgroupOf(c.bundle, c.id))?.oomKillCount() ?? 0;
+    } catch { return; }
     if (kills > c.oomKills) {
       c.oomKills = kills;
       this.publish('/tasks/oom', 'TaskOOM', { containerId: c.id });

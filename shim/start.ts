@@ -8,10 +8,10 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../api/errdefs.ts';
 import type { ShimFlags } from './main.ts';
+import { GROUP_ANNOTATIONS } from '../runtimes/oci/spec.ts';
 import { socketAccepts as accepts } from '../api/unix-socket.ts';
 
 export const SOCKET_DIR = '/run/berth/s';
-const GROUP_ANNOTATIONS = ['io.containerd.runc.v2.group', 'io.kubernetes.cri.sandbox-id'];
 
 export function groupOf(bundle: string, id: string): string {
   // berthd groups a namespace's containers into one shim this way (a spec annotation would change the spec).

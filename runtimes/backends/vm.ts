@@ -1,13 +1,13 @@
-// The vm backend: each container runs in a micro-VM (runtimes/vm/), driven through berth's guest agent. The
-// shim's containers share one sandbox VM (one container, or a group as a pod), taken from the shim's warm pool
-// or booted; the sandbox goes when its last container is deleted. Plans, cgroup writes and stats parsing are
+// The vm backend: each container runs in a micro-VM (runtimes/vm/), driven through berth's guest agent. A
+// container has a sandbox VM of its own, or shares its pod's (its group annotation), taken from the shim's warm
+// pool or booted; the sandbox goes when its last container is deleted. Plans, cgroup writes and stats parsing are
 // made here on the host; the agent executes them. A spec the guest cannot honour is refused before any VM boots.
 import { resolve } from 'node:path';
 import { ErrorCode, codeOf, errNotFound } from '../../api/errdefs.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import type { Monitored } from '../monitor.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
-import type { Spec } from '../oci/spec.ts';
+import { GROUP_ANNOTATIONS, type Spec } from '../oci/spec.ts';
 import { GuestCgroup, guestCgroup, guestStats } from '../vm/guest-cgroup.ts';
 import { loadGuestSpec, planGuestContainer, planGuestExec } from '../vm/guest-plan.ts';
 import { WarmPool, poolSizeFromEnv } from '../vm/pool.ts';
@@ -23,14 +23,20 @@ interface VmContainer {
   pid: number;
 }
 
-/** What a shim process holds: its sandbox in use, its pool, its containers (openRuntime makes a backend object per
- * Create; they all share this). */
+/** What a shim process holds (openRuntime makes a backend object per Create; they all share this): its pod
+ * groups' sandboxes, its warm pool, its containers. */
 const shim = {
-  sandbox: undefined as Sandbox | undefined,
-  taking: undefined as Promise<Sandbox> | undefined,
+  sandboxes: new Map<string, Promise<Sandbox>>(),
   pool: undefined as WarmPool | undefined,
   containers: new Map<string, VmContainer>(),
 };
+
+/** Containers of one pod (a group by annotation, as the shim groups them) share a sandbox; any other container
+ * has one of its own, even in a shim that serves a whole namespace (berthd's warm shims). */
+function podOf(spec: Spec, id: string): string {
+  for (const a of GROUP_ANNOTATIONS) if (spec.annotations?.[a]) return `pod/${spec.annotations[a]}`;
+  return `container/${id}`;
+}
 
 const timeout = { timeoutMs: AGENT_CALL_TIMEOUT_MS };
 
@@ -45,17 +51,20 @@ class VmRuntime implements OciRuntime {
     return c;
   }
 
-  /** The shim's sandbox: the one in use, else one from the pool (or booted now). */
-  private async sandboxFor(spec: Spec): Promise<Sandbox> {
-    if (shim.sandbox) return shim.sandbox;
+  /** The pod's sandbox, else one from the pool (or booted now). Concurrent creates of one pod wait for the same. */
+  private async sandboxFor(spec: Spec, id: string): Promise<Sandbox> {
+    const pod = podOf(spec, id);
+    const known = shim.sandboxes.get(pod);
+    if (known) return known;
     shim.pool ??= new WarmPool(this.root, poolSizeFromEnv(), { memoryMiB: DEFAULT_MEMORY_MIB, vcpus: 1 });
-    // Concurrent creates of one group wait for the same sandbox.
-    shim.taking ??= shim.pool.take(vmSizeOf(spec)).then(({ sandbox }) => {
-      shim.sandbox = sandbox;
-      void sandbox.ended.then(() => { if (shim.sandbox === sandbox) shim.sandbox = undefined; });
+    const taking = shim.pool.take(vmSizeOf(spec)).then(({ sandbox }) => {
+      sandbox.pod = pod;
+      void sandbox.ended.then(() => { if (shim.sandboxes.get(pod) === taking) shim.sandboxes.delete(pod); });
       return sandbox;
-    }).finally(() => { shim.taking = undefined; });
-    return shim.taking;
+    });
+    shim.sandboxes.set(pod, taking);
+    taking.catch(() => { if (shim.sandboxes.get(pod) === taking) shim.sandboxes.delete(pod); });
+    return taking;
   }
 
   async create(req: CreateRequest): Promise<Monitored> {
@@ -63,7 +72,7 @@ class VmRuntime implements OciRuntime {
     const cgroup = new GuestCgroup(guestCgroup(spec.linux?.cgroupsPath, req.id).dir);
     // Resources are converted (and so checked) before a VM is taken.
     const writes = spec.linux?.resources ? cgroup.writes(spec.linux.resources) : [];
-    const sandbox = await this.sandboxFor(spec);
+    const sandbox = await this.sandboxFor(spec, req.id);
     sandbox.containers.add(req.id);
     let created = false;
     try {
@@ -86,9 +95,10 @@ class VmRuntime implements OciRuntime {
   private async release(sandbox: Sandbox, id: string): Promise<void> {
     shim.containers.delete(id);
     sandbox.containers.delete(id);
+    sandbox.oomKills.delete(id);
     await sandbox.share.removeContainer(id).catch(() => undefined);
     if (sandbox.containers.size === 0) {
-      if (shim.sandbox === sandbox) shim.sandbox = undefined;
+      shim.sandboxes.delete(sandbox.pod);
       await sandbox.destroy();
       shim.pool?.refill();
     }
@@ -155,6 +165,10 @@ class VmRuntime implements OciRuntime {
     if (writes.length) await c.sandbox.agent.updateContainer(id, writes, timeout);
   }
 
+  oomKillCount(id: string): number {
+    return this.container(id).sandbox.oomKills.get(id) ?? 0;
+  }
+
   async stats(id: string): Promise<CgroupStats> {
     const c = this.container(id);
     const files = await c.sandbox.agent.statsContainer(id, timeout);
@@ -170,7 +184,7 @@ function isUnresponsive(err: unknown): boolean {
 /** The shim is exiting: its sandboxes (pooled or in use) go, with their shares. */
 async function closeSandboxes(): Promise<void> {
   await shim.pool?.close();
-  await shim.sandbox?.destroy();
+  await Promise.all([...shim.sandboxes.values()].map((s) => s.then((sandbox) => sandbox.destroy(), () => undefined)));
 }
 
 registerRuntime('vm', ({ root }) => new VmRuntime(root), closeSandboxes);

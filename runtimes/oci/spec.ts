@@ -95,3 +95,6 @@ export interface State {
   bundle: string;
   annotations?: Record<string, string>;
 }
+
+/** Annotations that put containers in one group (a pod): they share a shim, and in the vm runtime a VM. */
+export const GROUP_ANNOTATIONS = ['io.containerd.runc.v2.group', 'io.kubernetes.cri.sandbox-id'];

@@ -17,12 +17,27 @@ let sandboxes = 0;
 
 export class Sandbox {
   readonly containers = new Set<string>();
+  /** The pod (or lone container) it serves. */
+  pod = '';
   /** Resolves, with why, when the VM has ended (destroyed, agent death, guest panic, QEMU killed). */
   readonly ended: Promise<string>;
   private destroying: Promise<void> | undefined;
 
+  /** OOM kills per container, as the agent reports them (GetOOMEvent). */
+  readonly oomKills = new Map<string, number>();
+
   private constructor(readonly vm: Vm, readonly share: Share, readonly size: VmSize, readonly dir: string) {
     this.ended = vm.exited.then(() => (this.destroying ? 'the sandbox was destroyed' : `the VM ended (guest panic, agent death or QEMU killed; console: ${consoleTail(vm.consoleLog)})`));
+    void this.watchOom();
+  }
+
+  /** Counts the agent's OOM events until the VM is gone (a long poll: one call waits at a time). */
+  private async watchOom(): Promise<void> {
+    for (;;) {
+      let id: string;
+      try { id = await this.vm.agent.getOOMEvent(); } catch { return; }
+      if (id) this.oomKills.set(id, (this.oomKills.get(id) ?? 0) + 1);
+    }
   }
 
   get agent(): AgentClient {

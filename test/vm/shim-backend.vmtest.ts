@@ -1,0 +1,175 @@
+// The vm backend through containerd-shim-berth-v2 (containerd's runc options binary_name "vm"): the task API tests
+// every backend passes (test/shim/backend-suite.ts), proof that the container runs in a VM, warm pool, groups
+// sharing a VM, and the faults: a bad spec refused before a VM boots, a killed shim taking its VM along, a guest
+// that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
+import test from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { release } from 'node:os';
+import { join } from 'node:path';
+import { makeBundle } from '../helpers/bundle.ts';
+import { backendSuite, oomSuite, uid } from '../shim/backend-suite.ts';
+import { BERTH_SHIM, shimHarness } from '../shim/helpers.ts';
+import { vmImage } from '../../runtimes/vm/initramfs.ts';
+
+const VM = 'vm';
+
+/** QEMU and virtiofsd processes a shim started (their state lives in its sandbox-<shim pid>-<n> directories). */
+function vmProcesses(shimPid: number): { pid: number; args: string }[] {
+  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return out.split('\n').map((l) => /^\s*(\d+) (.*)$/.exec(l)).filter((m): m is RegExpExecArray => !!m)
+    .map((m) => ({ pid: Number(m[1]), args: m[2]! }))
+    .filter((p) => p.args.includes(`/sandbox-${shimPid}-`) && /qemu-system|virtiofsd/.test(p.args) && !p.args.includes('berth-pdeath'));
+}
+
+async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test.before(() => {
+  vmImage(); // a clear error if npm run build has not made the guest image
+});
+
+backendSuite(VM, VM);
+oomSuite(VM, VM);
+
+test.serial('vm: the container runs on the guest kernel, sees the guest memory and its rootfs over virtio-fs; writes land in the bundle rootfs', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const bundle = makeBundle(join(h.dir, id), {
+    args: ['/bin/sh', '-c', 'uname -r; grep MemTotal /proc/meminfo; grep " / " /proc/mounts | head -1; echo guest > /written-in-vm'],
+    edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.linux.resources = { memory: { limit: 128 * 1024 * 1024 } }; },
+  });
+  const client = await h.start(bundle.dir, id);
+  const io = h.fifos('init');
+  await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(VM) });
+  const waiting = h.call(client, 'Wait', { id });
+  await h.call(client, 'Start', { id });
+  t.is((await waiting).exitStatus, 0, await io.errors);
+  const [kernel, mem, root] = (await io.output).trim().split('\n');
+  t.is(kernel, vmImage().kernelRelease, "uname -r is the guest kernel's");
+  t.not(kernel, release());
+  const memKiB = Number(/MemTotal:\s+(\d+) kB/.exec(mem ?? '')?.[1]);
+  t.true(memKiB > 0 && memKiB < (128 + 64) * 1024, `the guest is sized from the memory limit: ${mem}`);
+  t.regex(root ?? '', / virtiofs /, 'the rootfs comes over virtio-fs');
+  t.is(readFileSync(join(bundle.rootfs, 'written-in-vm'), 'utf8'), 'guest\n', "the guest's write is in the bundle's rootfs on the host");
+  // The VM is gone with its only container.
+  const shimPid = (await h.call(client, 'Connect', { id })).shimPid;
+  const sandboxes = readdirSync(`/run/berth/vm/${h.ns}`).filter((n) => n.startsWith(`sandbox-${shimPid}-`));
+  t.is(sandboxes.length, 1);
+  const info = JSON.parse(readFileSync(`/run/berth/vm/${h.ns}/${sandboxes[0]}/sandbox.json`, 'utf8'));
+  t.true(info.accel === 'tcg' || info.accel === 'kvm', `accelerator recorded: ${info.accel}`);
+  t.log(`accelerator ${info.accel}, boot to agent ${info.bootMs} ms`);
+  await h.call(client, 'Delete', { id });
+  await until('the VM to end', () => vmProcesses(shimPid).length === 0, 10_000);
+  t.false(existsSync(`/run/berth/vm/${h.ns}/${sandboxes[0]}`), "the sandbox's directory is removed");
+});
+
+test.serial('vm: a spec the guest cannot honour is refused before any VM boots', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const bundle = makeBundle(join(h.dir, id), { edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.hooks = { prestart: [{ path: '/bin/true' }] }; } });
+  const client = await h.start(bundle.dir, id);
+  await t.throwsAsync(h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) }), { message: /hooks \(prestart\): the vm runtime runs no OCI hooks/ });
+  const bad = makeBundle(join(h.dir, `${id}-r`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-r`; s.linux.resources = { memory: { limit: 64 << 20, swap: 1 << 20 } }; } });
+  await t.throwsAsync(h.call(client, 'Create', { id: `${id}-r`, bundle: bad.dir, options: h.options(VM) }), { message: /memory\+swap must be ≥ memory\.limit/ });
+  const shimPid = (await h.call(client, 'Connect', {})).shimPid;
+  t.deepEqual(vmProcesses(shimPid), [], 'no VM was started');
+});
+
+test.serial('vm: containers of one pod share a VM, others get their own; a grouped shim keeps a warm VM that the next container starts in', async (t) => {
+  process.env.BERTH_SHIM_GROUP = `vm-group-${uid()}`;
+  process.env.BERTH_VM_POOL = '1';
+  t.teardown(() => { delete process.env.BERTH_SHIM_GROUP; delete process.env.BERTH_VM_POOL; });
+  const h = await shimHarness(t);
+  let client: Awaited<ReturnType<typeof h.start>> | undefined;
+  const run = async (id: string, annotations: Record<string, string>) => {
+    const bundle = makeBundle(join(h.dir, id), {
+      args: ['/bin/sh', '-c', 'cat /proc/sys/kernel/random/boot_id; sleep 1000'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.annotations = annotations; },
+    });
+    client ??= await h.start(bundle.dir, id);
+    const log = join(h.dir, `${id}.log`);
+    await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: `file://${log}`, options: h.options(VM) });
+    await h.call(client, 'Start', { id });
+    await until(`${id}'s output`, () => readFileSync(log, 'utf8').includes('\n'), 30_000);
+    return readFileSync(log, 'utf8').trim();
+  };
+  const pod = { 'io.kubernetes.cri.sandbox-id': `pod-${uid()}` };
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => `${n}-${uid()}`);
+  const bootA = await run(a!, pod);
+  t.regex(bootA, /^[0-9a-f-]{36}$/);
+  t.is(await run(b!, pod), bootA, 'both containers of the pod run in one VM (one boot id)');
+  const shimPid = (await h.call(client!, 'Connect', {})).shimPid;
+  const qemus = () => vmProcesses(shimPid).filter((p) => p.args.includes('qemu-system')).map((p) => p.pid);
+  // The pool boots one more VM behind the one in use.
+  await until('the warm VM', () => qemus().length === 2, 60_000);
+  const before = qemus();
+  const bootC = await run(c!, {});
+  t.not(bootC, bootA, 'a container of no pod has a VM of its own');
+  const now = qemus();
+  t.true(now.filter((pid) => before.includes(pid)).length === 2, 'it started in the warm VM, booted before it was asked for');
+  for (const id of [a!, b!, c!]) {
+    const waiting = h.call(client!, 'Wait', { id });
+    await h.call(client!, 'Kill', { id, signal: 9 });
+    t.is((await waiting).exitStatus, 137);
+    await h.call(client!, 'Delete', { id });
+  }
+  await until('the VMs in use to end, the pool refilled', () => qemus().length === 1, 60_000);
+});
+
+test.serial('vm: kill -9 of the shim takes its QEMU and virtiofsd along; shim delete removes what is left', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sleep', '1000'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
+  const client = await h.start(bundle.dir, id);
+  await h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) });
+  await h.call(client, 'Start', { id });
+  const shimPid = (await h.call(client, 'Connect', {})).shimPid;
+  const vms = vmProcesses(shimPid);
+  t.true(vms.some((p) => p.args.includes('qemu-system')) && vms.some((p) => p.args.includes('virtiofsd')), JSON.stringify(vms));
+  process.kill(shimPid, 'SIGKILL');
+  await until('QEMU and virtiofsd to die with the shim', () => vmProcesses(shimPid).length === 0, 10_000);
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const del = spawnSync(process.execPath, [BERTH_SHIM, '-namespace', h.ns, '-address', join(h.dir, 'grpc.sock'), '-id', id, '-bundle', bundle.dir, 'delete'], { cwd: bundle.dir, env });
+  t.is(del.status, 0, del.stderr.toString());
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  t.false(mounts.includes(`/sandbox-${shimPid}-`), 'no bind left in the dead shim\'s share');
+  t.deepEqual(readdirSync(`/run/berth/vm/${h.ns}`).filter((n) => n.startsWith(`sandbox-${shimPid}-`)), [], 'its sandbox directories are gone');
+});
+
+test.serial('vm: a guest that stops answering: Kill and Delete still finish in bounded time; a VM that dies ends its task with 137', async (t) => {
+  const h = await shimHarness(t);
+  const start = async (id: string) => {
+    const bundle = makeBundle(join(h.dir, id), { args: ['/bin/sleep', '1000'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
+    const client = await h.start(bundle.dir, id);
+    await h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) });
+    await h.call(client, 'Start', { id });
+    const shimPid = (await h.call(client, 'Connect', {})).shimPid;
+    const qemu = vmProcesses(shimPid).find((p) => p.args.includes('qemu-system'))!;
+    return { client, shimPid, qemu };
+  };
+  const frozen = uid();
+  const f = await start(frozen);
+  process.kill(f.qemu.pid, 'SIGSTOP');
+  t.teardown(() => { try { process.kill(f.qemu.pid, 'SIGCONT'); } catch { /* gone */ } });
+  const waiting = h.call(f.client, 'Wait', { id: frozen });
+  const began = Date.now();
+  await h.call(f.client, 'Kill', { id: frozen, signal: 9 });
+  t.is((await waiting).exitStatus, 137);
+  await h.call(f.client, 'Delete', { id: frozen });
+  t.true(Date.now() - began < 30_000, `Kill and Delete took ${Date.now() - began} ms`);
+  await until('the frozen VM to be killed', () => vmProcesses(f.shimPid).length === 0, 10_000);
+
+  const dying = uid();
+  const d = await start(dying);
+  const waitingD = h.call(d.client, 'Wait', { id: dying });
+  process.kill(d.qemu.pid, 'SIGKILL');
+  t.is((await waitingD).exitStatus, 137, 'the task ends when its VM dies');
+  t.is((await h.call(d.client, 'State', { id: dying })).status, 'STOPPED');
+  await h.call(d.client, 'Delete', { id: dying });
+});
