@@ -40,6 +40,26 @@ function kvm(): Check {
   return { name: 'kvm', status: pvm ? 'warn' : 'ok', detail: pvm ? '/dev/kvm is nested PVM: stock guest kernels do not boot under it; VMs use TCG' : '/dev/kvm present' };
 }
 
+/** VMs of the vm runtime on this host: QEMU processes serving a sandbox (<root>/sandbox-<shim pid>-<n>), in use
+ * when their shared directory holds a container, else waiting in a shim's warm pool. */
+function vms(): Check {
+  if (!existsSync('/usr/bin/qemu-system-x86_64')) return { name: 'vm', status: 'warn', detail: 'qemu-system-x86_64 not installed: no vm runtime' };
+  let inUse = 0;
+  let warm = 0;
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    const dir = /(?:^|\0)-chardev\0socket,id=agent,path=([^\0]*\/sandbox-\d+-\d+)\/agent\.sock/.exec(read(`/proc/${pid}/cmdline`))?.[1];
+    if (!dir || !read(`/proc/${pid}/comm`).startsWith('qemu-system')) continue;
+    let containers = 0;
+    try { containers = readdirSync(`${dir}/share`).length; } catch { /* gone meanwhile */ }
+    if (containers) inUse++;
+    else warm++;
+  }
+  // The launcher decides once per host boot whether KVM boots its guests (runtimes/vm/qemu.ts probeAccel).
+  let accel = existsSync('/dev/kvm') ? 'not probed yet' : 'tcg (no /dev/kvm)';
+  try { accel = (JSON.parse(read('/run/berth/vm-accel.json')) as { accel: string }).accel; } catch { /* not probed */ }
+  return { name: 'vm', status: 'ok', detail: `${inUse + warm} VM(s): ${inUse} running containers, ${warm} warm in pools; accelerator ${accel}` };
+}
+
 export function hostChecks(): Check[] {
   const filesystems = read('/proc/filesystems');
   const status = read('/proc/self/status');
@@ -52,6 +72,7 @@ export function hostChecks(): Check[] {
     { name: 'user namespaces', status: userns > 0 ? 'ok' : 'warn', detail: `max_user_namespaces = ${userns}` },
     { name: 'seccomp', status: /^Seccomp:/m.test(status) ? 'ok' : 'warn', detail: /^Seccomp:/m.test(status) ? 'kernel supports seccomp filters' : 'no seccomp support reported' },
     kvm(),
+    vms(),
     runtimeCheck('runc', ['--version']),
     crunCheck(),
     runtimeCheck('runsc', ['--version']),

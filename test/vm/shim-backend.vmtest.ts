@@ -10,9 +10,16 @@ import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { backendSuite, oomSuite, uid } from '../shim/backend-suite.ts';
 import { BERTH_SHIM, shimHarness } from '../shim/helpers.ts';
+import { REPO } from '../daemon/helpers.ts';
 import { vmImage } from '../../runtimes/vm/initramfs.ts';
 
 const VM = 'vm';
+
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
 
 /** QEMU and virtiofsd processes a shim started (their state lives in its sandbox-<shim pid>-<n> directories). */
 function vmProcesses(shimPid: number): { pid: number; args: string }[] {
@@ -108,6 +115,9 @@ test.serial('vm: containers of one pod share a VM, others get their own; a group
   // The pool boots one more VM behind the one in use.
   await until('the warm VM', () => qemus().length === 2, 60_000);
   const before = qemus();
+  const doctor = JSON.parse(execFileSync(join(REPO, 'dist', 'berth'), ['doctor', '--json'], { encoding: 'utf8', env: childEnv() }));
+  const vmCheck = (doctor as { name: string; detail: string }[]).find((c) => c.name === 'vm')!;
+  t.true(Number(/(\d+) running containers/.exec(vmCheck.detail)?.[1]) >= 1 && Number(/(\d+) warm in pools/.exec(vmCheck.detail)?.[1]) >= 1, `berth doctor counts VMs: ${vmCheck.detail}`);
   const bootC = await run(c!, {});
   t.not(bootC, bootA, 'a container of no pod has a VM of its own');
   const now = qemus();
@@ -133,8 +143,7 @@ test.serial('vm: kill -9 of the shim takes its QEMU and virtiofsd along; shim de
   t.true(vms.some((p) => p.args.includes('qemu-system')) && vms.some((p) => p.args.includes('virtiofsd')), JSON.stringify(vms));
   process.kill(shimPid, 'SIGKILL');
   await until('QEMU and virtiofsd to die with the shim', () => vmProcesses(shimPid).length === 0, 10_000);
-  const env = { ...process.env };
-  delete env.NODE_EXTRA_CA_CERTS;
+  const env = childEnv();
   const del = spawnSync(process.execPath, [BERTH_SHIM, '-namespace', h.ns, '-address', join(h.dir, 'grpc.sock'), '-id', id, '-bundle', bundle.dir, 'delete'], { cwd: bundle.dir, env });
   t.is(del.status, 0, del.stderr.toString());
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
