@@ -28,8 +28,9 @@ export class WarmPool {
     return { ready: this.ready.length, booting: this.booting };
   }
 
-  /** A booted sandbox that fits `need`, else one booted now; the pool refills behind it (after our own boot: two
-   * at once would only slow each other). */
+  /** A booted sandbox that fits `need` (pooled VMs have the default size: one may be larger than needed, the
+   * container's cgroup limits it in the guest), else one booted now of the size needed; the pool refills behind
+   * it (after our own boot: two at once would only slow each other). */
   async take(need: VmSize): Promise<{ sandbox: Sandbox; warm: boolean }> {
     const i = this.ready.findIndex((s) => fits(need, s.size));
     const sandbox = i >= 0 ? this.ready.splice(i, 1)[0] : undefined;
@@ -38,7 +39,7 @@ export class WarmPool {
       return { sandbox, warm: true };
     }
     try {
-      return { sandbox: await Sandbox.boot(this.root, fits(need, this.vmSize) ? this.vmSize : need), warm: false };
+      return { sandbox: await Sandbox.boot(this.root, need), warm: false };
     } finally {
       this.refill();
     }

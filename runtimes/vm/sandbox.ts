@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../../api/errdefs.ts';
 import { removeTree } from '../../api/remove-soon.ts';
 import type { AgentClient } from './agent-client.ts';
+import { processStartTime } from '../proc.ts';
 import { Share } from './guest-plan.ts';
 import { launchVm, type Vm } from './qemu.ts';
 import type { VmSize } from './sizing.ts';
@@ -99,6 +100,5 @@ export async function sweepDeadSandboxes(root: string): Promise<void> {
   }
 }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-}
+/** A zombie counts as gone: its VMs died with it (parent-death signal) even if nobody has reaped it yet. */
+const alive = (pid: number) => processStartTime(pid) !== undefined;

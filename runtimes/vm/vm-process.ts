@@ -2,7 +2,7 @@
 // comes from the agent's WaitProcess, and its stdio is copied between the client's FIFOs or files on the host
 // and the agent's stream calls (ReadStdout/ReadStderr long-polls, WriteStdin, CloseStdin). The exit is reported
 // once its output has been copied (or a bounded time after, when something in the guest holds the pipe open).
-import { closeSync, constants, openSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync, writeFile } from 'node:fs';
 import { Socket } from 'node:net';
 import type { ExitStatus, Monitored, StdioPaths } from '../monitor.ts';
 import type { AgentClient, ProcessRef } from './agent-client.ts';
@@ -27,24 +27,32 @@ export interface VmProcessOptions {
 
 /** Whether the copy of one stream ends: the agent's end of stream, or the VM gone. */
 async function copyOut(agent: AgentClient, stream: 'stdout' | 'stderr', ids: ProcessRef, path: string): Promise<void> {
-  const out = openOutput(path);
+  let out: Output | undefined;
   try {
+    out = openOutput(path);
     for (;;) {
       const data = stream === 'stdout' ? await agent.readStdout(ids, READ_CHUNK) : await agent.readStderr(ids, READ_CHUNK);
       if (!data?.length) return;
       await out.write(Buffer.from(data));
     }
-  } catch { /* the VM is gone: what was copied stays */ } finally {
-    out.close();
+  } catch { /* the VM is gone (what was copied stays), or the client's end is */ } finally {
+    out?.close();
   }
 }
 
+interface Output { write(data: Buffer): Promise<void>; close(): void }
+
 /** A FIFO is opened read-write and non-blocking (never waiting for the client's reader, which sees EOF once we
- * close it); a log file is appended to. */
-function openOutput(path: string): { write(data: Buffer): Promise<void>; close(): void } {
-  const fifo = statSync(path).isFIFO();
-  const fd = openSync(path, fifo ? constants.O_RDWR | constants.O_NONBLOCK : constants.O_WRONLY | constants.O_APPEND);
-  const sink = new Socket({ fd, readable: false, writable: true });
+ * close it) and written through the event loop; a log file is appended to. */
+function openOutput(path: string): Output {
+  if (!statSync(path).isFIFO()) {
+    const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND);
+    return {
+      write: (data) => new Promise((resolve, reject) => { writeFile(fd, data, (err) => (err ? reject(err) : resolve())); }),
+      close: () => closeSync(fd),
+    };
+  }
+  const sink = new Socket({ fd: openSync(path, constants.O_RDWR | constants.O_NONBLOCK), readable: false, writable: true });
   sink.on('error', () => undefined);
   return {
     write: (data) => new Promise((resolve) => { sink.write(data, () => resolve()); }),

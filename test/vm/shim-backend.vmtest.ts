@@ -49,7 +49,7 @@ test.serial('vm: the container runs on the guest kernel, sees the guest memory a
   const id = uid();
   const bundle = makeBundle(join(h.dir, id), {
     args: ['/bin/sh', '-c', 'uname -r; grep MemTotal /proc/meminfo; grep " / " /proc/mounts | head -1; echo guest > /written-in-vm'],
-    edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.linux.resources = { memory: { limit: 128 * 1024 * 1024 } }; },
+    edit: (s) => { s.root.readonly = false; s.linux.cgroupsPath = `/${id}`; s.linux.resources = { memory: { limit: 128 * 1024 * 1024 } }; },
   });
   const client = await h.start(bundle.dir, id);
   const io = h.fifos('init');
