@@ -73,7 +73,7 @@ export class Share {
    */
   addContainer(id: string, spec: Spec, rootfs: string): Spec {
     const dir = this.containerDir(id);
-    mkdirSync(dir, { recursive: false, mode: 0o700 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
       const root = join(dir, 'rootfs');
       bind(rootfs, root, false);

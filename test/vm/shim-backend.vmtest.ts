@@ -4,7 +4,8 @@
 // that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { constants, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
@@ -176,9 +177,16 @@ test.serial('vm: a guest that stops answering: Kill and Delete still finish in b
 
   const dying = uid();
   const d = await start(dying);
+  // The shim logs to the bundle's log FIFO; the harness holds it open without reading: this reads it.
+  let log = '';
+  const logFd = openSync(join(h.dir, dying, 'log'), constants.O_RDONLY | constants.O_NONBLOCK);
+  const logReader = new Socket({ fd: logFd, readable: true, writable: false }).on('data', (chunk) => { log += chunk; });
+  t.teardown(() => logReader.destroy());
   const waitingD = h.call(d.client, 'Wait', { id: dying });
   process.kill(d.qemu.pid, 'SIGKILL');
   t.is((await waitingD).exitStatus, 137, 'the task ends when its VM dies');
+  await until('the shim to log why', () => log.includes('the VM ended'), 5000);
+  t.regex(log, /"why":"the VM ended \(guest panic, agent death or QEMU killed/);
   t.is((await h.call(d.client, 'State', { id: dying })).status, 'STOPPED');
   await h.call(d.client, 'Delete', { id: dying });
 });
