@@ -3,11 +3,12 @@
 // sharing a VM, and the faults: a bad spec refused before a VM boots, a killed shim taking its VM along, a guest
 // that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { constants, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { unpackAny } from '../../api/proto.ts';
 import { makeBundle } from '../helpers/bundle.ts';
 import { backendSuite, oomSuite, uid } from '../shim/backend-suite.ts';
 import { BERTH_SHIM, shimHarness } from '../shim/helpers.ts';
@@ -15,6 +16,7 @@ import { REPO } from '../daemon/helpers.ts';
 import { vmImage } from '../../runtimes/vm/initramfs.ts';
 
 const VM = 'vm';
+const MiB = 1024 * 1024;
 
 function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
@@ -75,6 +77,66 @@ test.serial('vm: the container runs on the guest kernel, sees the guest memory a
   await h.call(client, 'Delete', { id });
   await until('the VM to end', () => vmProcesses(shimPid).length === 0, 10_000);
   t.false(existsSync(`/run/berth/vm/${h.ns}/${sandboxes[0]}`), "the sandbox's directory is removed");
+});
+
+test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volume is shared both ways; an exec with a terminal is resized; host processes are invisible', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const volume = join(h.dir, 'volume');
+  mkdirSync(volume);
+  writeFileSync(join(volume, 'from-host'), 'hello guest\n');
+  // A host process the container must not see, whatever its pid namespace would show.
+  const marker = spawn('/bin/sleep', ['4242.5'], { stdio: 'ignore' });
+  t.teardown(() => marker.kill('SIGKILL'));
+  const bundle = makeBundle(join(h.dir, id), {
+    args: ['/bin/sh', '-c', 'x=0; while [ $x -lt 3000 ]; do x=$((x+1)); done; sleep 1000'],
+    edit: (s) => {
+      s.linux.cgroupsPath = `/${id}`;
+      s.linux.resources = { memory: { limit: 64 * MiB }, pids: { limit: 50 } };
+      s.mounts.push({ destination: '/data', type: 'bind', source: volume, options: ['rbind', 'rw'] });
+    },
+  });
+  const client = await h.start(bundle.dir, id);
+  await h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) });
+  await h.call(client, 'Start', { id });
+  await new Promise((r) => setTimeout(r, 500));
+  const metrics = async () => unpackAny((await h.call(client, 'Stats', { id })).stats);
+  const m = await metrics();
+  t.is(m.memory.usage.limit, 64 * MiB, "the limit from the guest's memory.max");
+  t.true(m.memory.usage.usage > 0, `memory usage ${m.memory.usage.usage}`);
+  t.true(m.cpu.usage.total > 0, `cpu ${m.cpu.usage.total}`);
+  t.true(m.pids.current >= 1, `pids ${m.pids.current}`);
+  t.is(m.pids.limit, 50);
+  const resources = (r: object) => ({ typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify(r)) });
+  await h.call(client, 'Update', { id, resources: resources({ memory: { limit: 96 * MiB }, pids: { limit: 20 } }) });
+  const updated = await metrics();
+  t.is(updated.memory.usage.limit, 96 * MiB);
+  t.is(updated.pids.limit, 20);
+  await t.throwsAsync(h.call(client, 'Update', { id, resources: resources({ cpu: { realtimeRuntime: 1000 } }) }), { message: /realtime/ });
+
+  const run = async (execId: string, args: string[], terminal = false) => {
+    const io = h.fifos(execId);
+    const spec = { ...bundle.spec.process, args, terminal };
+    await h.call(client, 'Exec', { id, execId, terminal, stdout: io.stdout, ...(terminal ? {} : { stderr: io.stderr }), spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) } });
+    const waiting = h.call(client, 'Wait', { id, execId });
+    await h.call(client, 'Start', { id, execId });
+    return { io, waiting };
+  };
+  const shared = await run('vol', ['/bin/sh', '-c', 'cat /data/from-host; echo from-guest > /data/from-guest; ps -o args | grep -c "424[2]\\.5"; ls /proc | grep -c "^[0-9]"']);
+  t.is((await shared.waiting).exitStatus, 0);
+  const [fromHost, markerSeen, procs] = (await shared.io.output).trim().split('\n');
+  t.is(fromHost, 'hello guest');
+  t.is(readFileSync(join(volume, 'from-guest'), 'utf8'), 'from-guest\n', 'the guest wrote into the host volume');
+  t.is(markerSeen, '0', 'the host process is not there');
+  t.true(Number(procs) < 10, `${procs} processes visible`);
+
+  const tty = await run('tty', ['/bin/sh', '-c', 'sleep 1; stty size'], true);
+  await h.call(client, 'ResizePty', { id, execId: 'tty', width: 123, height: 45 });
+  t.is((await tty.waiting).exitStatus, 0);
+  t.is((await tty.io.output).trim(), '45 123', 'the pty has the size ResizePty gave');
+  await h.call(client, 'Kill', { id, signal: 9 });
+  await h.call(client, 'Wait', { id });
+  await h.call(client, 'Delete', { id });
 });
 
 test.serial('vm: a spec the guest cannot honour is refused before any VM boots', async (t) => {
