@@ -15,7 +15,7 @@ try {
   for (let i = 0; i < n; i++) {
     const vm = await launchVm({ stateDir: join(work, 'vm') });
     accel = vm.accel;
-    const uptime = Number(/uptime ([\d.]+) s/.exec(readFileSync(vm.consoleLog, 'utf8'))?.[1] ?? NaN) * 1000;
+    const uptime = Math.round(Number(/uptime ([\d.]+) s/.exec(readFileSync(vm.consoleLog, 'utf8'))?.[1] ?? NaN) * 1000);
     boots.push({ ms: vm.bootMs, uptime });
     await vm.stop();
   }
