@@ -6,7 +6,7 @@
 // For looking into a guest's boot: BERTH_VM_LOUD=1 keeps the kernel's messages (console.log in the state
 // directory), BERTH_VM_APPEND adds words to the kernel command line (e.g. initcall_debug ignore_loglevel).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, ErrorCode, errInvalidArgument, errNotFound } from '../../api/errdefs.ts';
@@ -199,21 +199,28 @@ function tail(path: string): string {
 export const ACCEL_CACHE = '/run/berth/vm-accel.json';
 const PROBE_TIMEOUT_MS = 8000;
 
-export async function probeAccel(image: VmImage = vmImage()): Promise<Accel> {
-  if (!existsSync('/dev/kvm')) return 'tcg';
+let probing: Promise<Accel> | undefined;
+
+/** One probe per process at a time: VMs launched together wait for the same answer. */
+export function probeAccel(image: VmImage = vmImage()): Promise<Accel> {
+  if (!existsSync('/dev/kvm')) return Promise.resolve('tcg');
   try {
     const cached = JSON.parse(readFileSync(ACCEL_CACHE, 'utf8')) as { accel: Accel; kernel: string };
-    if (cached.kernel === image.kernel) return cached.accel;
+    if (cached.kernel === image.kernel) return Promise.resolve(cached.accel);
   } catch { /* not probed yet */ }
-  const stateDir = join('/run/berth', `vm-probe-${process.pid}`);
-  let accel: Accel = 'tcg';
-  try {
-    const vm = await launchVm({ stateDir, accel: 'kvm', image, memoryMiB: 128, bootTimeoutMs: PROBE_TIMEOUT_MS });
-    await vm.stop();
-    accel = 'kvm';
-  } catch { /* hung or refused: TCG */ }
-  rmSync(stateDir, { recursive: true, force: true });
-  mkdirSync('/run/berth', { recursive: true });
-  writeFileSync(ACCEL_CACHE, JSON.stringify({ accel, kernel: image.kernel }));
-  return accel;
+  probing ??= (async () => {
+    const stateDir = join('/run/berth', `vm-probe-${process.pid}`);
+    let accel: Accel = 'tcg';
+    try {
+      const vm = await launchVm({ stateDir, accel: 'kvm', image, memoryMiB: 128, bootTimeoutMs: PROBE_TIMEOUT_MS });
+      await vm.stop();
+      accel = 'kvm';
+    } catch { /* hung or refused: TCG */ }
+    rmSync(stateDir, { recursive: true, force: true });
+    mkdirSync('/run/berth', { recursive: true });
+    writeFileSync(`${ACCEL_CACHE}.${process.pid}`, JSON.stringify({ accel, kernel: image.kernel }));
+    renameSync(`${ACCEL_CACHE}.${process.pid}`, ACCEL_CACHE);
+    return accel;
+  })().finally(() => { probing = undefined; });
+  return probing;
 }
