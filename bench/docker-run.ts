@@ -37,7 +37,7 @@ try {
     if (loaded.code !== 0) throw new Error(`docker load: ${loaded.stderr}`);
     subjects.push({ name, run: command(DOCKER_CLI, ['-H', `unix://${dockerd.socket}`, 'run', '--rm', 'busybox:bench', 'true']) });
   }
-  const times = interleave(subjects, runs);
+  const times = await interleave(subjects, runs);
   console.log(`docker run --rm busybox true, the same dockerd (20.10) on each daemon, ${runs} interleaved runs each`);
   printTable(times, subjects[0]!.name);
 } finally {

@@ -33,7 +33,7 @@ const BERTH = join(DIST, 'berth');
     { name: 'berth version (CLI start)', run: command(BERTH, berth('version')) },
     { name: 'ctr version', run: command('ctr', ['-a', containerd.address, 'version']) },
   ];
-  const times = interleave(subjects, runs);
+  const times = await interleave(subjects, runs);
   console.log(`run --rm IMAGE ID /bin/true through each daemon, ${runs} interleaved runs each`);
   printTable(times, crun ? 'ctr run --rm (crun)' : 'ctr run --rm (runc)');
   console.log(`idle daemon memory: berthd ${idle.berthd.rss.toFixed(1)} MiB RSS (${idle.berthd.pss.toFixed(1)} PSS), containerd ${idle.containerd.rss.toFixed(1)} MiB RSS (${idle.containerd.pss.toFixed(1)} PSS)`);

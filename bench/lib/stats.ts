@@ -1,7 +1,7 @@
 // Shared benchmark helpers: interleaved timing of commands, medians, percentiles and a ratio table.
 import { spawnSync } from 'node:child_process';
 
-export interface Subject { name: string; run: () => void }
+export interface Subject { name: string; run: () => void | Promise<void> }
 
 export const median = (xs: number[]) => percentile(xs, 50);
 export function percentile(xs: number[], p: number): number {
@@ -10,13 +10,13 @@ export function percentile(xs: number[], p: number): number {
 }
 
 /** Runs every subject `runs` times, interleaved (a, b, c, a, b, c, ...) so drift hits all alike. */
-export function interleave(subjects: Subject[], runs: number, warmup = 2): Map<string, number[]> {
+export async function interleave(subjects: Subject[], runs: number, warmup = 2): Promise<Map<string, number[]>> {
   const times = new Map(subjects.map((s) => [s.name, [] as number[]]));
-  for (let i = 0; i < warmup; i++) subjects.forEach((s) => s.run());
+  for (let i = 0; i < warmup; i++) for (const s of subjects) await s.run();
   for (let i = 0; i < runs; i++) {
     for (const s of subjects) {
       const start = process.hrtime.bigint();
-      s.run();
+      await s.run();
       times.get(s.name)!.push(Number(process.hrtime.bigint() - start) / 1e6);
     }
   }
