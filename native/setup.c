@@ -39,8 +39,10 @@ void fail(const char *fmt, ...)
 	_exit(1);
 }
 
-/* After the report pipe is gone (post-start), errors go to the container's stderr, as runc's do. */
-static void fail_late(const char *fmt, ...)
+/* After the report pipe is gone (post-start), errors go to the container's stderr, as runc's do, and the
+ * process exits 1, as runc's init does (a failed startContainer hook, seccomp, credentials); a program that
+ * cannot be exec'd exits 127, as in a shell. */
+static void __attribute__((noreturn, format(printf, 2, 3))) fail_late_with(int status, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -48,8 +50,9 @@ static void fail_late(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
-	_exit(127);
+	_exit(status);
 }
+#define fail_late(...) fail_late_with(1, __VA_ARGS__)
 
 static void write_proc(const char *path, const char *value)
 {
@@ -216,7 +219,7 @@ static void exec_process(struct exec_plan *e)
 	const char **env = e->env ? e->env : no_env;
 	const char *file = resolve_executable(env, e->args[0]);
 	execve(file ? file : e->args[0], (char *const *)e->args, (char *const *)env);
-	fail_late("exec %s: %s", e->args[0], strerror(errno));
+	fail_late_with(127, "exec %s: %s", e->args[0], strerror(errno));
 }
 
 void container_setup(struct plan *plan, int report_fd, int sync_fd, int console_fd)

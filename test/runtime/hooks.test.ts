@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { CLI, uniqueId } from './helpers.ts';
+import { runEach, scriptBundle } from './observe.ts';
 
 const RUNTIMES: [string, string[]][] = [['runc', ['runc']], ['berth-runc', [process.execPath, CLI]]];
 
@@ -107,4 +108,13 @@ test('a startContainer hook that outlives its timeout is killed and the process 
   t.regex(spawnSync(bin[0]!, [...bin.slice(1), '--root', root, 'state', id], { encoding: 'utf8' }).stdout, /"status":\s*"stopped"/);
   t.false(existsSync(join(bundle.rootfs, 'process-ran')));
   cli(bin, root, ['delete', '--force', id]);
+});
+
+test.serial('a failing startContainer hook ends the container with status 1 and a message naming it, as runc', async (t) => {
+  const bundle = scriptBundle(t, 'echo process ran', (s) => {
+    s.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'echo refusing >&2; exit 3'] }] };
+  });
+  const seen = await runEach(t, ['runc', 'berth-runc', 'fast'], bundle);
+  for (const way of ['runc', 'berth-runc', 'fast'] as const) t.deepEqual([seen[way].status, seen[way].stdout], [1, ''], way);
+  for (const way of ['berth-runc', 'fast'] as const) t.regex(seen[way].stderr, /error running hook: startContainer hook \/bin\/sh exited with status 3: refusing/, way);
 });
