@@ -4,7 +4,7 @@
 // that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
 import test from 'ava';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { constants, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -79,7 +79,7 @@ test.serial('vm: the container runs on the guest kernel, sees the guest memory a
   t.false(existsSync(`/run/berth/vm/${h.ns}/${sandboxes[0]}`), "the sandbox's directory is removed");
 });
 
-test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volume is shared both ways; an exec with a terminal is resized; host processes are invisible', async (t) => {
+test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volume is shared both ways; the stdin of an exec reaches it to its end; an exec with a terminal is resized; host processes are invisible', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
   const volume = join(h.dir, 'volume');
@@ -114,10 +114,10 @@ test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volum
   t.is(updated.pids.limit, 20);
   await t.throwsAsync(h.call(client, 'Update', { id, resources: resources({ cpu: { realtimeRuntime: 1000 } }) }), { message: /realtime/ });
 
-  const run = async (execId: string, args: string[], terminal = false) => {
+  const run = async (execId: string, args: string[], terminal = false, stdin?: string) => {
     const io = h.fifos(execId);
     const spec = { ...bundle.spec.process, args, terminal };
-    await h.call(client, 'Exec', { id, execId, terminal, stdout: io.stdout, ...(terminal ? {} : { stderr: io.stderr }), spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) } });
+    await h.call(client, 'Exec', { id, execId, terminal, stdout: io.stdout, ...(terminal ? {} : { stderr: io.stderr }), ...(stdin ? { stdin } : {}), spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) } });
     const waiting = h.call(client, 'Wait', { id, execId });
     await h.call(client, 'Start', { id, execId });
     return { io, waiting };
@@ -129,6 +129,15 @@ test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volum
   t.is(readFileSync(join(volume, 'from-guest'), 'utf8'), 'from-guest\n', 'the guest wrote into the host volume');
   t.is(markerSeen, '0', 'the host process is not there');
   t.true(Number(procs) < 10, `${procs} processes visible`);
+
+  // stdin from the client's FIFO, to its end: what the client wrote, then EOF when it closed its side.
+  const stdin = join(h.dir, 'stdin');
+  execFileSync('mkfifo', [stdin]);
+  const catted = await run('cat', ['/bin/sh', '-c', 'cat; echo "<eof>"'], false, stdin);
+  const writer = createWriteStream(stdin);
+  writer.end('line one\nline two\n');
+  t.is((await catted.waiting).exitStatus, 0);
+  t.is(await catted.io.output, 'line one\nline two\n<eof>\n');
 
   const tty = await run('tty', ['/bin/sh', '-c', 'sleep 1; stty size'], true);
   await h.call(client, 'ResizePty', { id, execId: 'tty', width: 123, height: 45 });
