@@ -70,13 +70,16 @@ class VmRuntime implements OciRuntime {
   async create(req: CreateRequest): Promise<Monitored> {
     const spec = loadGuestSpec(req.bundle);
     const cgroup = new GuestCgroup(guestCgroup(spec.linux?.cgroupsPath, req.id).dir);
-    // Resources are converted (and so checked) before a VM is taken.
+    // Resources are converted and the plan made once on the host's paths (so checked: mount options, bind
+    // sources, seccomp) before a VM is taken.
     const writes = spec.linux?.resources ? cgroup.writes(spec.linux.resources) : [];
+    const rootfs = resolve(req.bundle, spec.root!.path);
+    planGuestContainer(req.id, { ...spec, root: { ...spec.root!, path: rootfs } }, { noPivot: req.noPivot });
     const sandbox = await this.sandboxFor(spec, req.id);
     sandbox.containers.add(req.id);
     let created = false;
     try {
-      const guestSpec = sandbox.share.addContainer(req.id, spec, resolve(req.bundle, spec.root!.path));
+      const guestSpec = sandbox.share.addContainer(req.id, spec, rootfs);
       const planned = planGuestContainer(req.id, guestSpec, { noPivot: req.noPivot });
       const stdio = { stdin: !!req.stdio.stdin, stdout: !!req.stdio.stdout, stderr: !!req.stdio.stderr };
       const { pid } = await sandbox.agent.createContainer({ containerId: req.id, initPlan: planned.initPlan, terminal: !!req.terminal, stdio, cgroupPath: planned.cgroupPath }, timeout);

@@ -156,6 +156,8 @@ test.serial('vm: a spec the guest cannot honour is refused before any VM boots',
   await t.throwsAsync(h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) }), { message: /hooks \(prestart\): the vm runtime runs no OCI hooks/ });
   const bad = makeBundle(join(h.dir, `${id}-r`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-r`; s.linux.resources = { memory: { limit: 64 << 20, swap: 1 << 20 } }; } });
   await t.throwsAsync(h.call(client, 'Create', { id: `${id}-r`, bundle: bad.dir, options: h.options(VM) }), { message: /memory\+swap must be ≥ memory\.limit/ });
+  const noSource = makeBundle(join(h.dir, `${id}-m`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-m`; s.mounts.push({ destination: '/data', type: 'bind', source: '/nonexistent/berth-source', options: ['rbind'] }); } });
+  await t.throwsAsync(h.call(client, 'Create', { id: `${id}-m`, bundle: noSource.dir, options: h.options(VM) }), { message: /mounts\[\d+\] \(\/data\): bind source \/nonexistent\/berth-source does not exist/ });
   const shimPid = (await h.call(client, 'Connect', {})).shimPid;
   t.deepEqual(vmProcesses(shimPid), [], 'no VM was started');
 });
