@@ -162,6 +162,18 @@ test.serial('vm: a spec the guest cannot honour is refused before any VM boots',
   t.deepEqual(vmProcesses(shimPid), [], 'no VM was started');
 });
 
+test.serial('vm: a container whose program is not there fails Create with the reason from the guest, and its VM is gone', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const bundle = makeBundle(join(h.dir, id), { args: ['/no/such/program'], edit: (s) => { s.linux.cgroupsPath = `/${id}`; } });
+  const client = await h.start(bundle.dir, id);
+  await t.throwsAsync(h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) }), { message: /exec: "\/no\/such\/program": executable file not found in \$PATH/ });
+  const shimPid = (await h.call(client, 'Connect', {})).shimPid;
+  await until('the VM to end', () => vmProcesses(shimPid).length === 0, 10_000);
+  t.deepEqual(readdirSync(`/run/berth/vm/${h.ns}`).filter((n) => n.startsWith(`sandbox-${shimPid}-`)), []);
+  t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(`/sandbox-${shimPid}-`), 'no bind left');
+});
+
 test.serial('vm: containers of one pod share a VM, others get their own; a grouped shim keeps a warm VM that the next container starts in', async (t) => {
   process.env.BERTH_SHIM_GROUP = `vm-group-${uid()}`;
   process.env.BERTH_VM_POOL = '1';
