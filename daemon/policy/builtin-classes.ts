@@ -1,5 +1,8 @@
 // The runtime classes berth knows without configuration, each probed on this host. gvisor is the shim's runsc
 // backend (runtimes/backends/runsc.ts), which probes the platform, cgroup and network flags that work here.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { registerBuiltinClass, versionProbe, BERTH_SHIM } from './classes.ts';
 
 const base = { runtimeType: BERTH_SHIM };
@@ -13,5 +16,17 @@ registerBuiltinClass({
   ...base, ...sandboxed, name: 'gvisor', options: { binaryName: 'runsc' }, isolation: 'sandbox',
   probe: () => versionProbe('runsc'),
 });
-// The shim's 'vm' backend (issue 16) serves it; until that backend and its probe land, the class fails closed.
-registerBuiltinClass({ ...base, ...sandboxed, name: 'vm', options: { binaryName: 'vm' }, isolation: 'vm', probe: () => 'not implemented yet (issue 16): berth has no VM backend' });
+registerBuiltinClass({ ...base, ...sandboxed, name: 'vm', options: { binaryName: 'vm' }, isolation: 'vm', probe: vmProbe });
+
+/** The shim's vm backend (runtimes/backends/vm.ts) runs where QEMU, its virtiofsd and the guest image are (npm run
+ * build writes dist/vm beside the bundles; $BERTH_VM_DIR names another, as for the shim). Which accelerator a VM
+ * gets is the launcher's to find: TCG always boots. */
+function vmProbe(): string | undefined {
+  for (const path of ['/usr/bin/qemu-system-x86_64', '/usr/lib/qemu/virtiofsd']) {
+    if (!existsSync(path)) return `${path} is not installed (scripts/setup.sh installs qemu-system-x86)`;
+  }
+  const here = dirname(fileURLToPath(import.meta.url));
+  const dirs = process.env.BERTH_VM_DIR ? [process.env.BERTH_VM_DIR] : [join(here, 'vm'), join(here, '..', '..', 'dist', 'vm')];
+  if (!dirs.some((d) => existsSync(join(d, 'manifest.json')))) return `the guest image (${join(dirs.at(-1)!, 'manifest.json')}) is not built: run npm run build`;
+  return undefined;
+}
