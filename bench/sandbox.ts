@@ -1,19 +1,18 @@
-// Sandboxed runtimes side by side, one run: the /bin/true container lifecycle through the containerd gRPC API
-// (lease, snapshot, container, task create/start/wait/delete) with berth's shim on the fast path, in gVisor
-// (runsc), in a VM booted for it (vm cold: boot + agent) and in a VM from the shim's warm pool (vm warm); then the
-// memory each idle sleeping container adds (PSS of everything it brings: its shim, QEMU, virtiofsd, runsc's
-// sandbox and gofer, monitors) for vm and runsc. Debian's containerd serves the API (berthd's policy decides
-// classes itself): the warm one runs all its containers in one grouped shim keeping one VM booted ahead
-// (BERTH_SHIM_GROUP, BERTH_VM_POOL=1), the cold one a shim per container and no pool.
+// Sandboxed runtimes side by side, one run: the /bin/true container lifecycle through berthd's gRPC API (lease,
+// snapshot, container, task create/start/wait/delete) on the fast path, in gVisor (runsc), in a VM booted for it
+// (vm cold: boot + agent) and in a VM from the shim's warm pool (vm warm); then the memory each idle sleeping
+// container adds (PSS of everything it brings: QEMU, virtiofsd, runsc's sandbox and gofer, monitors) for vm and
+// runsc. Two berthds, each running a namespace's containers in one shim: the warm one keeps a VM booted ahead
+// (the default pool), the cold one none (BERTH_VM_POOL=0).
 // usage: npx tsx bench/sandbox.ts [runs=10]   (as root, after npm run build)
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../api/grpc-client.ts';
 import { encodeMessage } from '../api/proto.ts';
 import { runnableImage } from '../ctr-cli/image.ts';
 import { defaultSpec, withImageConfig } from '../ctr-cli/spec.ts';
-import { DIST, memoryOf, run, startContainerd, type Daemon } from './lib/daemons.ts';
+import { DIST, memoryOf, run, startBerthd, type Daemon } from './lib/daemons.ts';
 import { median, printTable } from './lib/stats.ts';
 
 const runs = Number(process.argv[2] ?? 10);
@@ -21,18 +20,10 @@ const IDLE = 3;
 const work = mkdtempSync(join(tmpdir(), 'berth-bench-sbx-'));
 const archive = join(work, 'busybox.tar');
 run(process.execPath, ['--import', 'tsx', join(DIST, '..', 'scripts', 'demo-image.ts'), archive, 'sbx']);
-// containerd finds berth's shim on its PATH.
-const bin = join(work, 'bin');
-mkdirSync(bin);
-writeFileSync(join(bin, 'containerd-shim-berth-v2'), `#!/bin/sh\nexec ${process.execPath} ${join(DIST, 'containerd-shim-berth-v2.mjs')} "$@"\n`);
-chmodSync(join(bin, 'containerd-shim-berth-v2'), 0o755);
-process.env.PATH = `${bin}:${process.env.PATH}`;
-process.env.BERTH_SHIM_GROUP = 'bench';
-process.env.BERTH_VM_POOL = '1';
-const warmd = await startContainerd(join(work, 'warm'));
-delete process.env.BERTH_SHIM_GROUP;
+const warmd = await startBerthd(join(work, 'warm'));
+process.env.BERTH_VM_POOL = '0';
+const coldd = await startBerthd(join(work, 'cold'));
 delete process.env.BERTH_VM_POOL;
-const coldd = await startContainerd(join(work, 'cold'));
 const T = 'containerd.services.tasks.v1.Tasks';
 const C = 'containerd.services.containers.v1.Containers';
 const S = 'containerd.services.snapshots.v1.Snapshots';
@@ -122,17 +113,12 @@ async function idleMemory(c: ApiClient, image: Image, binary: string, daemons: D
   return added;
 }
 
-let anchor: Awaited<ReturnType<typeof createTask>> | undefined;
 try {
-  for (const d of [warmd, coldd]) run('ctr', ['-a', d.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
+  for (const d of [warmd, coldd]) run(join(DIST, 'berth'), ['-a', d.address, 'images', 'import', '--base-name', 'berth.local/busybox', archive]);
   const warm = new ApiClient(warmd.address, { namespace: 'default' });
   const cold = new ApiClient(coldd.address, { namespace: 'default' });
   const warmImage = await runnableImage(warm, 'berth.local/busybox:sbx');
   const coldImage = await runnableImage(cold, 'berth.local/busybox:sbx');
-  // containerd shuts a shim down once it has no container: the warm group keeps one (as a pod its pause
-  // container), so that its shim and pool live between the runs.
-  anchor = await createTask(warm, warmImage, undefined, ['/bin/sleep', '100000']);
-  await warm.call(T, 'Start', { containerId: anchor.id });
   const subjects: [string, () => Promise<number>][] = [
     ['fast path', () => lifecycle(warm, warmImage)],
     ['runsc (gVisor)', () => lifecycle(warm, warmImage, 'runsc')],
@@ -154,13 +140,6 @@ try {
   warm.close();
   cold.close();
 } finally {
-  if (anchor) {
-    const warm = new ApiClient(warmd.address, { namespace: 'default' });
-    await warm.call(T, 'Kill', { containerId: anchor.id, signal: 9 }).catch(() => undefined);
-    await warm.call(T, 'Wait', { containerId: anchor.id }).catch(() => undefined);
-    await anchor.remove().catch(() => undefined);
-    warm.close();
-  }
   await warmd.stop();
   await coldd.stop();
   rmSync(work, { recursive: true, force: true });
