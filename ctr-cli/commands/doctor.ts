@@ -1,6 +1,7 @@
 // berth doctor: what this host can do for berth, each line "ok", "warn" or "fail" with the reason.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { vmCensus } from '../../api/vm-census.ts';
 import { registerCommand } from '../command.ts';
 
 interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string }
@@ -40,24 +41,14 @@ function kvm(): Check {
   return { name: 'kvm', status: pvm ? 'warn' : 'ok', detail: pvm ? '/dev/kvm is nested PVM: stock guest kernels do not boot under it; VMs use TCG' : '/dev/kvm present' };
 }
 
-/** VMs of the vm runtime on this host: QEMU processes serving a sandbox (<root>/sandbox-<shim pid>-<n>), in use
- * when their shared directory holds a container, else waiting in a shim's warm pool. */
+/** The vm runtime's VMs here (running containers, warm in shims' pools) and the accelerator they get. */
 function vms(): Check {
   if (!existsSync('/usr/bin/qemu-system-x86_64')) return { name: 'vm', status: 'warn', detail: 'qemu-system-x86_64 not installed: no vm runtime' };
-  let inUse = 0;
-  let warm = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    const dir = /(?:^|\0)-chardev\0socket,id=agent,path=([^\0]*\/sandbox-\d+-\d+)\/agent\.sock/.exec(read(`/proc/${pid}/cmdline`))?.[1];
-    if (!dir || !read(`/proc/${pid}/comm`).startsWith('qemu-system')) continue;
-    let containers = 0;
-    try { containers = readdirSync(`${dir}/share`).length; } catch { /* gone meanwhile */ }
-    if (containers) inUse++;
-    else warm++;
-  }
+  const { running, warm } = vmCensus();
   // The launcher decides once per host boot whether KVM boots its guests (runtimes/vm/qemu.ts probeAccel).
   let accel = existsSync('/dev/kvm') ? 'not probed yet' : 'tcg (no /dev/kvm)';
   try { accel = (JSON.parse(read('/run/berth/vm-accel.json')) as { accel: string }).accel; } catch { /* not probed */ }
-  return { name: 'vm', status: 'ok', detail: `${inUse + warm} VM(s): ${inUse} running containers, ${warm} warm in pools; accelerator ${accel}` };
+  return { name: 'vm', status: 'ok', detail: `${running + warm} VM(s): ${running} running containers, ${warm} warm in pools; accelerator ${accel}` };
 }
 
 export function hostChecks(): Check[] {

@@ -2,6 +2,7 @@
 // cgroup metrics (asked of each task's shim then, with a deadline), counts of shims and tasks, the gRPC server's
 // calls (grpc-go's Prometheus names) and berthd's pulls and unpacks (daemon/metrics/stats.ts counts them).
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { vmCensus } from '../../api/vm-census.ts';
 import type { Logger } from 'pino';
 import { unpackAny } from '../../api/proto.ts';
 import type { Task, TaskManager } from '../runtime/tasks.ts';
@@ -67,6 +68,14 @@ export class MetricsExporter {
     this.containerGauges = CONTAINER_METRICS.map(([name, help, value]) => [new Gauge({ name, help, labelNames: ['container_id', 'namespace'], registers }), value]);
     this.shims = new Gauge({ name: 'berthd_shims', help: 'Shims serving tasks, by runtime (a grouped shim kept warm with no task is not counted)', labelNames: ['runtime'], registers });
     this.tasksByState = new Gauge({ name: 'berthd_tasks', help: 'Tasks, by namespace and state', labelNames: ['namespace', 'state'], registers });
+    new Gauge({
+      name: 'berthd_vm_sandboxes', help: "The vm runtime's VMs on this host: running containers, or warm in a shim's pool", labelNames: ['state'], registers,
+      collect() {
+        const { running, warm } = vmCensus();
+        this.set({ state: 'running' }, running);
+        this.set({ state: 'warm' }, warm);
+      },
+    });
     this.statsFailures = new Counter({
       name: 'berthd_task_stats_failures_total', help: 'Tasks whose shim failed or did not answer in time when asked for metrics', registers,
     });

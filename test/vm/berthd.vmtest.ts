@@ -5,10 +5,12 @@ import test from 'ava';
 import { berth, loadImage } from '../cli/helpers.ts';
 import { startDaemon } from '../daemon/helpers.ts';
 import { busyboxImage } from '../helpers/image.ts';
+import { freePort } from '../helpers/registry.ts';
 import { vmImage } from '../../runtimes/vm/initramfs.ts';
 
-test('berth runtimes ls lists vm as usable; --runtime-class vm, --runc-binary vm and --trust untrusted run on the guest kernel', async (t) => {
-  const d = await startDaemon(t);
+test('berth runtimes ls lists vm as usable; --runtime-class vm, --runc-binary vm and --trust untrusted run on the guest kernel; the warm VM is in the metrics', async (t) => {
+  const metricsAddress = `127.0.0.1:${await freePort()}`;
+  const d = await startDaemon(t, { metricsAddress });
   await loadImage(t, d.client('default'), 'busybox:vm', await busyboxImage({ tag: 'vm' }));
   const ls = await berth(d.address, ['runtimes', 'ls']);
   t.is(ls.code, 0, ls.stderr);
@@ -22,4 +24,8 @@ test('berth runtimes ls lists vm as usable; --runtime-class vm, --runc-binary vm
   t.is(untrusted.code, 0, untrusted.stderr);
   t.is(untrusted.stdout, `${vmImage().kernelRelease}\n`, 'upgraded from runc to the strongest usable sandbox');
   t.is((await berth(d.address, ['containers', 'ls', '-q'])).stdout, '');
+  // The namespace's shim keeps a VM booted for the next container: berthd's metrics count it.
+  const warm = async () => Number(/^berthd_vm_sandboxes\{state="warm"\} (\d+)$/m.exec(await (await fetch(`http://${metricsAddress}/v1/metrics`)).text())?.[1]);
+  for (let i = 0; i < 300 && !(await warm() >= 1); i++) await new Promise((r) => setTimeout(r, 100));
+  t.true(await warm() >= 1, 'a warm VM counted in berthd_vm_sandboxes');
 });
