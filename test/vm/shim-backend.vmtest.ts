@@ -148,6 +148,39 @@ test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volum
   await h.call(client, 'Delete', { id });
 });
 
+test.serial('vm: even with every capability a container reaches no host path but its share, and no host disk', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const marker = `berth-escape-${id}`;
+  const bundle = makeBundle(join(h.dir, id), {
+    // The only filesystem the host gives the guest is the share (virtio-fs): mounted again it shows what is below
+    // it, never the host's root; the guest has no block device; /tmp is the container's own.
+    args: ['/bin/sh', '-c', `mkdir -p /mnt && mount -t virtiofs berth /mnt && ls /mnt | tr "\\n" " "; echo; echo x > /tmp/${marker}; ls /sys/block | grep -cE "^(vd|sd|nvme|xvd)" ; true`],
+    edit: (s) => {
+      s.root.readonly = false;
+      s.linux.cgroupsPath = `/${id}`;
+      const all = ['CAP_SYS_ADMIN', 'CAP_MKNOD', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_DAC_OVERRIDE', 'CAP_CHOWN', 'CAP_SETUID', 'CAP_SETGID'];
+      for (const set of ['bounding', 'effective', 'permitted']) s.process.capabilities[set] = all;
+      delete s.linux.seccomp;
+      s.linux.maskedPaths = [];
+      s.linux.readonlyPaths = [];
+    },
+  });
+  const client = await h.start(bundle.dir, id);
+  const io = h.fifos('init');
+  await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(VM) });
+  const waiting = h.call(client, 'Wait', { id });
+  await h.call(client, 'Start', { id });
+  t.is((await waiting).exitStatus, 0);
+  const [share, disks] = (await io.output).trim().split('\n');
+  t.regex(share!, /\bbin\b/, `the share mounted again (stderr: ${await io.errors})`);
+  const hostOnly = readdirSync('/').filter((n) => !existsSync(join(bundle.rootfs, n)));
+  t.true(hostOnly.length > 0 && hostOnly.every((n) => !share!.split(' ').includes(n)), `none of the host's root (${hostOnly.join(' ')}) in: ${share}`);
+  t.is(disks, '0', 'no block device in the guest');
+  t.false(existsSync(`/tmp/${marker}`), "the container's /tmp is not the host's");
+  await h.call(client, 'Delete', { id });
+});
+
 test.serial('vm: a spec the guest cannot honour is refused before any VM boots', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
