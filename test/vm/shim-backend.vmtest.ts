@@ -4,7 +4,7 @@
 // that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
 import test from 'ava';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { constants, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -148,14 +148,15 @@ test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volum
   await h.call(client, 'Delete', { id });
 });
 
-test.serial('vm: even with every capability a container reaches no host path but its share, and no host disk', async (t) => {
+test.serial('vm: even with every capability a container reaches no host path but its share, no host disk, and loads modules only into the guest kernel', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
   const marker = `berth-escape-${id}`;
   const bundle = makeBundle(join(h.dir, id), {
     // The only filesystem the host gives the guest is the share (virtio-fs): mounted again it shows what is below
-    // it, never the host's root; the guest has no block device; /tmp is the container's own.
-    args: ['/bin/sh', '-c', `mkdir -p /mnt && mount -t virtiofs berth /mnt && ls /mnt | tr "\\n" " "; echo; echo x > /tmp/${marker}; ls /sys/block | grep -cE "^(vd|sd|nvme|xvd)" ; true`],
+    // it, never the host's root; the guest has no block device; /tmp is the container's own; a module loads into
+    // the guest's kernel (this host's kernel takes none).
+    args: ['/bin/sh', '-c', `mkdir -p /mnt && mount -t virtiofs berth /mnt && ls /mnt | tr "\\n" " "; echo; echo x > /tmp/${marker}; ls /sys/block | grep -cE "^(vd|sd|nvme|xvd)"; insmod /dummy.ko && grep -c "^dummy " /proc/modules; true`],
     edit: (s) => {
       s.root.readonly = false;
       s.linux.cgroupsPath = `/${id}`;
@@ -166,13 +167,16 @@ test.serial('vm: even with every capability a container reaches no host path but
       s.linux.readonlyPaths = [];
     },
   });
+  copyFileSync(`/lib/modules/${vmImage().kernelRelease}/kernel/drivers/net/dummy.ko`, join(bundle.rootfs, 'dummy.ko'));
   const client = await h.start(bundle.dir, id);
   const io = h.fifos('init');
   await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(VM) });
   const waiting = h.call(client, 'Wait', { id });
   await h.call(client, 'Start', { id });
   t.is((await waiting).exitStatus, 0);
-  const [share, disks] = (await io.output).trim().split('\n');
+  const [share, disks, dummy] = (await io.output).trim().split('\n');
+  t.is(dummy, '1', `the module is loaded in the guest's kernel (stderr: ${await io.errors})`);
+  t.false(existsSync('/proc/modules') && /^dummy /m.test(readFileSync('/proc/modules', 'utf8')), "and not in the host's");
   t.regex(share!, /\bbin\b/, `the share mounted again (stderr: ${await io.errors})`);
   const hostOnly = readdirSync('/').filter((n) => !existsSync(join(bundle.rootfs, n)));
   t.true(hostOnly.length > 0 && hostOnly.every((n) => !share!.split(' ').includes(n)), `none of the host's root (${hostOnly.join(' ')}) in: ${share}`);
