@@ -85,7 +85,7 @@ export class Berthd {
     };
     const tasks = new TaskManager({
       root: config.root, state: config.state, grpcAddress: config.address, ttrpcAddress: config.ttrpcAddress, log, publish,
-      groupShims: config.shimGroup === 'namespace', runtimes: config.runtimes,
+      groupShims: config.shimGroup === 'namespace', runtimes: config.runtimes, vmWarmPool: () => policy.current.classes.vmWarmPool(),
     });
     plugins.push({ type: 'io.containerd.runtime.v2', id: 'task', requires: ['io.containerd.metadata.v1'] });
     const defaultSnapshotter = config.snapshotters.find((n) => snapshotters[n]) ?? '';

@@ -19,6 +19,8 @@ export interface RuntimeClassConfig {
   /** Globs of the spec annotations its runtime gets (CRI's shape; annotations.ts). Neither set: all of them. */
   podAnnotations?: string[];
   containerAnnotations?: string[];
+  /** VMs a namespace's shim keeps booted for this class (a class served by the vm backend; runtimes/vm/pool.ts). */
+  warmPool?: number;
 }
 
 export interface RuntimeClass extends RuntimeClassConfig {
@@ -79,8 +81,10 @@ export class ClassTable {
     for (const c of configured) {
       const binary = typeof c.options.binaryName === 'string' && c.options.binaryName !== 'fast' ? c.options.binaryName : undefined;
       const builtin = out.get(c.name);
-      // A configured class keeps its built-in's verdict (vm stays unusable however it is configured).
-      const unusable = builtin?.unusable ?? (binary ? probe(`binary:${binary}`, () => versionProbe(binary)) : undefined);
+      // A configured class keeps its built-in's verdict (vm stays unusable however it is configured); its binary is
+      // probed when it names another (the built-in's own was probed its way: vm is a backend, not a binary).
+      const own = binary && binary !== builtin?.options.binaryName;
+      const unusable = builtin?.unusable ?? (own ? probe(`binary:${binary}`, () => versionProbe(binary)) : undefined);
       out.set(c.name, { ...c, ...(unusable ? { unusable } : {}) });
     }
     const def = defaultClass ?? 'fast';
@@ -89,6 +93,11 @@ export class ClassTable {
     const unusable = out.get(def)!.unusable;
     if (unusable) throw new Error(`default_runtime ${JSON.stringify(def)} cannot run on this host: ${unusable}`);
     return new ClassTable(out, def);
+  }
+
+  /** The warm pool size configured for the vm backend (one pool per shim: the classes it serves agree). */
+  vmWarmPool(): number | undefined {
+    return this.list().find((c) => c.warmPool !== undefined)?.warmPool;
   }
 
   get(name: string): RuntimeClass | undefined {

@@ -13,7 +13,7 @@ import { parsePolicyConfig } from './parse.ts';
 /** Builds the policy of a config file ('' for none: built-in classes and the default rules). */
 export function loadPolicy(configFile: string, probes = new Map<string, string | undefined>()): Policy {
   const text = configFile ? readConfigText(configFile) : '';
-  const cfg = parsePolicyConfig(text, configFile || '(no config file)', builtinClasses().map((c) => c.name));
+  const cfg = parsePolicyConfig(text, configFile || '(no config file)', builtinClasses());
   let classes: ClassTable;
   try {
     classes = ClassTable.build(cfg.classes, cfg.defaultRuntime, probes);

@@ -4,8 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'smol-toml';
 import { errInvalidArgument } from '../../api/errdefs.ts';
-import { parseRuncOptions } from '../runtime/runtime-map.ts';
-import { BERTH_SHIM, type RuntimeClassConfig } from './classes.ts';
+import { packAny } from '../../api/proto.ts';
+import { parseRuncOptions, RUNC_OPTIONS } from '../runtime/runtime-map.ts';
+import { BERTH_SHIM, backendOf, type RuntimeClassConfig } from './classes.ts';
 import { isIsolation, ISOLATION_LEVELS } from './isolation.ts';
 import { FORBIDDABLE, FORCEABLE, type Match, type Rule } from './rules.ts';
 
@@ -119,7 +120,10 @@ function parseRule(entry: unknown, index: number, file: string, lines: Lines, cl
   return rule;
 }
 
-function parseClasses(runtimes: unknown, file: string): { classes: RuntimeClassConfig[]; defaultRuntime?: string } {
+/** Most VMs a shim may keep booted ahead: each holds its guest memory (64 MiB and more) while it waits. */
+export const MAX_WARM_POOL = 16;
+
+function parseClasses(runtimes: unknown, file: string, builtins: readonly RuntimeClassConfig[]): { classes: RuntimeClassConfig[]; defaultRuntime?: string } {
   if (runtimes === undefined) return { classes: [] };
   const bad = (p: string): never => fail(file, undefined, p);
   if (!isTable(runtimes)) bad('[runtimes] must be a table');
@@ -134,17 +138,33 @@ function parseClasses(runtimes: unknown, file: string): { classes: RuntimeClassC
     const where = `runtimes.${name}`;
     if (!isTable(entry)) bad(`[${where}] must be a table`);
     const e = entry as Table;
-    const unknown = Object.keys(e).filter((k) => !['runtime_type', 'options', 'isolation', 'pod_annotations', 'container_annotations'].includes(k));
-    if (unknown.length) bad(`${where}: unknown key ${unknown[0]} (a class has runtime_type, options, isolation, pod_annotations, container_annotations)`);
-    if (!isIsolation(e.isolation)) bad(`${where}.isolation must be one of ${ISOLATION_LEVELS.join(', ')}, got ${JSON.stringify(e.isolation)}`);
+    const keys = ['runtime_type', 'options', 'isolation', 'pod_annotations', 'container_annotations', 'warm_pool'];
+    const unknown = Object.keys(e).filter((k) => !keys.includes(k));
+    if (unknown.length) bad(`${where}: unknown key ${unknown[0]} (a class has ${keys.join(', ')})`);
+    // A table of a built-in class keeps what it does not say from the built-in ([runtimes.vm] warm_pool = 2).
+    const b = builtins.find((x) => x.name === name);
+    if (!(e.isolation === undefined && b) && !isIsolation(e.isolation)) bad(`${where}.isolation must be one of ${ISOLATION_LEVELS.join(', ')}, got ${JSON.stringify(e.isolation)}`);
     if (e.runtime_type !== undefined && (typeof e.runtime_type !== 'string' || !e.runtime_type)) bad(`${where}.runtime_type must name a shim runtime`);
+    const inherited = b ? { podAnnotations: b.podAnnotations, containerAnnotations: b.containerAnnotations } : {};
     const lists = Object.fromEntries((['pod_annotations', 'container_annotations'] as const).filter((k) => e[k] !== undefined)
       .map((k) => [k === 'pod_annotations' ? 'podAnnotations' : 'containerAnnotations', strings(e[k], `${where}.${k}`, bad)]));
-    classes.push({
-      name, runtimeType: (e.runtime_type as string | undefined) ?? BERTH_SHIM, isolation: e.isolation as RuntimeClassConfig['isolation'],
-      options: e.options === undefined ? {} : parseRuncOptions(e.options, where), ...lists,
-    });
+    const c: RuntimeClassConfig = {
+      name, runtimeType: (e.runtime_type as string | undefined) ?? b?.runtimeType ?? BERTH_SHIM,
+      isolation: (e.isolation ?? b!.isolation) as RuntimeClassConfig['isolation'],
+      options: e.options === undefined ? { ...b?.options } : parseRuncOptions(e.options, where),
+      ...Object.fromEntries(Object.entries({ ...inherited, ...lists }).filter(([, v]) => v !== undefined)),
+    };
+    if (e.warm_pool !== undefined) {
+      const n = e.warm_pool;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_WARM_POOL) bad(`${where}.warm_pool must be a whole number from 0 to ${MAX_WARM_POOL} (VMs kept booted ahead per shim), got ${JSON.stringify(n)}`);
+      if (c.runtimeType !== BERTH_SHIM || backendOf(c.runtimeType, packAny(RUNC_OPTIONS, c.options)) !== 'vm') bad(`${where}.warm_pool: only a class served by berth's vm backend (BinaryName = "vm") has a warm pool`);
+      c.warmPool = n as number;
+    }
+    classes.push(c);
   }
+  // One pool per shim, whichever of its classes a container runs as.
+  const pools = new Set(classes.filter((c) => c.warmPool !== undefined).map((c) => c.warmPool));
+  if (pools.size > 1) bad(`runtimes: the vm classes give different warm_pool values (${[...pools].join(', ')}): a shim has one warm pool`);
   return { classes, ...(defaultRuntime ? { defaultRuntime } : {}) };
 }
 
@@ -183,11 +203,11 @@ function rulesOf(list: unknown, file: string, lines: Lines, classNames: Set<stri
   return rules;
 }
 
-/** Classes and policy of a config file's text. `builtinNames` are the classes that exist without configuration. */
-export function parsePolicyConfig(text: string, file: string, builtinNames: string[]): PolicyConfig {
+/** Classes and policy of a config file's text. `builtins` are the classes that exist without configuration. */
+export function parsePolicyConfig(text: string, file: string, builtins: readonly RuntimeClassConfig[]): PolicyConfig {
   const doc = parseToml(text, file);
-  const { classes, defaultRuntime } = parseClasses(doc.runtimes, file);
-  const names = new Set([...builtinNames, ...classes.map((c) => c.name)]);
+  const { classes, defaultRuntime } = parseClasses(doc.runtimes, file, builtins);
+  const names = new Set([...builtins.map((b) => b.name), ...classes.map((c) => c.name)]);
   if (defaultRuntime && !names.has(defaultRuntime)) fail(file, undefined, `runtimes.default_runtime ${JSON.stringify(defaultRuntime)} is not a runtime class (${[...names].join(', ')})`);
   const out: PolicyConfig = { classes, ...(defaultRuntime ? { defaultRuntime } : {}), source: file };
   if (doc.policy === undefined) return out;

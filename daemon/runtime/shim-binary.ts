@@ -20,6 +20,8 @@ export interface ShimCallOptions {
   debug?: boolean;
   /** Containers of one group share a shim (berth's shim reads BERTH_SHIM_GROUP). */
   group?: string;
+  /** More environment for the shim (settings of berth's shim: BERTH_VM_POOL). */
+  env?: Record<string, string>;
 }
 
 /** A shim as the runtime name it serves under, and the binary when configured (runtime_path). */
@@ -60,7 +62,7 @@ function flags(o: ShimCallOptions): string[] {
 }
 
 function env(o: ShimCallOptions): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, TTRPC_ADDRESS: o.ttrpcAddress };
+  const e: NodeJS.ProcessEnv = { ...process.env, ...o.env, TTRPC_ADDRESS: o.ttrpcAddress };
   delete e.NODE_EXTRA_CA_CERTS;
   if (o.group) e.BERTH_SHIM_GROUP = o.group;
   return e;

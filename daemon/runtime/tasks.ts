@@ -57,6 +57,8 @@ export interface TaskManagerOptions {
   groupShims?: boolean;
   /** Runtime names served by another shim, with options (the config's runtimes tables). */
   runtimes?: Record<string, RuntimeMapping>;
+  /** The vm backend's warm pool size for the grouped shims started from now on (the vm classes' warm_pool). */
+  vmWarmPool?: () => number | undefined;
   /** Publishes an event the daemon itself raises (a task whose shim died). */
   publish(ns: string, topic: string, type: string, event: object): void;
 }
@@ -190,7 +192,7 @@ export class TaskManager {
   private async groupShim(shim: ShimBinary, ns: string, id: string, bundle: string, options: AnyMessage | undefined, group: string): Promise<{ address: string; client: TtrpcClient }> {
     let pending = this.starting.get(group);
     if (!pending) {
-      pending = startShim(shim, { ...this.shimOptions(ns, id, bundle), group }, options)
+      pending = startShim(shim, { ...this.shimOptions(ns, id, bundle), group, env: this.groupShimEnv() }, options)
         .then((address) => { this.groups.set(group, address); return address; })
         .finally(() => this.starting.delete(group));
       this.starting.set(group, pending);
@@ -198,6 +200,14 @@ export class TaskManager {
     const address = await pending;
     writeFileSync(join(bundle, 'address'), address);
     return { address, client: await this.connections.acquire(address) };
+  }
+
+  /** What a group's shim is configured by. The pool is the shim's, whichever class its containers run as; only a
+   * group's shim has one (a single container's shim starts with its container: nothing to boot ahead of). berthd's
+   * own BERTH_VM_POOL, which the shim inherits, wins (tests, benches). */
+  private groupShimEnv(): Record<string, string> {
+    const pool = this.o.vmWarmPool?.();
+    return pool === undefined || process.env.BERTH_VM_POOL ? {} : { BERTH_VM_POOL: String(pool) };
   }
 
   /** Deletes the task's init through its shim, stops the shim when it holds nothing else, removes the bundle. */

@@ -1,7 +1,7 @@
 // The warm pool: sandboxes booted ahead and waiting for a container, refilled in the background, so a start in
-// a VM costs agent calls rather than a boot. One pool per shim; its size is BERTH_VM_POOL (0 turns it off),
-// by default 1 in a shim that serves a group (a single container's shim is started with its container: nothing
-// to boot ahead of) and 0 otherwise.
+// a VM costs agent calls rather than a boot. One pool per shim; its size is BERTH_VM_POOL (0 turns it off; berthd
+// sets it in the group shims it starts from the vm class's `warm_pool`), by default 1 in a shim that serves a group
+// (a single container's shim is started with its container: nothing to boot ahead of) and 0 otherwise.
 import { fits, type VmSize } from './sizing.ts';
 import { Sandbox } from './sandbox.ts';
 

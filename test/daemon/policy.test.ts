@@ -120,6 +120,19 @@ test('a bad policy is refused naming the file, the line and the problem', (t) =>
   bad('[runtimes.x]\nisolation = "container"\npod_annotations = "a*"\n', /runtimes\.x\.pod_annotations must be a list of strings/);
 });
 
+test('warm_pool: [runtimes.vm] sets the vm backend\'s pool and keeps the rest of the built-in; a bad value is refused naming the key', (t) => {
+  const p = loadPolicy(configFile(t, '[runtimes.vm]\nwarm_pool = 2\n'));
+  t.like(p.classes.get('vm'), { isolation: 'vm', options: { binaryName: 'vm' }, podAnnotations: [], containerAnnotations: [], warmPool: 2 });
+  t.is(p.classes.vmWarmPool(), 2);
+  t.is(loadPolicy(configFile(t, '[runtimes.vm]\nwarm_pool = 0\n')).classes.vmWarmPool(), 0);
+  t.is(loadPolicy('').classes.vmWarmPool(), undefined, 'unset: the shim\'s default');
+  const bad = (text: string, re: RegExp) => t.throws(() => loadPolicy(configFile(t, text)), { message: re });
+  for (const v of ['-1', '1.5', '17', '1000000', '"2"', 'true']) bad(`[runtimes.vm]\nwarm_pool = ${v}\n`, /config\.toml: runtimes\.vm\.warm_pool must be a whole number from 0 to 16/);
+  bad('[runtimes.gvisor]\nwarm_pool = 1\n', /runtimes\.gvisor\.warm_pool: only a class served by berth's vm backend/);
+  bad('[runtimes.vm]\nwarm_pool = 1\n[runtimes.big-vm]\nisolation = "vm"\nwarm_pool = 3\n[runtimes.big-vm.options]\nBinaryName = "vm"\n', /different warm_pool values \(1, 3\): a shim has one warm pool/);
+  bad('[runtimes.mine]\nwarm_pool = 1\n', /runtimes\.mine\.isolation must be one of/);
+});
+
 test('vm fails closed: configuring the class cannot make it usable, and a client naming the vm backend gets the vm class', (t) => {
   const p = loadPolicy(configFile(t, '[runtimes.vm]\nisolation = "vm"\n[runtimes.vm.options]\nBinaryName = "runc"\n'));
   t.is(p.classes.get('vm')!.unusable, NO_VM);
