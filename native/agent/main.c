@@ -101,62 +101,11 @@ static void must_mount(const char *src, const char *dst, const char *type, unsig
 		logmsg("mounting %s on %s: %s", type, dst, strerror(errno));
 }
 
-/* "name.param=value" words of the kernel command line are module parameters (as modprobe passes them). */
-static void module_params(const char *cmdline, const char *module, char *out, size_t outlen)
-{
-	size_t mlen = strlen(module), used = 0;
-	out[0] = '\0';
-	for (const char *p = cmdline; *p;) {
-		while (*p == ' ' || *p == '\n')
-			p++;
-		const char *end = p + strcspn(p, " \n");
-		if (!strncmp(p, module, mlen) && p[mlen] == '.' && end - p - (long)mlen - 1 > 0 && used + (size_t)(end - p) + 1 < outlen)
-			used += (size_t)snprintf(out + used, outlen - used, "%s%.*s", used ? " " : "", (int)(end - p - (long)mlen - 1), p + mlen + 1);
-		p = end;
-	}
-}
-
-/* The initramfs's /modules holds NN-name.ko, loaded in name order (dependencies first, as the build sorts them). */
-static void load_modules(void)
-{
-	char cmdline[4096] = "";
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
-		cmdline[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
-	struct dirent **names;
-	int n = scandir("/modules", &names, NULL, alphasort);
-	for (int i = 0; i < n; i++) {
-		const char *file = names[i]->d_name;
-		char path[512], module[256], params[1024];
-		const char *dash = strchr(file, '-'), *dot = strrchr(file, '.');
-		if (file[0] == '.' || !dash || !dot || dot < dash) {
-			free(names[i]);
-			continue;
-		}
-		snprintf(module, sizeof module, "%.*s", (int)(dot - dash - 1), dash + 1);
-		module_params(cmdline, module, params, sizeof params);
-		snprintf(path, sizeof path, "/modules/%s", file);
-		int m = open(path, O_RDONLY | O_CLOEXEC);
-		if (m < 0 || (syscall(SYS_finit_module, m, params, 0) < 0 && errno != EEXIST))
-			logmsg("loading module %s: %s", module, strerror(errno));
-		if (m >= 0)
-			close(m);
-		unlink(path);
-		free(names[i]);
-	}
-	if (n >= 0)
-		free(names);
-}
-
 /* pivot_root refuses a root that is the initramfs itself: move a tmpfs over it and chroot there, as switch_root
  * does, so that containers can pivot out of our root. */
 static void leave_initramfs(void)
 {
 	unlink("/init");
-	rmdir("/modules");
 	must_mount("tmpfs", "/root", "tmpfs", MS_NOSUID, "mode=0755");
 	if (chdir("/root") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		logmsg("moving to a tmpfs root: %s", strerror(errno));
@@ -208,9 +157,6 @@ static int find_port(const char *name, char *path, size_t pathlen)
 
 static void boot(void)
 {
-	must_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	load_modules();
-	umount2("/proc", MNT_DETACH);
 	leave_initramfs();
 	must_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	must_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);

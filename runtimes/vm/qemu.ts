@@ -1,4 +1,4 @@
-// Launches one micro-VM: QEMU's microvm machine booting Debian's cloud kernel straight into berth's initramfs
+// Launches one micro-VM: QEMU's microvm machine booting berth's guest kernel straight into berth's initramfs
 // (the guest agent is PID 1), a virtio-serial port named berth.agent on a unix socket for the agent's ttrpc, and
 // optionally a host directory shared over virtio-fs (QEMU's virtiofsd; guest memory is a shared memfd for it).
 // QEMU and virtiofsd run under berth-pdeath: if the process that launched them dies, so do they. stop() always
@@ -97,11 +97,7 @@ async function waitForPath(path: string, timeoutMs: number, exited: Promise<void
 }
 
 function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMiB'>> & { accel: Accel; image: VmImage; agentSocket: string; consoleLog: string; fsSocket?: string; tag: string }): string[] {
-  // Emulated boot time spent on nothing the guest uses (initcall_debug showed each): the crypto self-tests
-  // (~0.3 s), the kprobe-events tracefs (~0.1-0.25 s), the built-in keys that check module signatures (the
-  // modules are unsigned, see initramfs.ts) and the KDF's own self-test.
-  const append = ['console=ttyS0', ...(process.env.BERTH_VM_LOUD ? [] : ['quiet']), 'panic=-1', 'reboot=t', 'rdinit=/init', 'cryptomgr.notests',
-    'initcall_blacklist=init_kprobe_trace,load_system_certificate_list,crypto_kdf108_init',
+  const append = ['console=ttyS0', ...(process.env.BERTH_VM_LOUD ? [] : ['quiet']), 'panic=-1', 'reboot=t', 'rdinit=/init',
     ...(process.env.BERTH_VM_APPEND ? [process.env.BERTH_VM_APPEND] : [])];
   // Emulated, the guest's TSC calibration against the PIT can time out and leave the kernel without a
   // clocksource: give it the TSC's rate instead. An emulated CPU does not speculate: its guest needs no

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeFrame, MessageType } from '../../api/ttrpc/frame.ts';
 import { encode, REQUEST, decode, RESPONSE } from '../../api/ttrpc/codec.ts';
-import { cloudKernel, vmImage } from '../../runtimes/vm/initramfs.ts';
+import { vmImage } from '../../runtimes/vm/initramfs.ts';
+import { kernelSource } from '../../runtimes/vm/guest-kernel.ts';
 import { launchVm, type Vm } from '../../runtimes/vm/qemu.ts';
 import { AgentClient } from '../../runtimes/vm/agent-client.ts';
 import { buildExecPlan, buildPlan } from '../../runtimes/oci/plan.ts';
@@ -18,7 +19,7 @@ import type { CgroupManager } from '../../runtimes/cgroups/types.ts';
 import { defaultSpec } from '../helpers/bundle.ts';
 import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
 
-const skip = !cloudKernel() ? 'no Debian cloud kernel in /boot (scripts/setup.sh installs linux-image-cloud-amd64)' : undefined;
+const skip = !kernelSource() ? 'no /usr/src/linux-source-*.tar.xz to build the guest kernel from (scripts/setup.sh installs linux-source-6.1)' : undefined;
 const state = mkdtempSync('/tmp/berth-vmt-');
 let vm: Vm | undefined;
 

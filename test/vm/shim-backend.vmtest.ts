@@ -167,7 +167,7 @@ test.serial('vm: even with every capability a container reaches no host path but
       s.linux.readonlyPaths = [];
     },
   });
-  copyFileSync(`/lib/modules/${vmImage().kernelRelease}/kernel/drivers/net/dummy.ko`, join(bundle.rootfs, 'dummy.ko'));
+  copyFileSync(join(vmImage().modulesDir, 'dummy.ko'), join(bundle.rootfs, 'dummy.ko'));
   const client = await h.start(bundle.dir, id);
   const io = h.fifos('init');
   await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(VM) });
