@@ -99,7 +99,7 @@ extern struct container *containers;
 /* The container named by field 1 of a request (replying NOT_FOUND or INVALID_ARGUMENT itself when there is none). */
 struct container *container_of_request(uint32_t stream, const struct pb_msg *m, const char *call);
 
-/* --- cgroups (cgroup.c) --- */
+/* --- cgroups (cgroup.c, devices.c) --- */
 /* Creates dir and its parents under /sys/fs/cgroup, each parent delegating every controller to its children. */
 int cgroup_mkdir(const char *dir, char *err, size_t errlen);
 int cgroup_write(const char *dir, const char *file, const char *value);
@@ -111,6 +111,10 @@ void cgroup_watch_oom(struct container *c);
 void cgroup_unwatch_oom(struct container *c);
 /* Answers waiting GetOOMEvent calls (an OOM event of a removed container is kept). */
 void cgroup_oom_init(void);
+
+/* Loads a device program (the host-compiled eBPF instructions) and makes it dir's: attached, then whatever device
+ * programs were attached to dir before are detached. -1 with errno and the reason in err. */
+int cgroup_device_program(const char *dir, const uint8_t *insns, size_t len, char *err, size_t errlen);
 
 /* Reads a whole small file into out (appended). -1 with errno on failure. */
 int read_small_file(const char *path, struct buf *out);

@@ -31,7 +31,7 @@ static int valid_id(const char *id)
 void h_create_container(uint32_t stream, const uint8_t *payload, size_t len)
 {
 	struct pb_msg m;
-	char id[256], cg[1024], err[512];
+	char id[256], cg[1024], err[1024];
 	if (parse(stream, &m, payload, len, "CreateContainer") < 0)
 		return;
 	if (pb_str(&m, 1, id, sizeof id) < 0 || !valid_id(id) || pb_str(&m, 5, cg, sizeof cg) < 0) {
@@ -42,8 +42,20 @@ void h_create_container(uint32_t stream, const uint8_t *payload, size_t len)
 		reply_err(stream, ST_ALREADY_EXISTS, "CreateContainer: container %s already exists", id);
 		return;
 	}
+	/* Empty (as proto3 may send an unset field): no device rules. */
+	const struct pb_field *devices = m.set[6] && (m.f[6].wire != PB_LEN || m.f[6].n) ? &m.f[6] : NULL;
+	if (devices && (devices->wire != PB_LEN || !cg[0])) {
+		reply_err(stream, ST_INVALID_ARGUMENT, "CreateContainer: a device_program needs a cgroup_path to attach to");
+		return;
+	}
 	if (cg[0] && cgroup_mkdir(cg, err, sizeof err) < 0) {
 		reply_err(stream, ST_INVALID_ARGUMENT, "CreateContainer: %s", err);
+		return;
+	}
+	/* Before the init is cloned into the cgroup: none of the container's processes runs without its rules. */
+	if (devices && cgroup_device_program(cg, devices->b, devices->n, err, sizeof err) < 0) {
+		reply_err(stream, status_of_errno(errno), "CreateContainer: %s", err);
+		rmdir(cg);
 		return;
 	}
 	struct container *c = calloc(1, sizeof *c);

@@ -180,6 +180,18 @@ void h_update_container(uint32_t stream, const uint8_t *payload, size_t len)
 	struct container *c = container_req(stream, payload, len, "UpdateContainer", &m);
 	if (!c)
 		return;
+	/* The device program first: a bad one is refused with nothing written. Empty: the rules stay. */
+	if (m.set[3] && (m.f[3].wire != PB_LEN || m.f[3].n)) {
+		char err[1024];
+		if (m.f[3].wire != PB_LEN) {
+			reply_err(stream, ST_INVALID_ARGUMENT, "UpdateContainer: malformed device_program");
+			return;
+		}
+		if (cgroup_device_program(c->cgroup, m.f[3].b, m.f[3].n, err, sizeof err) < 0) {
+			reply_err(stream, status_of_errno(errno), "UpdateContainer: %s", err);
+			return;
+		}
+	}
 	struct pb_reader r;
 	struct pb_field f;
 	pb_init(&r, payload, len);

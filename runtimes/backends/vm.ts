@@ -4,6 +4,7 @@
 // made here on the host; the agent executes them. A spec the guest cannot honour is refused before any VM boots.
 import { resolve } from 'node:path';
 import { ErrorCode, codeOf, errNotFound } from '../../api/errdefs.ts';
+import { withDefaultDevices } from '../cgroups/device-rules.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import type { Monitored } from '../monitor.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
@@ -70,9 +71,10 @@ class VmRuntime implements OciRuntime {
   async create(req: CreateRequest): Promise<Monitored> {
     const spec = loadGuestSpec(req.bundle);
     const cgroup = new GuestCgroup(guestCgroup(spec.linux?.cgroupsPath, req.id).dir);
-    // Resources are converted and the plan made once on the host's paths (so checked: mount options, bind
-    // sources, seccomp) before a VM is taken.
-    const writes = spec.linux?.resources ? cgroup.writes(spec.linux.resources) : [];
+    // Resources are converted (the device rules with the defaults every container gets, as on the host, compiled
+    // to the program the agent attaches before the init is cloned into the cgroup) and the plan made once on the
+    // host's paths (so checked: mount options, bind sources, seccomp) before a VM is taken.
+    const { writes, deviceProgram } = cgroup.plan(withDefaultDevices(spec.linux?.resources, spec.linux?.devices));
     const rootfs = resolve(req.bundle, spec.root!.path);
     planGuestContainer(req.id, { ...spec, root: { ...spec.root!, path: rootfs } }, { noPivot: req.noPivot });
     const sandbox = await this.sandboxFor(spec, req.id);
@@ -82,9 +84,11 @@ class VmRuntime implements OciRuntime {
       const guestSpec = sandbox.share.addContainer(req.id, spec, rootfs);
       const planned = planGuestContainer(req.id, guestSpec, { noPivot: req.noPivot });
       const stdio = { stdin: !!req.stdio.stdin, stdout: !!req.stdio.stdout, stderr: !!req.stdio.stderr };
-      const { pid } = await sandbox.agent.createContainer({ containerId: req.id, initPlan: planned.initPlan, terminal: !!req.terminal, stdio, cgroupPath: planned.cgroupPath }, timeout);
+      const { pid } = await sandbox.agent.createContainer({
+        containerId: req.id, initPlan: planned.initPlan, terminal: !!req.terminal, stdio, cgroupPath: planned.cgroupPath, deviceProgram,
+      }, timeout);
       created = true;
-      if (writes.length) await sandbox.agent.updateContainer(req.id, writes, timeout);
+      if (writes.length) await sandbox.agent.updateContainer(req.id, { writes }, timeout);
       shim.containers.set(req.id, { id: req.id, sandbox, spec, cgroup, pid });
       return followVmProcess({ agent: sandbox.agent, containerId: req.id, execId: '', pid, stdio: req.stdio, terminal: !!req.terminal, lost: sandbox.ended });
     } catch (err) {
@@ -164,8 +168,9 @@ class VmRuntime implements OciRuntime {
   async update(id: string, resources: LinuxResources): Promise<void> {
     const c = this.container(id);
     const usage = resources.memory?.checkBeforeUpdate ? { memoryCurrent: (await this.stats(id)).memory?.usage } : undefined;
-    const writes = c.cgroup.writes(resources, true, usage);
-    if (writes.length) await c.sandbox.agent.updateContainer(id, writes, timeout);
+    // Devices in an update replace the container's rules as given, without the defaults (as on the host).
+    const update = c.cgroup.plan(resources, true, usage);
+    if (update.writes.length || update.deviceProgram) await c.sandbox.agent.updateContainer(id, update, timeout);
   }
 
   oomKillCount(id: string): number {

@@ -2,7 +2,7 @@
 // from a deny-all start (as runc's device emulator does): a default verdict plus exceptions to it. Both the v1
 // files and the v2 eBPF program are written from this one result, so a rule means the same on every host.
 import { errInvalidArgument } from '../../api/errdefs.ts';
-import type { LinuxDeviceCgroup } from './types.ts';
+import type { LinuxDeviceCgroup, LinuxResources } from './types.ts';
 
 export interface DeviceRuleSet {
   /** true: everything not excepted is allowed (a v1 "blacklist"); false: only the exceptions are allowed. */
@@ -56,4 +56,22 @@ export function emulateDeviceRules(rules: LinuxDeviceCgroup[]): DeviceRuleSet {
   });
   list.sort((a, b) => a.major - b.major || a.minor - b.minor || a.type.localeCompare(b.type));
   return { defaultAllow, exceptions: list };
+}
+
+/** The device rules every container gets after the spec's own, as runc: mknod of anything, and use of the
+ * default devices (each with its path), ptys and tun. */
+const DEFAULT_DEVICE_RULES: { path?: string; rule: LinuxDeviceCgroup }[] = [
+  { rule: { allow: true, type: 'c', access: 'm' } }, { rule: { allow: true, type: 'b', access: 'm' } },
+  ...([['/dev/null', 1, 3], ['/dev/random', 1, 8], ['/dev/full', 1, 7], ['/dev/tty', 5, 0], ['/dev/zero', 1, 5], ['/dev/urandom', 1, 9]] as const)
+    .map(([path, major, minor]) => ({ path, rule: { allow: true, type: 'c', major, minor, access: 'rwm' } })),
+  ...[[136, -1], [5, 2], [10, 200]].map(([major, minor]) => ({ rule: { allow: true, type: 'c', major, minor, access: 'rwm' } })),
+];
+
+/** The spec's rules in order, then the defaults (a container's, on the host and in a VM's guest alike).
+ * linux.devices only makes nodes: access to them is the rules' to grant, so a deny rule keeps a listed device
+ * closed (as with runc); a listed device at a default's path replaces that default, its rule too. */
+export function withDefaultDevices(resources: LinuxResources | undefined, devices: { path: string }[] = []): LinuxResources {
+  const listed = new Set(devices.map((d) => d.path));
+  const defaults = DEFAULT_DEVICE_RULES.filter((d) => !d.path || !listed.has(d.path)).map((d) => d.rule);
+  return { ...resources, devices: [...(resources?.devices ?? []), ...defaults] };
 }

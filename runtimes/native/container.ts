@@ -8,9 +8,10 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { errFailedPrecondition, errInternal, errInvalidArgument } from '../../api/errdefs.ts';
 import { openCgroup } from '../cgroups/index.ts';
-import type { CgroupManager, LinuxDeviceCgroup, LinuxResources } from '../cgroups/types.ts';
+import type { CgroupManager } from '../cgroups/types.ts';
+import { withDefaultDevices } from '../cgroups/device-rules.ts';
 import { buildExecPlan, buildPlan } from '../oci/plan.ts';
-import type { Device, Process, Spec, State } from '../oci/spec.ts';
+import type { Process, Spec, State } from '../oci/spec.ts';
 import { loadBundle, validateProcess } from '../oci/validate.ts';
 import { runHooks } from './hooks.ts';
 import { type ContainerRecord, StateStore, checkId, isAlive, toState } from './state.ts';
@@ -343,24 +344,6 @@ function spawnInit(planPath: string, preserveFds: number): LaunchedInit {
     },
     abort() { child.kill('SIGKILL'); sync.destroy(); },
   };
-}
-
-/** The device rules every container gets after the spec's own, as runc: mknod of anything, and use of the
- * default devices (each with its path), ptys and tun. */
-const DEFAULT_DEVICE_RULES: { path?: string; rule: LinuxDeviceCgroup }[] = [
-  { rule: { allow: true, type: 'c', access: 'm' } }, { rule: { allow: true, type: 'b', access: 'm' } },
-  ...([['/dev/null', 1, 3], ['/dev/random', 1, 8], ['/dev/full', 1, 7], ['/dev/tty', 5, 0], ['/dev/zero', 1, 5], ['/dev/urandom', 1, 9]] as const)
-    .map(([path, major, minor]) => ({ path, rule: { allow: true, type: 'c', major, minor, access: 'rwm' } })),
-  ...[[136, -1], [5, 2], [10, 200]].map(([major, minor]) => ({ rule: { allow: true, type: 'c', major, minor, access: 'rwm' } })),
-];
-
-/** The spec's rules in order, then the defaults. linux.devices only makes nodes: access to them is the rules'
- * to grant, so a deny rule keeps a listed device closed (as with runc); a listed device at a default's path
- * replaces that default, its rule too. */
-function withDefaultDevices(resources: LinuxResources | undefined, devices: Device[] = []): LinuxResources {
-  const listed = new Set(devices.map((d) => d.path));
-  const defaults = DEFAULT_DEVICE_RULES.filter((d) => !d.path || !listed.has(d.path)).map((d) => d.rule);
-  return { ...resources, devices: [...(resources?.devices ?? []), ...defaults] };
 }
 
 export function parseSignal(signal: string | number): number {

@@ -18,11 +18,15 @@ export interface CreateContainerRequest {
   stdio?: StdioWanted;
   /** The container's cgroup v2 directory in the guest (below /sys/fs/cgroup). */
   cgroupPath: string;
+  /** Its device rules as a BPF_PROG_TYPE_CGROUP_DEVICE program (runtimes/cgroups/devices-bpf.ts). */
+  deviceProgram?: Uint8Array;
 }
 export interface ExecProcessRequest { containerId: string; execId: string; execPlan: Uint8Array; terminal?: boolean; stdio?: StdioWanted }
 export interface ProcessRef { containerId: string; execId?: string }
 export interface WaitResult { exitStatus: number; exitedAtNs: number }
 export interface CgroupWrite { file: string; value: string }
+/** Cgroup file writes, and a device program that replaces the container's. */
+export interface ContainerUpdate { writes?: CgroupWrite[]; deviceProgram?: Uint8Array }
 
 export class AgentClient {
   private constructor(readonly ttrpc: TtrpcClient) {}
@@ -71,8 +75,8 @@ export class AgentClient {
   listProcesses(containerId: string, opts?: CallOptions): Promise<number[]> {
     return this.call<{ pids: number[] }>('ListProcesses', { containerId }, opts).then((r) => r.pids);
   }
-  updateContainer(containerId: string, writes: CgroupWrite[], opts?: CallOptions): Promise<void> {
-    return this.call<unknown>('UpdateContainer', { containerId, writes }, opts).then(() => undefined);
+  updateContainer(containerId: string, update: ContainerUpdate, opts?: CallOptions): Promise<void> {
+    return this.call<unknown>('UpdateContainer', { containerId, ...update }, opts).then(() => undefined);
   }
   /** The container's cgroup files, raw (name → content). */
   statsContainer(containerId: string, opts?: CallOptions): Promise<Map<string, Buffer>> {

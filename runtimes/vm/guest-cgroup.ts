@@ -1,8 +1,10 @@
 // A container's cgroup in the guest, as the host plans it: the guest mounts one pure cgroup v2 hierarchy at
 // /sys/fs/cgroup, so the container's directory follows runc's cgroupsPath rules on that layout. The v2 code
 // (runtimes/cgroups/v2-apply.ts, v2-stats.ts) converts OCI resources into the writes the agent performs and
-// parses the files it returns, against a description of the guest kernel's cgroup directory.
+// parses the files it returns, against a description of the guest kernel's cgroup directory. Device rules are
+// compiled here to the eBPF program the agent attaches (cgroup v2 has no devices files).
 import { errInvalidArgument } from '../../api/errdefs.ts';
+import { compileDeviceRules } from '../cgroups/devices-bpf.ts';
 import { normalizeCgroupsPath, parseLayout } from '../cgroups/layout.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import { applyV2 } from '../cgroups/v2-apply.ts';
@@ -22,6 +24,14 @@ export function guestCgroup(cgroupsPath: string | undefined, containerId: string
 }
 
 export interface CgroupWrite { file: string; value: string }
+
+/** What the agent applies to a container's guest cgroup: file writes, and the device rules compiled to the
+ * eBPF program it loads and attaches (replacing the one there) when the resources name devices. */
+export interface GuestResources { writes: CgroupWrite[]; deviceProgram?: Buffer }
+
+/** The largest device program the agent loads (native/agent/devices.c's DEVICE_PROG_MAX_INSNS): the kernel's
+ * classic BPF_MAXINSNS, some 400 device rules. */
+export const DEVICE_PROGRAM_MAX_INSNS = 4096;
 
 // What a non-root cgroup directory holds in berth's guest kernel (native/guest-kernel/berth-guest.config) with
 // every controller delegated to it; files not listed here are refused as they would be by the kernel. The guest
@@ -50,10 +60,11 @@ export class GuestCgroup {
 
   constructor(readonly path: string) {}
 
-  /** The writes that apply `resources` (validated first: nothing is collected from a bad request). */
-  writes(resources: LinuxResources, update = false, usage?: { memoryCurrent?: number }): CgroupWrite[] {
+  /** What applies `resources` (validated first: nothing is collected from a bad request). */
+  plan(resources: LinuxResources, update = false, usage?: { memoryCurrent?: number }): GuestResources {
     validateResources(resources);
     const writes: CgroupWrite[] = [];
+    let deviceProgram: Buffer | undefined;
     const known = new Map(this.current);
     if (usage?.memoryCurrent !== undefined) known.set('memory.current', String(usage.memoryCurrent));
     const dir: CgroupDir = {
@@ -66,13 +77,18 @@ export class GuestCgroup {
         known.set(file, String(value));
       },
       list: () => [...FILES],
-      // The container sees only the guest's devices, made from the spec's list in the guest's own /dev: the VM is
-      // the boundary the host's device rules were, and the guest kernel's devices are all virtual.
-      devices: () => undefined,
+      // Compiled here, loaded by the agent: the guest kernel checks the container's device use as the host's would.
+      devices: (rules) => {
+        deviceProgram = compileDeviceRules(rules);
+        const insns = deviceProgram.length / 8;
+        if (insns > DEVICE_PROGRAM_MAX_INSNS) {
+          throw errInvalidArgument(`linux.resources.devices: ${rules.length} rules compile to ${insns} eBPF instructions, more than the guest agent loads (${DEVICE_PROGRAM_MAX_INSNS})`);
+        }
+      },
     };
     applyV2(dir, resources, update);
     for (const w of writes) this.current.set(w.file, w.value);
-    return writes;
+    return { writes, ...(deviceProgram ? { deviceProgram } : {}) };
   }
 }
 

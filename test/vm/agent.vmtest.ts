@@ -191,12 +191,12 @@ it('exec with stdin, a terminal, signals, list, update, stats, pause and resume'
   t.regex(screen, /got line/);
 
   // Update writes cgroup files; stats returns them raw.
-  await agent.updateContainer('c2', [{ file: 'memory.max', value: '67108864' }, { file: 'pids.max', value: '50' }]);
+  await agent.updateContainer('c2', { writes: [{ file: 'memory.max', value: '67108864' }, { file: 'pids.max', value: '50' }] });
   const stats = await agent.statsContainer('c2');
   t.is(stats.get('memory.max')?.toString().trim(), '67108864');
   t.is(stats.get('pids.max')?.toString().trim(), '50');
   t.regex(stats.get('cpu.stat')?.toString() ?? '', /usage_usec \d+/);
-  await t.throwsAsync(agent.updateContainer('c2', [{ file: '../../cgroup.procs', value: '1' }]), { message: /names no cgroup file/ });
+  await t.throwsAsync(agent.updateContainer('c2', { writes: [{ file: '../../cgroup.procs', value: '1' }] }), { message: /names no cgroup file/ });
 
   // Pause: a ticking process stops ticking until resumed.
   const ticker = { containerId: 'c2', execId: 'ticker' };
@@ -243,7 +243,7 @@ it('an OOM kill in a container is reported by GetOOMEvent', async (t) => {
   const c = guestContainer('c6', ['/bin/sh', '-c', 'x=$(head -c 67108864 /dev/zero | tr "\\000" a); echo survived']);
   const event = agent.getOOMEvent();
   await agent.createContainer({ containerId: 'c6', initPlan: c.initPlan, cgroupPath: cgroupOf('c6'), stdio: { stdout: true } });
-  await agent.updateContainer('c6', [{ file: 'memory.max', value: String(16 << 20) }, { file: 'memory.swap.max', value: '0' }]);
+  await agent.updateContainer('c6', { writes: [{ file: 'memory.max', value: String(16 << 20) }, { file: 'memory.swap.max', value: '0' }] });
   await agent.startContainer('c6');
   t.is(await event, 'c6');
   t.not((await agent.readAll({ containerId: 'c6' })).toString(), 'survived\n');

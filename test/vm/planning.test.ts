@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { makeBundle } from '../helpers/bundle.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { GuestCgroup, guestCgroup, guestStats } from '../../runtimes/vm/guest-cgroup.ts';
+import { withDefaultDevices } from '../../runtimes/cgroups/device-rules.ts';
+import { compileDeviceRules } from '../../runtimes/cgroups/devices-bpf.ts';
 import { Share, loadGuestSpec, planGuestContainer, planGuestExec } from '../../runtimes/vm/guest-plan.ts';
 
 /** The plan's records (tag NUL argc NUL args...), as berth-init reads them. */
@@ -24,19 +26,32 @@ function records(plan: Buffer): string[][] {
 
 test('resources become the guest cgroup writes the v2 code makes; a later update sees what was written', (t) => {
   const cg = new GuestCgroup('/sys/fs/cgroup/default/c1');
-  const writes = cg.writes({ memory: { limit: 64 << 20, swap: 96 << 20 }, cpu: { shares: 512, quota: 50000, period: 100000 }, pids: { limit: 32 } });
+  const { writes, deviceProgram } = cg.plan({ memory: { limit: 64 << 20, swap: 96 << 20 }, cpu: { shares: 512, quota: 50000, period: 100000 }, pids: { limit: 32 } });
   t.deepEqual(writes, [
     { file: 'memory.swap.max', value: String(32 << 20) }, { file: 'memory.max', value: String(64 << 20) },
     { file: 'cpu.weight', value: '20' }, { file: 'cpu.max', value: '50000 100000' }, { file: 'pids.max', value: '32' },
   ]);
+  t.is(deviceProgram, undefined, 'no device rules, no program');
   // A period alone keeps the quota written before, as on a host.
-  t.deepEqual(cg.writes({ cpu: { period: 200000 } }, true), [{ file: 'cpu.max', value: '50000 200000' }]);
-  t.deepEqual(cg.writes({ unified: { 'memory.high': '1000000' } }, true), [{ file: 'memory.high', value: '1000000' }]);
-  t.throws(() => cg.writes({ unified: { 'memory.nonsense': '1' } }, true), { message: /unified\.memory\.nonsense: no such file/ });
-  t.throws(() => cg.writes({ memory: { limit: 64 << 20, swap: 1 << 20 } }), { message: /memory\+swap must be ≥ memory\.limit/ });
-  t.throws(() => cg.writes({ memory: { limit: 64 << 20 }, cpu: { realtimeRuntime: 1000 } }), { message: /realtime/ });
-  t.throws(() => cg.writes({ blockIO: { weight: 500 } }), { message: /the io controller is not available/ }, "the guest has no block devices to weigh");
-  t.throws(() => cg.writes({ memory: { limit: 100 << 20, checkBeforeUpdate: true } }, true, { memoryCurrent: 200 << 20 }), { message: /below the current usage/ });
+  t.deepEqual(cg.plan({ cpu: { period: 200000 } }, true).writes, [{ file: 'cpu.max', value: '50000 200000' }]);
+  t.deepEqual(cg.plan({ unified: { 'memory.high': '1000000' } }, true).writes, [{ file: 'memory.high', value: '1000000' }]);
+  t.throws(() => cg.plan({ unified: { 'memory.nonsense': '1' } }, true), { message: /unified\.memory\.nonsense: no such file/ });
+  t.throws(() => cg.plan({ memory: { limit: 64 << 20, swap: 1 << 20 } }), { message: /memory\+swap must be ≥ memory\.limit/ });
+  t.throws(() => cg.plan({ memory: { limit: 64 << 20 }, cpu: { realtimeRuntime: 1000 } }), { message: /realtime/ });
+  t.throws(() => cg.plan({ blockIO: { weight: 500 } }), { message: /the io controller is not available/ }, "the guest has no block devices to weigh");
+  t.throws(() => cg.plan({ memory: { limit: 100 << 20, checkBeforeUpdate: true } }, true, { memoryCurrent: 200 << 20 }), { message: /below the current usage/ });
+});
+
+test('device rules become the program the host compiles (defaults added as on the host); too many rules for the agent are refused', (t) => {
+  const cg = new GuestCgroup('/sys/fs/cgroup/default/c1');
+  const rules = withDefaultDevices({ devices: [{ allow: false, access: 'rwm' }] }, [{ path: '/dev/full' }]);
+  const { writes, deviceProgram } = cg.plan(rules);
+  t.deepEqual(writes, []);
+  t.deepEqual(deviceProgram, compileDeviceRules(rules.devices!), 'the same program the host attaches');
+  t.true(rules.devices!.some((r) => r.major === 1 && r.minor === 3) && !rules.devices!.some((r) => r.major === 1 && r.minor === 7),
+    '/dev/null keeps its default rule; /dev/full, listed, does not get one');
+  const many = Array.from({ length: 600 }, (_, i) => ({ allow: true, type: 'c' as const, major: 200, minor: i, access: 'rw' }));
+  t.throws(() => cg.plan({ devices: [{ allow: false, access: 'rwm' }, ...many] }), { message: /601 rules compile to \d+ eBPF instructions, more than the guest agent loads \(4096\)/ });
 });
 
 test("stats come from the guest's raw cgroup files, parsed as a host's", (t) => {
