@@ -16,6 +16,8 @@ import { AgentClient } from '../../runtimes/vm/agent-client.ts';
 import { buildExecPlan, buildPlan } from '../../runtimes/oci/plan.ts';
 import type { Process, Spec } from '../../runtimes/oci/spec.ts';
 import type { CgroupManager } from '../../runtimes/cgroups/types.ts';
+import { withDefaultDevices } from '../../runtimes/cgroups/device-rules.ts';
+import { compileDeviceRules } from '../../runtimes/cgroups/devices-bpf.ts';
 import { defaultSpec } from '../helpers/bundle.ts';
 import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
 
@@ -236,6 +238,64 @@ it('bad requests get clear errors: unknown container, bad plan, terminal without
   await t.throwsAsync(agent.createContainer({ containerId: 'c5', initPlan: missing.initPlan, cgroupPath: cgroupOf('c5') }), { message: /no\/such\/program|not found|no such file/i });
   const left = (await agent.ping()).containers;
   for (const id of ['bad', 'c4', 'c5']) t.false(left.includes(id), `failed creation of ${id} left nothing behind`);
+});
+
+// The guest kernel's config where its package left one: device programs need CONFIG_CGROUP_BPF.
+const guestConfig = `/boot/config-${cloudKernel()?.release ?? ''}`;
+const noCgroupBpf = existsSync(guestConfig) && !/^CONFIG_CGROUP_BPF=y$/m.test(readFileSync(guestConfig, 'utf8'));
+const itBpf = noCgroupBpf ? test.serial.skip : it;
+if (noCgroupBpf) console.log(`skipped device programs: ${guestConfig} has no CONFIG_CGROUP_BPF=y`);
+
+/** Reads a process's stdout until `text` has come. */
+async function readUntil(agent: AgentClient, ref: { containerId: string; execId?: string }, text: string): Promise<string> {
+  let out = '';
+  while (!out.includes(text)) {
+    const chunk = await agent.readStdout(ref, 65536, { timeoutMs: 20_000 });
+    if (!chunk.length) break;
+    out += chunk.toString();
+  }
+  return out;
+}
+
+itBpf("device rules: the host's program, attached before the init runs, refuses /dev/full but not /dev/null, to execs too; an update replaces it", async (t) => {
+  const agent = vm!.agent;
+  // Deny all, then the defaults every container gets, but none for /dev/full: listed, its node is made, its use refused.
+  const denyFull = compileDeviceRules(withDefaultDevices({ devices: [{ allow: false, access: 'rwm' }] }, [{ path: '/dev/full' }]).devices!);
+  const check = '(echo x > /dev/full) 2>&1; echo x > /dev/null && echo null-ok';
+  const c = guestContainer('c7', ['/bin/sh', '-c', `${check}; exec sleep 1000`]);
+  const { pid } = await agent.createContainer({ containerId: 'c7', initPlan: c.initPlan, cgroupPath: cgroupOf('c7'), stdio: { stdout: true }, deviceProgram: denyFull });
+  await agent.startContainer('c7');
+  const init = await readUntil(agent, { containerId: 'c7' }, 'null-ok');
+  t.regex(init, /\/dev\/full: Operation not permitted/, init);
+  t.regex(init, /null-ok/);
+  const exec = async (execId: string) => {
+    const ref = { containerId: 'c7', execId };
+    await agent.execProcess({ ...ref, execPlan: execPlan(c.spec, ['/bin/sh', '-c', check], pid), stdio: { stdout: true } });
+    const out = (await agent.readAll(ref)).toString();
+    await agent.waitProcess(ref);
+    return out;
+  };
+  t.regex(await exec('e1'), /\/dev\/full: Operation not permitted\nnull-ok/, "an exec is in the container's cgroup, under its rules");
+  // A bad program is refused and the rules stay.
+  await t.throwsAsync(agent.updateContainer('c7', { deviceProgram: Buffer.from('9500000000000000', 'hex') }), { message: /UpdateContainer: device program: loading it: [^:]+: verifier: .*R0 !read_ok/ });
+  t.regex(await exec('e2'), /Operation not permitted/);
+  const allowFull = compileDeviceRules(withDefaultDevices({ devices: [{ allow: false, access: 'rwm' }] }).devices!);
+  await agent.updateContainer('c7', { deviceProgram: allowFull });
+  const after = await exec('e3');
+  t.regex(after, /No space left on device\nnull-ok/, `the old program is detached, /dev/full is writable: ${after}`);
+  await agent.removeContainer('c7');
+});
+
+itBpf('device programs that are malformed, too long or refused by the verifier fail CreateContainer with the reason, leaving nothing', async (t) => {
+  const agent = vm!.agent;
+  const c = guestContainer('c8', ['/bin/true']);
+  const create = (deviceProgram: Buffer, cgroupPath = cgroupOf('c8')) => agent.createContainer({ containerId: 'c8', initPlan: c.initPlan, cgroupPath, deviceProgram });
+  await t.throwsAsync(create(Buffer.alloc(12)), { message: /device program: 12 bytes are not 1 to 4096 eBPF instructions of 8 bytes/ });
+  await t.throwsAsync(create(Buffer.alloc(4097 * 8)), { message: /device program: 32776 bytes are not 1 to 4096 eBPF instructions/ });
+  const refused = await t.throwsAsync(create(Buffer.from('9500000000000000', 'hex')), { message: /CreateContainer: device program: loading it: [^:]+: verifier: .*R0 !read_ok/ });
+  t.log(refused?.message);
+  await t.throwsAsync(create(compileDeviceRules([]), ''), { message: /a device_program needs a cgroup_path/ });
+  t.false((await agent.ping()).containers.includes('c8'));
 });
 
 it('an OOM kill in a container is reported by GetOOMEvent', async (t) => {

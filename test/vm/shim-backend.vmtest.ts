@@ -148,6 +148,48 @@ test.serial('vm: Stats parse the guest cgroup files, Update writes them; a volum
   await h.call(client, 'Delete', { id });
 });
 
+test.serial("vm: the spec's device rules hold in the guest: /dev/full, listed but not allowed, refuses a write (EPERM) while /dev/null takes it, for an exec too; allowed by Update, it is full (ENOSPC)", async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  // containerd's usual rules (deny all; mknod; the default devices, ptys, tun) without c 1:7; /dev/full is listed
+  // in linux.devices, so its node is made and it gets no default rule.
+  const usual = [[1, 3], [1, 8], [1, 5], [1, 9], [5, 0], [5, 1], [5, 2], [136, -1], [10, 200]]
+    .map(([major, minor]) => ({ allow: true, type: 'c', major, minor, access: 'rwm' }));
+  const devices = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', access: 'm' }, { allow: true, type: 'b', access: 'm' }, ...usual];
+  const bundle = makeBundle(join(h.dir, id), {
+    args: ['/bin/sh', '-c', '(echo x > /dev/full) 2>&1; echo x > /dev/null && echo null-ok; exec sleep 1000'],
+    edit: (s) => {
+      s.linux.cgroupsPath = `/${id}`;
+      s.linux.resources = { devices };
+      s.linux.devices = [{ path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666, uid: 0, gid: 0 }];
+    },
+  });
+  const client = await h.start(bundle.dir, id);
+  const io = h.fifos('init');
+  await h.call(client, 'Create', { id, bundle: bundle.dir, stdout: io.stdout, stderr: io.stderr, options: h.options(VM) });
+  await h.call(client, 'Start', { id });
+  const check = async (execId: string) => {
+    const out = h.fifos(execId);
+    const spec = { ...bundle.spec.process, args: ['/bin/sh', '-c', 'ls -l /dev/full; (echo x > /dev/full) 2>&1; echo x > /dev/null && echo null-ok'] };
+    await h.call(client, 'Exec', { id, execId, stdout: out.stdout, stderr: out.stderr, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) } });
+    const waiting = h.call(client, 'Wait', { id, execId });
+    await h.call(client, 'Start', { id, execId });
+    await waiting;
+    return out.output;
+  };
+  const denied = await check('denied');
+  t.regex(denied, /^crw-rw-rw-\s+1 root\s+root\s+1,\s+7 .*\/dev\/full$/m, `the node is there: ${denied}`);
+  t.regex(denied, /\/dev\/full: Operation not permitted\nnull-ok\n$/, 'an exec is refused /dev/full, /dev/null works');
+  const resources = { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify({ devices: [...devices, { allow: true, type: 'c', major: 1, minor: 7, access: 'rw' }] })) };
+  await h.call(client, 'Update', { id, resources });
+  const allowed = await check('allowed');
+  t.regex(allowed, /No space left on device\nnull-ok\n$/, `allowed by Update, /dev/full is full: ${allowed}`);
+  await h.call(client, 'Kill', { id, signal: 9 });
+  await h.call(client, 'Wait', { id });
+  t.regex(await io.output, /^(\/bin\/)?sh: can't create \/dev\/full: Operation not permitted\nnull-ok\n$/, 'the init met the rules from its start');
+  await h.call(client, 'Delete', { id });
+});
+
 test.serial('vm: even with every capability a container reaches no host path but its share, no host disk, and loads modules only into the guest kernel', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
@@ -185,7 +227,7 @@ test.serial('vm: even with every capability a container reaches no host path but
   await h.call(client, 'Delete', { id });
 });
 
-test.serial('vm: a spec the guest cannot honour is refused before any VM boots', async (t) => {
+test.serial('vm: a spec the guest cannot honour (hooks, bad resources, a missing bind source, more device rules than the agent loads) is refused before any VM boots', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
   const bundle = makeBundle(join(h.dir, id), { edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.hooks = { prestart: [{ path: '/bin/true' }] }; } });
@@ -195,6 +237,9 @@ test.serial('vm: a spec the guest cannot honour is refused before any VM boots',
   await t.throwsAsync(h.call(client, 'Create', { id: `${id}-r`, bundle: bad.dir, options: h.options(VM) }), { message: /memory\+swap must be ≥ memory\.limit/ });
   const noSource = makeBundle(join(h.dir, `${id}-m`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-m`; s.mounts.push({ destination: '/data', type: 'bind', source: '/nonexistent/berth-source', options: ['rbind'] }); } });
   await t.throwsAsync(h.call(client, 'Create', { id: `${id}-m`, bundle: noSource.dir, options: h.options(VM) }), { message: /mounts\[\d+\] \(\/data\): bind source \/nonexistent\/berth-source does not exist/ });
+  const many = Array.from({ length: 600 }, (_, minor) => ({ allow: true, type: 'c', major: 200, minor, access: 'rw' }));
+  const tooMany = makeBundle(join(h.dir, `${id}-d`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-d`; s.linux.resources = { devices: [...s.linux.resources.devices, ...many] }; } });
+  await t.throwsAsync(h.call(client, 'Create', { id: `${id}-d`, bundle: tooMany.dir, options: h.options(VM) }), { message: /linux\.resources\.devices: \d+ rules compile to \d+ eBPF instructions, more than the guest agent loads \(4096\)/ });
   const shimPid = (await h.call(client, 'Connect', {})).shimPid;
   t.deepEqual(vmProcesses(shimPid), [], 'no VM was started');
 });
