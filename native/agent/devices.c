@@ -39,18 +39,25 @@ static int load(const uint8_t *insns, size_t len, char *log, size_t loglen)
 	return sys_bpf(BPF_PROG_LOAD, &a);
 }
 
-/* The verifier's last lines (its log ends with the reason), joined on one line. */
+/* The verifier's last lines (its log ends with the reason, then its statistics), joined on one line. */
 static const char *verdict(char *log)
 {
+	static char out[1024];
 	size_t n = strlen(log);
 	while (n && log[n - 1] == '\n')
 		log[--n] = '\0';
+	char *last = strrchr(log, '\n');
+	if (last && !strncmp(last + 1, "processed ", 10)) {
+		*last = '\0';
+		n = (size_t)(last - log);
+	}
 	int lines = 0;
 	while (n && !(log[n - 1] == '\n' && ++lines == 3))
 		n--;
-	for (char *p = log + n; (p = strchr(p, '\n'));)
-		*p = '|';
-	return log + n;
+	out[0] = '\0';
+	for (char *save, *line = strtok_r(log + n, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", out[0] ? " | " : "", line);
+	return out;
 }
 
 /* Attaches prog to the cgroup cg, then detaches the device programs attached there before. */
