@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeFrame, MessageType } from '../../api/ttrpc/frame.ts';
 import { encode, REQUEST, decode, RESPONSE } from '../../api/ttrpc/codec.ts';
 import { vmImage } from '../../runtimes/vm/initramfs.ts';
-import { kernelSource } from '../../runtimes/vm/guest-kernel.ts';
+import { GUEST_CONFIG, kernelSource } from '../../runtimes/vm/guest-kernel.ts';
 import { launchVm, type Vm } from '../../runtimes/vm/qemu.ts';
 import { AgentClient } from '../../runtimes/vm/agent-client.ts';
 import { buildExecPlan, buildPlan } from '../../runtimes/oci/plan.ts';
@@ -240,11 +240,10 @@ it('bad requests get clear errors: unknown container, bad plan, terminal without
   for (const id of ['bad', 'c4', 'c5']) t.false(left.includes(id), `failed creation of ${id} left nothing behind`);
 });
 
-// The guest kernel's config where its package left one: device programs need CONFIG_CGROUP_BPF.
-const guestConfig = skip ? '' : `/boot/config-${vmImage().kernelRelease}`;
-const noCgroupBpf = existsSync(guestConfig) && !/^CONFIG_CGROUP_BPF=y$/m.test(readFileSync(guestConfig, 'utf8'));
+// Device programs need CONFIG_CGROUP_BPF in the guest kernel, built from this config.
+const noCgroupBpf = !/^CONFIG_CGROUP_BPF=y$/m.test(readFileSync(GUEST_CONFIG, 'utf8'));
 const itBpf = noCgroupBpf ? test.serial.skip : it;
-if (noCgroupBpf) console.log(`skipped device programs: ${guestConfig} has no CONFIG_CGROUP_BPF=y`);
+if (noCgroupBpf) console.log(`skipped device programs: ${GUEST_CONFIG} has no CONFIG_CGROUP_BPF=y`);
 
 /** Reads a process's stdout until `text` has come. */
 async function readUntil(agent: AgentClient, ref: { containerId: string; execId?: string }, text: string): Promise<string> {
