@@ -2,13 +2,17 @@
 // container has a sandbox VM of its own, or shares its pod's (its group annotation), taken from the shim's warm
 // pool or booted; the sandbox goes when its last container is deleted. Plans, cgroup writes and stats parsing are
 // made here on the host; the agent executes them. A spec the guest cannot honour is refused before any VM boots.
+// Hooks of the runtime's namespace (prestart, createRuntime, poststart, poststop) run on the host, as runc runs
+// them, with the pid of the sandbox's QEMU in their state: its network namespace is the sandbox's (qemu.ts), so a
+// network hook (Docker's libnetwork-setkey) configures that one, never the host's.
 import { resolve } from 'node:path';
 import { ErrorCode, codeOf, errNotFound } from '../../api/errdefs.ts';
 import { withDefaultDevices } from '../cgroups/device-rules.ts';
 import type { CgroupStats, LinuxResources } from '../cgroups/types.ts';
 import type { Monitored } from '../monitor.ts';
 import { registerRuntime, type CreateRequest, type ExecRequest, type OciRuntime } from '../oci-runtime.ts';
-import { GROUP_ANNOTATIONS, type Spec } from '../oci/spec.ts';
+import { runHooks } from '../native/hooks.ts';
+import { GROUP_ANNOTATIONS, type Spec, type State } from '../oci/spec.ts';
 import { GuestCgroup, guestCgroup, guestStats } from '../vm/guest-cgroup.ts';
 import { loadGuestSpec, planGuestContainer, planGuestExec } from '../vm/guest-plan.ts';
 import { WarmPool, poolSizeFromEnv } from '../vm/pool.ts';
@@ -18,6 +22,7 @@ import { AGENT_CALL_TIMEOUT_MS, followVmProcess } from '../vm/vm-process.ts';
 
 interface VmContainer {
   id: string;
+  bundle: string;
   sandbox: Sandbox;
   spec: Spec;
   cgroup: GuestCgroup;
@@ -89,7 +94,10 @@ class VmRuntime implements OciRuntime {
       }, timeout);
       created = true;
       if (writes.length) await sandbox.agent.updateContainer(req.id, { writes }, timeout);
-      shim.containers.set(req.id, { id: req.id, sandbox, spec, cgroup, pid });
+      const c: VmContainer = { id: req.id, bundle: req.bundle, sandbox, spec, cgroup, pid };
+      await runHooks('prestart', spec.hooks?.prestart, hookState(c, 'creating'));
+      await runHooks('createRuntime', spec.hooks?.createRuntime, hookState(c, 'creating'));
+      shim.containers.set(req.id, c);
       return followVmProcess({ agent: sandbox.agent, containerId: req.id, execId: '', pid, stdio: req.stdio, terminal: !!req.terminal, lost: sandbox.ended });
     } catch (err) {
       if (created) await sandbox.agent.removeContainer(req.id, timeout).catch(() => undefined);
@@ -112,7 +120,9 @@ class VmRuntime implements OciRuntime {
   }
 
   async start(id: string): Promise<void> {
-    await this.container(id).sandbox.agent.startContainer(id, timeout);
+    const c = this.container(id);
+    await c.sandbox.agent.startContainer(id, timeout);
+    await runHooks('poststart', c.spec.hooks?.poststart, hookState(c, 'running')).catch(warn);
   }
 
   async exec(req: ExecRequest): Promise<Monitored> {
@@ -145,6 +155,7 @@ class VmRuntime implements OciRuntime {
       if (isUnresponsive(err)) await c.sandbox.destroy();
     }
     await this.release(c.sandbox, id);
+    await runHooks('poststop', c.spec.hooks?.poststop, hookState(c, 'stopped')).catch(warn);
   }
 
   /** `shim delete` of a container whose shim died (its VM died with it): the binds and directories of the
@@ -182,6 +193,16 @@ class VmRuntime implements OciRuntime {
     const files = await c.sandbox.agent.statsContainer(id, timeout);
     return guestStats(`the guest's cgroup of ${id}`, [...files].map(([name, content]) => ({ name, content })));
   }
+}
+
+/** A hook's stdin: the container's state, with the pid of its sandbox's QEMU (0 once stopped). */
+function hookState(c: VmContainer, status: State['status']): State {
+  return { ociVersion: c.spec.ociVersion ?? '1.0.2', id: c.id, status, pid: status === 'stopped' ? 0 : c.sandbox.vm.pid, bundle: c.bundle, annotations: c.spec.annotations ?? {} };
+}
+
+/** A hook that fails after the container started does not stop it (runc warns too): the shim's stderr says so. */
+function warn(err: unknown): void {
+  process.stderr.write(`vm runtime: warning: ${(err as Error).message}\n`);
 }
 
 function isUnresponsive(err: unknown): boolean {

@@ -2,8 +2,8 @@
 // host serves it from, so a path under it names the same file on both sides: the container's rootfs (the
 // mounted snapshot, bound in) and the spec's bind-mount sources are bound below it on the host, and the plan,
 // made here by runtimes/oci/plan.ts, names them by those paths. The guest's writes land in the snapshot's upper
-// directory. Everything the guest cannot reach (host namespaces, hooks run by the runtime, a seccomp agent on
-// the host) is refused here, before any VM boots.
+// directory. Everything the guest cannot reach (host namespaces, hooks to run in the container's namespaces, a
+// seccomp agent on the host) is refused here, before any VM boots.
 import { closeSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
@@ -31,8 +31,10 @@ export interface GuestContainer {
 export function loadGuestSpec(bundle: string): Spec {
   const { spec } = loadBundle(bundle);
   if (!spec.process) throw errInvalidArgument('config.json: process: required to create a container');
-  const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => list?.length).map(([kind]) => kind);
-  if (hooks.length) throw errNotImplemented(`config.json: hooks (${hooks.join(', ')}): the vm runtime runs no OCI hooks (they would run on the host, not beside the container)`);
+  // Hooks of the runtime's namespace run on the host (runtimes/backends/vm.ts); the container's are in the guest,
+  // where a host path means nothing.
+  const inContainer = (['createContainer', 'startContainer'] as const).filter((kind) => spec.hooks?.[kind]?.length);
+  if (inContainer.length) throw errNotImplemented(`config.json: hooks (${inContainer.join(', ')}): the vm runtime cannot run hooks in the container's namespaces (they are in the guest; the hook is a host path)`);
   for (const ns of spec.linux?.namespaces ?? []) {
     if (ns.path) throw errNotImplemented(`config.json: linux.namespaces: the ${ns.type} namespace at ${ns.path} is the host's: a container in a VM cannot join it`);
   }

@@ -157,7 +157,9 @@ export async function launchVm(opts: VmOptions): Promise<Vm> {
         '-o', 'xattr', '-o', 'announce_submounts', '--thread-pool-size=1'], vmmLog);
       await waitForPath(fsSocket!, 5000, fsd.exited, 'virtiofsd');
     }
-    qemu = spawnTied([QEMU, ...qemuArgs({ memoryMiB, cpus, tcgCacheMiB: opts.tcgCacheMiB ?? 16, accel, image, agentSocket, consoleLog, fsSocket, tag: opts.share?.tag ?? DEFAULT_TAG })], vmmLog);
+    // QEMU gets a network namespace of its own: it reaches no host network, and the network an OCI hook configures
+    // through its pid (Docker's libnetwork-setkey) is the sandbox's, never the host's. unshare execs QEMU: same pid.
+    qemu = spawnTied(['/usr/bin/unshare', '--net', '--', QEMU, ...qemuArgs({ memoryMiB, cpus, tcgCacheMiB: opts.tcgCacheMiB ?? 16, accel, image, agentSocket, consoleLog, fsSocket, tag: opts.share?.tag ?? DEFAULT_TAG })], vmmLog);
     await waitForPath(agentSocket, 5000, qemu.exited, 'QEMU');
     agent = await connectAgent(agentSocket, 5000);
     let qemuGone = false;

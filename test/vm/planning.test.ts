@@ -81,7 +81,7 @@ test('a spec the guest cannot honour is refused, naming why', (t) => {
     const b = makeBundle(join(dir, name), { edit });
     t.throws(() => loadGuestSpec(b.dir), { message }, name);
   };
-  refuse('hooks', (s) => { s.hooks = { prestart: [{ path: '/bin/true' }] }; }, /hooks \(prestart\): the vm runtime runs no OCI hooks/);
+  refuse('hooks', (s) => { s.hooks = { prestart: [{ path: '/bin/true' }], startContainer: [{ path: '/bin/true' }] }; }, /hooks \(startContainer\): the vm runtime cannot run hooks in the container's namespaces/);
   refuse('netns', (s) => { s.linux.namespaces.push({ type: 'network', path: '/var/run/netns/x' }); s.linux.namespaces = s.linux.namespaces.filter((n: any) => n.type !== 'network' || n.path); },
     /network namespace at \/var\/run\/netns\/x is the host's/);
   refuse('noproc', (s) => { delete s.process; }, /process/);

@@ -230,9 +230,9 @@ test.serial('vm: even with every capability a container reaches no host path but
 test.serial('vm: a spec the guest cannot honour (hooks, bad resources, a missing bind source, more device rules than the agent loads) is refused before any VM boots', async (t) => {
   const h = await shimHarness(t);
   const id = uid();
-  const bundle = makeBundle(join(h.dir, id), { edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.hooks = { prestart: [{ path: '/bin/true' }] }; } });
+  const bundle = makeBundle(join(h.dir, id), { edit: (s) => { s.linux.cgroupsPath = `/${id}`; s.hooks = { createContainer: [{ path: '/bin/true' }] }; } });
   const client = await h.start(bundle.dir, id);
-  await t.throwsAsync(h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) }), { message: /hooks \(prestart\): the vm runtime runs no OCI hooks/ });
+  await t.throwsAsync(h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) }), { message: /hooks \(createContainer\): the vm runtime cannot run hooks in the container's namespaces/ });
   const bad = makeBundle(join(h.dir, `${id}-r`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-r`; s.linux.resources = { memory: { limit: 64 << 20, swap: 1 << 20 } }; } });
   await t.throwsAsync(h.call(client, 'Create', { id: `${id}-r`, bundle: bad.dir, options: h.options(VM) }), { message: /memory\+swap must be ≥ memory\.limit/ });
   const noSource = makeBundle(join(h.dir, `${id}-m`), { edit: (s) => { s.linux.cgroupsPath = `/${id}-m`; s.mounts.push({ destination: '/data', type: 'bind', source: '/nonexistent/berth-source', options: ['rbind'] }); } });
@@ -242,6 +242,33 @@ test.serial('vm: a spec the guest cannot honour (hooks, bad resources, a missing
   await t.throwsAsync(h.call(client, 'Create', { id: `${id}-d`, bundle: tooMany.dir, options: h.options(VM) }), { message: /linux\.resources\.devices: \d+ rules compile to \d+ eBPF instructions, more than the guest agent loads \(4096\)/ });
   const shimPid = (await h.call(client, 'Connect', {})).shimPid;
   t.deepEqual(vmProcesses(shimPid), [], 'no VM was started');
+});
+
+test.serial('vm: hooks of the runtime namespace run on the host with the pid of the sandbox\'s QEMU, whose network namespace is not the host\'s', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  const log = join(h.dir, `${id}-hooks.log`);
+  // Each hook logs its kind, the pid in its state, that pid's command and network namespace.
+  const script = `s=$(cat); pid=$(echo "$s" | sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p'); echo "$1 $pid $(cat /proc/$pid/comm 2>/dev/null) $(readlink /proc/$pid/ns/net)" >> ${log}`;
+  const hook = (kind: string) => [{ path: '/bin/sh', args: ['sh', '-c', script, 'sh', kind] }];
+  const bundle = makeBundle(join(h.dir, id), { args: ['/bin/true'], edit: (s) => {
+    s.linux.cgroupsPath = `/${id}`;
+    s.hooks = { prestart: hook('prestart'), createRuntime: hook('createRuntime'), poststart: hook('poststart'), poststop: hook('poststop') };
+  } });
+  const client = await h.start(bundle.dir, id);
+  await h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) });
+  const waiting = h.call(client, 'Wait', { id });
+  await h.call(client, 'Start', { id });
+  t.is((await waiting).exitStatus, 0);
+  await h.call(client, 'Delete', { id });
+  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+  t.deepEqual(lines.map((l) => l[0]), ['prestart', 'createRuntime', 'poststart', 'poststop']);
+  const [pid, comm, netns] = lines[0]!.slice(1);
+  t.regex(comm ?? '', /^qemu-system/, `the state's pid ${pid} is the sandbox's QEMU`);
+  t.regex(netns ?? '', /^net:\[\d+\]$/);
+  t.not(netns, execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).trim(), "QEMU's network namespace is its own");
+  t.deepEqual(lines.slice(1, 3).map((l) => l[1]), [pid, pid]);
+  t.is(lines[3]![1], '0', 'poststop: the container is stopped');
 });
 
 test.serial('vm: a container whose program is not there fails Create with the reason from the guest, and its VM is gone', async (t) => {
