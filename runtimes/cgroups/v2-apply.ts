@@ -56,6 +56,16 @@ function applyCpu(dir: CgroupDir, enabled: Set<string>, c: LinuxCPU): void {
   if (c.mems) dir.write('cpuset.mems', c.mems, 'cpu.mems');
 }
 
+const THROTTLES = [
+  ['throttleReadBpsDevice', 'rbps'], ['throttleWriteBpsDevice', 'wbps'],
+  ['throttleReadIOPSDevice', 'riops'], ['throttleWriteIOPSDevice', 'wiops'],
+] as const;
+
+/** Whether blockIO asks for anything: Docker sends an empty one with every container, which needs no io controller. */
+function ioAsked(b: LinuxBlockIO): boolean {
+  return !!(b.weight || b.leafWeight || b.weightDevice?.some((d) => d.weight || d.leafWeight) || THROTTLES.some(([key]) => b[key]?.length));
+}
+
 function applyIo(dir: CgroupDir, b: LinuxBlockIO): void {
   if (b.leafWeight) throw errFailedPrecondition('cgroup blockIO.leafWeight: cgroup v2 has no leaf weights');
   // BFQ takes the v1 weight range as is; io.weight (the cost model) needs the converted value.
@@ -69,11 +79,7 @@ function applyIo(dir: CgroupDir, b: LinuxBlockIO): void {
     if (bfq) dir.write('io.bfq.weight', `${d.major}:${d.minor} ${d.weight}`, 'blockIO.weightDevice');
     else dir.write('io.weight', `${d.major}:${d.minor} ${blkioWeightToIoWeight(d.weight)}`, 'blockIO.weightDevice');
   }
-  const throttles = [
-    ['throttleReadBpsDevice', 'rbps'], ['throttleWriteBpsDevice', 'wbps'],
-    ['throttleReadIOPSDevice', 'riops'], ['throttleWriteIOPSDevice', 'wiops'],
-  ] as const;
-  for (const [key, name] of throttles) {
+  for (const [key, name] of THROTTLES) {
     for (const d of b[key] ?? []) {
       dir.write('io.max', `${d.major}:${d.minor} ${name}=${d.rate === 0 ? 'max' : d.rate}`, `blockIO.${key}`);
     }
@@ -92,7 +98,7 @@ export function applyV2(dir: CgroupDir, r: LinuxResources, update = false): void
     need(enabled, dir, 'pids', 'pids');
     dir.write('pids.max', r.pids.limit > 0 ? r.pids.limit : 'max', 'pids.limit');
   }
-  if (r.blockIO) {
+  if (r.blockIO && ioAsked(r.blockIO)) {
     need(enabled, dir, 'io', 'blockIO');
     applyIo(dir, r.blockIO);
   }

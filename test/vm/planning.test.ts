@@ -39,6 +39,7 @@ test('resources become the guest cgroup writes the v2 code makes; a later update
   t.throws(() => cg.plan({ memory: { limit: 64 << 20, swap: 1 << 20 } }), { message: /memory\+swap must be ≥ memory\.limit/ });
   t.throws(() => cg.plan({ memory: { limit: 64 << 20 }, cpu: { realtimeRuntime: 1000 } }), { message: /realtime/ });
   t.throws(() => cg.plan({ blockIO: { weight: 500 } }), { message: /the io controller is not available/ }, "the guest has no block devices to weigh");
+  t.deepEqual(cg.plan({ blockIO: { weightDevice: [], throttleReadBpsDevice: [] } }).writes, [], "an empty blockIO (Docker's) asks for nothing");
   t.throws(() => cg.plan({ memory: { limit: 100 << 20, checkBeforeUpdate: true } }, true, { memoryCurrent: 200 << 20 }), { message: /below the current usage/ });
 });
 
