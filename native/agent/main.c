@@ -155,6 +155,14 @@ static int find_port(const char *name, char *path, size_t pathlen)
 	return -1;
 }
 
+/* The kernel reports free pages to the host (virtio-balloon) only in 4 MiB blocks unless told otherwise once the
+ * driver is up: 64 KiB blocks return what boot and exited containers freed, not just what was never touched. */
+static void report_free_pages(void)
+{
+	if (cgroup_write("/sys/module/page_reporting/parameters", "page_reporting_order", "4") < 0)
+		logmsg("free page reporting: %s", strerror(errno));
+}
+
 static void boot(void)
 {
 	leave_initramfs();
@@ -168,6 +176,7 @@ static void boot(void)
 	must_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	mkdir("/run/berth", 0700);
 	enable_controllers();
+	report_free_pages();
 }
 
 int main(void)

@@ -113,6 +113,9 @@ function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMi
     '-serial', `file:${o.consoleLog}`,
     '-kernel', o.image.kernel, '-initrd', o.image.initramfs, '-append', append.join(' '),
     '-device', 'virtio-serial-device,max_ports=2',
+    // The guest reports the pages it frees (the agent sets the block size) and QEMU drops them from the memfd: a
+    // VM keeps resident what its guest uses now, not the most it ever touched.
+    '-device', 'virtio-balloon-device,free-page-reporting=on',
     '-chardev', `socket,id=agent,path=${o.agentSocket},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=berth.agent',
   ];
