@@ -160,9 +160,10 @@ test.serial('run and exec --tty in the foreground (no console socket) relay the 
     const id = uniqueId('fgx');
     makeBundle(join(dir, 'long'), { args: ['sleep', '30'], edit: (s) => { s.linux.cgroupsPath = `/tty/${uniqueId('l')}`; } });
     execFileSync(bin[0]!, [...bin.slice(1), '--root', root, 'run', '--detach', '--bundle', join(dir, 'long'), id], { stdio: 'ignore', env });
-    // runc sizes an exec's pty after it starts too, and stty can find it unsized (then it fails): ask until it answers.
+    // runc sizes an exec's pty after it starts too, and stty can find it unsized (then it fails): ask until it answers
+    // (up to 10 s: on a loaded host runc took longer than 2 s).
     const exec = await runOnPty([...bin, '--root', root, 'exec', '--tty', id, 'sh', '-c',
-      '[ -t 0 ] && echo exec-tty; for i in $(seq 1 100); do s=$(stty size 2>/dev/null) && [ "$s" != "0 0" ] && break; sleep 0.02; done; echo $s; exit 6'], { cols: 70, rows: 20, env });
+      '[ -t 0 ] && echo exec-tty; for i in $(seq 1 500); do s=$(stty size 2>/dev/null) && [ "$s" != "0 0" ] && break; sleep 0.02; done; echo $s; exit 6'], { cols: 70, rows: 20, env });
     execFileSync(bin[0]!, [...bin.slice(1), '--root', root, 'delete', '--force', id], { env });
     t.is(exec.code, 6, `${name}: ${exec.screen}`);
     screens[name] = [run.screen, exec.screen];
