@@ -20,8 +20,8 @@ registerCommand({
   async run(ctx, flags) {
     const { classes } = await ctx.client().call(POLICY, 'Runtimes', {});
     if (flags.json) return ctx.out.json(classes);
-    ctx.out.table(['CLASS', 'ISOLATION', 'RUNTIME', 'BACKEND', 'USABLE'], classes.map((c: any) => [
-      c.name + (c.default ? ' (default)' : ''), c.isolation, c.runtimeType, c.options.binaryName ?? 'fast', c.unusable ? `no: ${c.unusable}` : 'yes',
+    ctx.out.table(['CLASS', 'ISOLATION', 'RUNTIME', 'BACKEND', 'WARM', 'USABLE'], classes.map((c: any) => [
+      c.name + (c.default ? ' (default)' : ''), c.isolation, c.runtimeType, c.options.binaryName ?? 'fast', String(c.warmPool ?? '-'), c.unusable ? `no: ${c.unusable}` : 'yes',
     ]));
   },
 });

@@ -202,6 +202,14 @@ export class TaskManager {
     return { address, client: await this.connections.acquire(address) };
   }
 
+  /** How many VMs the namespace shims started from now on keep booted ahead, as their vm backend reads
+   * BERTH_VM_POOL (runtimes/vm/pool.ts: a whole number, else a group shim's 1). */
+  vmWarmPoolOfShims(): number {
+    if (!this.o.groupShims) return 0;
+    const pool = process.env.BERTH_VM_POOL || this.groupShimEnv().BERTH_VM_POOL;
+    return pool && Number.isInteger(Number(pool)) && Number(pool) >= 0 ? Number(pool) : 1;
+  }
+
   /** What a group's shim is configured by. The pool is the shim's, whichever class its containers run as; only a
    * group's shim has one (a single container's shim starts with its container: nothing to boot ahead of). berthd's
    * own BERTH_VM_POOL, which the shim inherits, wins (tests, benches). */

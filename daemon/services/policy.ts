@@ -1,8 +1,11 @@
 // berth.services.policy.v1.Policy: what the runtime policy is and what it would decide (daemon/policy/).
 import { namespaceOf, unary } from '../../api/grpc.ts';
+import { packAny } from '../../api/proto.ts';
 import { errInvalidArgument } from '../../api/errdefs.ts';
 import { DEFAULT_CAPS } from '../../api/oci-defaults/capabilities.ts';
+import { backendOf } from '../policy/classes.ts';
 import { namespaceLabels } from '../policy/enforce.ts';
+import { RUNC_OPTIONS } from '../runtime/runtime-map.ts';
 import { specFacts } from '../policy/request.ts';
 import { registerService } from './service.ts';
 
@@ -18,6 +21,7 @@ registerService({
         classes: classes.list().map((c) => ({
           name: c.name, runtimeType: c.runtimeType, isolation: c.isolation, unusable: c.unusable ?? '', default: c.name === classes.defaultClass,
           options: Object.fromEntries(Object.entries(c.options).map(([k, v]) => [k, String(v)])),
+          ...(backendOf(c.runtimeType, packAny(RUNC_OPTIONS, c.options)) === 'vm' ? { warmPool: ctx.tasks.vmWarmPoolOfShims() } : {}),
         })),
       };
     }),

@@ -325,9 +325,10 @@ test.serial('berth runtimes ls, policy show, policy explain, policy check; berth
   await loadImage(t, d.client('default'), 'busybox:policy', await busyboxImage({ tag: 'policy' }));
   const ls = await berth(d.address, ['runtimes', 'ls']);
   t.is(ls.code, 0, ls.stderr);
-  t.regex(ls.stdout, /fast \(default\)\s+container\s+io\.containerd\.berth\.v2\s+fast\s+yes/);
-  t.regex(ls.stdout, /gvisor\s+sandbox\s+io\.containerd\.berth\.v2\s+runsc\s+yes/);
-  t.regex(ls.stdout, /vm\s+vm\s+io\.containerd\.berth\.v2\s+vm\s+no: the guest image/);
+  t.regex(ls.stdout, /fast \(default\)\s+container\s+io\.containerd\.berth\.v2\s+fast\s+-\s+yes/);
+  t.regex(ls.stdout, /gvisor\s+sandbox\s+io\.containerd\.berth\.v2\s+runsc\s+-\s+yes/);
+  // WARM: the VMs each namespace shim keeps booted ahead (1 unless configured, or BERTH_VM_POOL in berthd's env).
+  t.regex(ls.stdout, new RegExp(`\\nvm\\s+vm\\s+io\\.containerd\\.berth\\.v2\\s+vm\\s+${process.env.BERTH_VM_POOL || 1}\\s+no: the guest image`));
   // plugins ls lists the classes too, each with its isolation; an unusable one skipped, saying why.
   const plugins = await berth(d.address, ['plugins', 'ls']);
   t.is(plugins.code, 0, plugins.stderr);

@@ -22,7 +22,7 @@ test('berth runtimes ls lists vm as usable; --runtime-class vm, --runc-binary vm
   await loadImage(t, d.client('default'), 'busybox:vm', await busyboxImage({ tag: 'vm' }));
   const ls = await berth(d.address, ['runtimes', 'ls']);
   t.is(ls.code, 0, ls.stderr);
-  t.regex(ls.stdout, /vm\s+vm\s+io\.containerd\.berth\.v2\s+vm\s+yes/);
+  t.regex(ls.stdout, /vm\s+vm\s+io\.containerd\.berth\.v2\s+vm\s+\d+\s+yes/);
   const byClass = await berth(d.address, ['run', '--rm', '--runtime-class', 'vm', 'busybox:vm', 'vm-by-class', 'uname', '-r']);
   t.is(byClass.code, 0, byClass.stderr);
   t.is(byClass.stdout, `${vmImage().kernelRelease}\n`);

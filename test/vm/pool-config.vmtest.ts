@@ -26,6 +26,8 @@ function configFile(t: ExecutionContext, text: string): string {
 async function ranOneVm(t: ExecutionContext, warmPool: number) {
   if (process.env.BERTH_VM_POOL) t.log(`BERTH_VM_POOL=${process.env.BERTH_VM_POOL} in the environment overrides warm_pool`);
   const d = await startDaemon(t, { configFile: configFile(t, `[runtimes.vm]\nwarm_pool = ${warmPool}\n`) });
+  const ls = await berth(d.address, ['runtimes', 'ls']);
+  if (!process.env.BERTH_VM_POOL) t.regex(ls.stdout, new RegExp(`\\nvm\\s+vm\\s+io\\.containerd\\.berth\\.v2\\s+vm\\s+${warmPool}\\s+yes\\n`), 'runtimes ls shows the pool');
   await loadImage(t, d.client('default'), 'busybox:pool', await busyboxImage({ tag: 'pool' }));
   const r = await berth(d.address, ['run', '--rm', '--runtime-class', 'vm', 'busybox:pool', `pool-${warmPool}`, 'uname', '-r']);
   t.is(r.code, 0, r.stderr);
