@@ -1,7 +1,7 @@
 // The vm backend through containerd-shim-berth-v2 (containerd's runc options binary_name "vm"): the task API tests
 // every backend passes (test/shim/backend-suite.ts), proof that the container runs in a VM, warm pool, groups
-// sharing a VM, and the faults: a bad spec refused before a VM boots, a killed shim taking its VM along, a guest
-// that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
+// sharing a VM, and the faults: a bad spec refused before a VM boots, a network hook leaving more than the VM can
+// connect, a killed shim taking its VM along, a guest that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
 import test from 'ava';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { constants, copyFileSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
