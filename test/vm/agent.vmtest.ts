@@ -190,6 +190,32 @@ it('ConfigureNetwork refuses bad input with an error naming the field, before ch
   await refused({ interfaces: [goodInterface], routes: [{ ...goodRoute, destination: '10.0.0.0/8', gateway: 'fd00::1' }] }, /routes\[0\]: the destination, gateway and source are not all IPv4/);
 });
 
+it('ConfigureNetwork: a route the kernel refuses undoes the rest; then the device, configured, is what a container in the sandbox\'s namespace sees', async (t) => {
+  const agent = vm!.agent;
+  const unreachable = { ...goodRoute, destination: '10.9.0.0/16', gateway: '192.168.77.1' };
+  await t.throwsAsync(agent.configureNetwork({ interfaces: [goodInterface], routes: [unreachable] }),
+    { message: /routes\[0\]: adding 10\.9\.0\.0\/16 via 192\.168\.77\.1 dev eth0: Network is unreachable/ });
+  // The device went back: the same request without the bad route takes it.
+  await agent.configureNetwork({ interfaces: [goodInterface], routes: [goodRoute] });
+  const c = guestContainer('c-net', ['/bin/sh', '-c', 'ip addr show eth0; ip route; echo ---; cat /proc/net/dev'], (spec) => {
+    spec.linux!.namespaces = spec.linux!.namespaces!.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/run/berth/sandbox.netns' } : ns));
+  });
+  await agent.createContainer({ containerId: 'c-net', initPlan: c.initPlan, cgroupPath: cgroupOf('c-net'), stdio: { stdout: true } });
+  const out = agent.readAll({ containerId: 'c-net' });
+  const waited = agent.waitProcess({ containerId: 'c-net' });
+  await agent.startContainer('c-net');
+  t.is((await waited).exitStatus, 0);
+  const text = (await out).toString();
+  await agent.removeContainer('c-net');
+  t.regex(text, /link\/ether 02:42:ac:14:00:02 /);
+  t.regex(text, /mtu 1500 /);
+  t.regex(text, /inet 172\.20\.0\.2\/16 brd 172\.20\.255\.255 /);
+  t.regex(text, /^default via 172\.20\.0\.1 dev eth0/m);
+  const devices = text.split('---\n')[1]!.split('\n').slice(2).filter(Boolean).map((l) => l.trim().split(':')[0]).sort();
+  t.deepEqual(devices, ['eth0', 'lo'], "the sandbox's namespace has loopback and the configured device");
+  await t.throwsAsync(agent.configureNetwork({ interfaces: [goodInterface], routes: [] }), { message: /the guest has 0 free network device\(s\) for 1 interface\(s\)/ });
+});
+
 /** How much of the guest's memory QEMU holds resident (KiB): the Rss of its memfd mapping. */
 function guestResidentKiB(qemuPid: number): number {
   const smaps = readFileSync(`/proc/${qemuPid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
