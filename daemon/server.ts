@@ -112,7 +112,7 @@ export class Berthd {
     events.keepTaskEventsFor(RESTART_EVENTS_MS);
     if ((await tasks.restore()) === 0) events.stopKeeping();
     // prom-client is loaded only here: a daemon without a metrics endpoint does not pay for its import.
-    const metrics = config.metricsAddress ? await (await import('./metrics/http.ts')).serveMetrics(config.metricsAddress, stats, tasks, log) : undefined;
+    const metrics = config.metricsAddress ? await (await import('./metrics/http.ts')).serveMetrics(config.metricsAddress, stats, tasks, log, join(config.state, 'vm')) : undefined;
     await server.listen(config.address);
     chmodSync(config.address, 0o600);
     log.info({ address: config.address, root: config.root, state: config.state }, 'berthd serving');

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES="busybox-static attr runc crun containerd docker-registry runsc skopeo fuse3 libfuse3-dev
   libseccomp-dev libisal-dev libzstd-dev libssl-dev pkg-config iproute2 hyperfine squashfs-tools erofs-utils util-linux procps psmisc zstd openssl
   qemu-system-x86 linux-image-cloud-amd64 tiny-initramfs docker.io
-  linux-source-6.1 flex bison bc libelf-dev xz-utils perl
+  linux-source-6.1 flex bison bc libelf-dev xz-utils perl patch
   podman conmon containernetworking-plugins golang-github-containers-common"
 
 missing=""

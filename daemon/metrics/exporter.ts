@@ -62,16 +62,17 @@ export class MetricsExporter {
   private readonly tasksByState: Gauge;
   private readonly statsFailures: Counter;
 
-  /** `shimTimeoutMs` bounds how long a scrape waits for any shim's answer. */
-  constructor(stats: DaemonStats, private readonly tasks: TaskManager, private readonly log: Logger, private readonly shimTimeoutMs = 1000) {
+  /** `vmRoot`: this daemon's VM sandboxes are below it. `shimTimeoutMs` bounds how long a scrape waits for any
+   * shim's answer. */
+  constructor(stats: DaemonStats, private readonly tasks: TaskManager, private readonly log: Logger, vmRoot: string, private readonly shimTimeoutMs = 1000) {
     const registers = [this.registry];
     this.containerGauges = CONTAINER_METRICS.map(([name, help, value]) => [new Gauge({ name, help, labelNames: ['container_id', 'namespace'], registers }), value]);
     this.shims = new Gauge({ name: 'berthd_shims', help: 'Shims serving tasks, by runtime (a grouped shim kept warm with no task is not counted)', labelNames: ['runtime'], registers });
     this.tasksByState = new Gauge({ name: 'berthd_tasks', help: 'Tasks, by namespace and state', labelNames: ['namespace', 'state'], registers });
     new Gauge({
-      name: 'berthd_vm_sandboxes', help: "The vm runtime's VMs on this host: running containers, or warm in a shim's pool", labelNames: ['state'], registers,
+      name: 'berthd_vm_sandboxes', help: "The vm runtime's VMs of this daemon's shims: running containers, or warm in a shim's pool", labelNames: ['state'], registers,
       collect() {
-        const { running, warm } = vmCensus();
+        const { running, warm } = vmCensus(`${vmRoot}/`);
         this.set({ state: 'running' }, running);
         this.set({ state: 'warm' }, warm);
       },

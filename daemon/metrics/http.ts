@@ -14,9 +14,10 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function serveMetrics(address: string, stats: DaemonStats, tasks: TaskManager, log: Logger): Promise<MetricsServer> {
+/** `vmRoot`: where this daemon's shims keep their VM sandboxes (the vm runtime's root, below berthd's state). */
+export async function serveMetrics(address: string, stats: DaemonStats, tasks: TaskManager, log: Logger, vmRoot: string): Promise<MetricsServer> {
   const { host, port } = loopbackListenAddress(address);
-  const exporter = new MetricsExporter(stats, tasks, log);
+  const exporter = new MetricsExporter(stats, tasks, log, vmRoot);
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/v1/metrics') {
