@@ -73,6 +73,11 @@ void h_stats_container(uint32_t, const uint8_t *, size_t);
 void h_pause_container(uint32_t, const uint8_t *, size_t);
 void h_resume_container(uint32_t, const uint8_t *, size_t);
 void h_get_oom_event(uint32_t, const uint8_t *, size_t);
+void h_configure_network(uint32_t, const uint8_t *, size_t);
+
+/* --- the sandbox's network (net.c) --- */
+/* Makes the network namespace the sandbox's containers join (once; CreateSandbox). -1 with the reason in err. */
+int net_sandbox_init(char *err, size_t errlen);
 
 /* --- containers and processes (procs.c) --- */
 struct proc;

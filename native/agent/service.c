@@ -1,4 +1,5 @@
-/* The method table, and the calls about the sandbox as a whole: Ping, CreateSandbox, DestroySandbox. */
+/* The method table, and the calls about the sandbox as a whole: Ping, CreateSandbox (the share, the hostname, the
+ * sandbox's network namespace: net.c), DestroySandbox. */
 #define _GNU_SOURCE
 #include "agent.h"
 
@@ -36,6 +37,7 @@ static const struct {
 	{ "CloseStdin", h_close_stdin },
 	{ "TtyWinResize", h_tty_win_resize },
 	{ "GetOOMEvent", h_get_oom_event },
+	{ "ConfigureNetwork", h_configure_network },
 };
 
 handler_fn handler_of(const char *method)
@@ -117,6 +119,11 @@ void h_create_sandbox(uint32_t stream, const uint8_t *payload, size_t len)
 	}
 	if (host[0] && sethostname(host, strlen(host)) < 0) {
 		reply_err(stream, ST_INVALID_ARGUMENT, "CreateSandbox: hostname %s: %s", host, strerror(errno));
+		return;
+	}
+	char err[512];
+	if (net_sandbox_init(err, sizeof err) < 0) {
+		reply_err(stream, ST_INTERNAL, "CreateSandbox: %s", err);
 		return;
 	}
 	reply_ok(stream, NULL);

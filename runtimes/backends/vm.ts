@@ -4,7 +4,8 @@
 // made here on the host; the agent executes them. A spec the guest cannot honour is refused before any VM boots.
 // Hooks of the runtime's namespace (prestart, createRuntime, poststart, poststop) run on the host, as runc runs
 // them, with the pid of the sandbox's QEMU in their state: its network namespace is the sandbox's (qemu.ts), so a
-// network hook (Docker's libnetwork-setkey) configures that one, never the host's.
+// network hook (Docker's libnetwork-setkey) configures that one, never the host's; after the hooks, what it put there
+// is connected to the guest (vm/network.ts), in the network namespace the sandbox's containers share.
 import { resolve } from 'node:path';
 import { ErrorCode, codeOf, errNotFound } from '../../api/errdefs.ts';
 import { withDefaultDevices } from '../cgroups/device-rules.ts';
@@ -97,6 +98,7 @@ class VmRuntime implements OciRuntime {
       const c: VmContainer = { id: req.id, bundle: req.bundle, sandbox, spec, cgroup, pid };
       await runHooks('prestart', spec.hooks?.prestart, hookState(c, 'creating'));
       await runHooks('createRuntime', spec.hooks?.createRuntime, hookState(c, 'creating'));
+      await sandbox.connectNetwork();
       shim.containers.set(req.id, c);
       return followVmProcess({ agent: sandbox.agent, containerId: req.id, execId: '', pid, stdio: req.stdio, terminal: !!req.terminal, lost: sandbox.ended });
     } catch (err) {

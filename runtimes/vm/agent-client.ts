@@ -25,6 +25,11 @@ export interface ExecProcessRequest { containerId: string; execId: string; execP
 export interface ProcessRef { containerId: string; execId?: string }
 export interface WaitResult { exitStatus: number; exitedAtNs: number }
 export interface CgroupWrite { file: string; value: string }
+/** A host interface the guest's device is to mirror (MAC aa:bb:cc:dd:ee:ff). */
+export interface NetworkInterface { name: string; mac: string; mtu: number; addresses: { address: string; prefixLen: number }[] }
+/** destination: address/prefix, '' for the default route; scope: RT_SCOPE_* (0 universe, 253 link). */
+export interface NetworkRoute { destination: string; gateway: string; device: string; source: string; scope: number; metric: number }
+export interface NetworkConfig { interfaces: NetworkInterface[]; routes: NetworkRoute[] }
 /** Cgroup file writes, and a device program that replaces the container's. */
 export interface ContainerUpdate { writes?: CgroupWrite[]; deviceProgram?: Uint8Array }
 
@@ -98,6 +103,11 @@ export class AgentClient {
   closeStdin(ref: ProcessRef, opts?: CallOptions): Promise<void> { return this.call<unknown>('CloseStdin', ref, opts).then(() => undefined); }
   ttyWinResize(ref: ProcessRef & { rows: number; columns: number }, opts?: CallOptions): Promise<void> {
     return this.call<unknown>('TtyWinResize', ref, opts).then(() => undefined);
+  }
+  /** Gives the guest's network devices, in order, the interfaces' identities, then adds the routes (once per
+   * sandbox; in the sandbox's network namespace, which CreateSandbox made). */
+  configureNetwork(config: NetworkConfig, opts?: CallOptions): Promise<void> {
+    return this.call<unknown>('ConfigureNetwork', config, opts).then(() => undefined);
   }
   /** The id of the next container whose cgroup saw an OOM kill. */
   getOOMEvent(opts?: CallOptions): Promise<string> { return this.call<{ containerId: string }>('GetOOMEvent', {}, opts).then((r) => r.containerId); }

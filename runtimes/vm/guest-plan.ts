@@ -3,7 +3,9 @@
 // mounted snapshot, bound in) and the spec's bind-mount sources are bound below it on the host, and the plan,
 // made here by runtimes/oci/plan.ts, names them by those paths. The guest's writes land in the snapshot's upper
 // directory. Everything the guest cannot reach (host namespaces, hooks to run in the container's namespaces, a
-// seccomp agent on the host) is refused here, before any VM boots.
+// seccomp agent on the host) is refused here, before any VM boots. A container that asks for a network namespace
+// of its own joins the sandbox's (the agent's, at GUEST_SANDBOX_NETNS) instead: a VM is a pod, its containers share
+// its network, which the host configures after the container's hooks ran (runtimes/vm/network.ts).
 import { closeSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { errInvalidArgument, errNotImplemented } from '../../api/errdefs.ts';
@@ -17,6 +19,8 @@ import { guestCgroup } from './guest-cgroup.ts';
 
 /** Where the agent keeps a container's files in the guest (its exec FIFO, console sockets). */
 export const GUEST_STATE_DIR = '/run/berth-agent';
+/** The sandbox's network namespace in the guest (CreateSandbox makes it: agent.proto). */
+export const GUEST_SANDBOX_NETNS = '/run/berth/sandbox.netns';
 
 export interface GuestContainer {
   id: string;
@@ -128,6 +132,7 @@ export function guestProcessPaths(id: string, execId: string): { execFifo: strin
 
 /** The init plan for a container whose rootfs and bind sources are already in the share (see addContainer). */
 export function planGuestContainer(id: string, spec: Spec, opts: { noPivot?: boolean } = {}): GuestContainer {
+  spec = inSandboxNetwork(spec);
   const cgroup = guestCgroup(spec.linux?.cgroupsPath, id);
   const cgroupPath = cgroup.dir;
   const paths = guestProcessPaths(id, '');
@@ -138,6 +143,14 @@ export function planGuestContainer(id: string, spec: Spec, opts: { noPivot?: boo
     cloneInto: cgroupPath, proceed: true,
   });
   return { id, spec, cgroupPath, initPlan };
+}
+
+/** The spec with a new network namespace replaced by the sandbox's, joined by path (loadGuestSpec refused any
+ * other path). */
+function inSandboxNetwork(spec: Spec): Spec {
+  const namespaces = spec.linux?.namespaces;
+  if (!namespaces?.some((ns) => ns.type === 'network')) return spec;
+  return { ...spec, linux: { ...spec.linux, namespaces: namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: GUEST_SANDBOX_NETNS } : ns)) } };
 }
 
 /** The plan of a process exec'd into a container whose init has `containerPid` in the guest. */

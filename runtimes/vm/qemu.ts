@@ -1,6 +1,8 @@
 // Launches one micro-VM: QEMU's microvm machine booting berth's guest kernel straight into berth's initramfs
 // (the guest agent is PID 1), a virtio-serial port named berth.agent on a unix socket for the agent's ttrpc, and
-// optionally a host directory shared over virtio-fs (QEMU's virtiofsd; guest memory is a shared memfd for it).
+// optionally a host directory shared over virtio-fs (QEMU's virtiofsd; guest memory is a shared memfd for it), and
+// a virtio-net device on a tap QEMU makes in its own network namespace (network.ts connects it to what the runtime's
+// hooks put there).
 // QEMU and virtiofsd run under berth-pdeath: if the process that launched them dies, so do they. stop() always
 // finishes within a bounded time.
 // For looking into a guest's boot: BERTH_VM_LOUD=1 keeps the kernel's messages (console.log in the state
@@ -13,6 +15,7 @@ import { BerthError, ErrorCode, errInvalidArgument, errNotFound } from '../../ap
 import { nativeBinary } from '../../api/native-binary.ts';
 import { AgentClient, type PingResponse } from './agent-client.ts';
 import { vmImage, type VmImage } from './initramfs.ts';
+import { TAP_NAME } from './network.ts';
 
 export const QEMU = '/usr/bin/qemu-system-x86_64';
 export const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
@@ -31,6 +34,9 @@ export interface VmOptions {
    * default, 1 GiB, fills to ~36 MiB by the agent's first answer; 16 saves ~20 MiB of PSS per VM at no
    * measurable boot cost here; a busy guest may want more). */
   tcgCacheMiB?: number;
+  /** A virtio-net device on a tap (TAP_NAME) in QEMU's network namespace: true by default where /dev/net/tun
+   * exists. */
+  network?: boolean;
   /** How long the guest may take to answer its first Ping. */
   bootTimeoutMs?: number;
   image?: VmImage;
@@ -47,6 +53,8 @@ export interface Vm {
   readonly agent: AgentClient;
   /** The agent's first Ping answer. */
   readonly ready: PingResponse;
+  /** The guest has a network device on the tap TAP_NAME in QEMU's network namespace. */
+  readonly tap: boolean;
   /** Milliseconds from spawning QEMU to the agent's first answer. */
   readonly bootMs: number;
   /** Resolves when QEMU has exited (a guest power-off, a panic, a kill). */
@@ -96,7 +104,7 @@ async function waitForPath(path: string, timeoutMs: number, exited: Promise<void
   }
 }
 
-function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMiB'>> & { accel: Accel; image: VmImage; agentSocket: string; consoleLog: string; fsSocket?: string; tag: string }): string[] {
+function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMiB' | 'network'>> & { accel: Accel; image: VmImage; agentSocket: string; consoleLog: string; fsSocket?: string; tag: string }): string[] {
   // Rings at the size QEMU's devices declare (its MMIO transport offers 1024 entries, and virtio-console fills each
   // with a page: native/guest-kernel/patches).
   const append = ['console=ttyS0', ...(process.env.BERTH_VM_LOUD ? [] : ['quiet']), 'panic=-1', 'reboot=t', 'rdinit=/init',
@@ -123,6 +131,8 @@ function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMi
     '-device', 'virtserialport,chardev=agent,name=berth.agent',
   ];
   if (o.fsSocket) args.push('-chardev', `socket,id=fs,path=${o.fsSocket}`, '-device', `vhost-user-fs-device,chardev=fs,tag=${o.tag}`);
+  // The tap is made where QEMU runs (its own network namespace) and stays down until network.ts connects it.
+  if (o.network) args.push('-netdev', `tap,id=net,ifname=${TAP_NAME},script=no,downscript=no,vhost=off`, '-device', 'virtio-net-device,netdev=net');
   return args;
 }
 
@@ -143,6 +153,7 @@ export async function launchVm(opts: VmOptions): Promise<Vm> {
   const vmmLog = join(opts.stateDir, 'vmm.log');
   for (const f of [agentSocket, fsSocket, consoleLog, vmmLog]) if (f) rmSync(f, { force: true });
   const accel = opts.accel && opts.accel !== 'auto' ? opts.accel : await probeAccel(image);
+  const network = (opts.network ?? true) && existsSync('/dev/net/tun');
 
   const started = Date.now();
   let fsd: ReturnType<typeof spawnTied> | undefined;
@@ -165,7 +176,7 @@ export async function launchVm(opts: VmOptions): Promise<Vm> {
     }
     // QEMU gets a network namespace of its own: it reaches no host network, and the network an OCI hook configures
     // through its pid (Docker's libnetwork-setkey) is the sandbox's, never the host's. unshare execs QEMU: same pid.
-    qemu = spawnTied(['/usr/bin/unshare', '--net', '--', QEMU, ...qemuArgs({ memoryMiB, cpus, tcgCacheMiB: opts.tcgCacheMiB ?? 16, accel, image, agentSocket, consoleLog, fsSocket, tag: opts.share?.tag ?? DEFAULT_TAG })], vmmLog);
+    qemu = spawnTied(['/usr/bin/unshare', '--net', '--', QEMU, ...qemuArgs({ memoryMiB, cpus, tcgCacheMiB: opts.tcgCacheMiB ?? 16, network, accel, image, agentSocket, consoleLog, fsSocket, tag: opts.share?.tag ?? DEFAULT_TAG })], vmmLog);
     await waitForPath(agentSocket, 5000, qemu.exited, 'QEMU');
     agent = await connectAgent(agentSocket, 5000);
     let qemuGone = false;
@@ -174,7 +185,7 @@ export async function launchVm(opts: VmOptions): Promise<Vm> {
       throw new BerthError(ErrorCode.Unavailable, `vm: ${qemuGone ? 'QEMU exited' : 'the guest agent did not answer'} (${err.message}); console: ${tail(consoleLog)} vmm: ${tail(vmmLog)}`);
     });
     const bootMs = Date.now() - started;
-    return { accel, pid: qemu.child.pid!, virtiofsdPid: fsd?.child.pid, agentSocket, consoleLog, agent, ready, bootMs, exited: qemu.exited, stop };
+    return { accel, pid: qemu.child.pid!, virtiofsdPid: fsd?.child.pid, agentSocket, consoleLog, agent, ready, tap: network, bootMs, exited: qemu.exited, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -216,7 +227,7 @@ export function probeAccel(image: VmImage = vmImage()): Promise<Accel> {
     const stateDir = join('/run/berth', `vm-probe-${process.pid}`);
     let accel: Accel = 'tcg';
     try {
-      const vm = await launchVm({ stateDir, accel: 'kvm', image, memoryMiB: 128, bootTimeoutMs: PROBE_TIMEOUT_MS });
+      const vm = await launchVm({ stateDir, accel: 'kvm', image, memoryMiB: 128, network: false, bootTimeoutMs: PROBE_TIMEOUT_MS });
       await vm.stop();
       accel = 'kvm';
     } catch { /* hung or refused: TCG */ }

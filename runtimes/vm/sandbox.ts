@@ -1,6 +1,7 @@
 // A sandbox: one booted VM, its shared directory and the containers it runs. A shim runs all its vm containers in
 // one sandbox (a shim serves one container, or one group: a pod shares a VM, as Kata shares one per pod); a
-// warm pool (pool.ts) keeps sandboxes booted ahead, so that a start costs agent calls, not a boot.
+// warm pool (pool.ts) keeps sandboxes booted ahead, so that a start costs agent calls, not a boot. Its network is
+// what the runtime's hooks gave QEMU's namespace, connected once (network.ts).
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../../api/errdefs.ts';
@@ -8,6 +9,7 @@ import { removeTree } from '../../api/remove-soon.ts';
 import type { AgentClient } from './agent-client.ts';
 import { processStartTime } from '../proc.ts';
 import { Share } from './guest-plan.ts';
+import { connectSandboxNetwork } from './network.ts';
 import { launchVm, type Vm } from './qemu.ts';
 import type { VmSize } from './sizing.ts';
 import { AGENT_CALL_TIMEOUT_MS } from './vm-process.ts';
@@ -23,6 +25,8 @@ export class Sandbox {
   /** Resolves, with why, when the VM has ended (destroyed, agent death, guest panic, QEMU killed). */
   readonly ended: Promise<string>;
   private destroying: Promise<void> | undefined;
+  /** Connecting the network, in turn for concurrent creates; true once connected. */
+  private networking: Promise<boolean> = Promise.resolve(false);
 
   /** OOM kills per container, as the agent reports them (GetOOMEvent). */
   readonly oomKills = new Map<string, number>();
@@ -43,6 +47,14 @@ export class Sandbox {
 
   get agent(): AgentClient {
     return this.vm.agent;
+  }
+
+  /** Connects what the hooks put in QEMU's network namespace to the guest, unless done already; with nothing
+   * there, nothing changes (a later container's hooks may still add it). */
+  connectNetwork(): Promise<void> {
+    const turn = this.networking.catch(() => false).then((connected) => connected || connectSandboxNetwork(this.vm.pid, this.vm.tap, this.vm.agent));
+    this.networking = turn;
+    return turn.then(() => undefined);
   }
 
   /** Boots a VM whose state and share live under `root` (sandbox-<shim pid>-<n>), and waits until its agent

@@ -49,15 +49,15 @@ export class Dockerd {
   private log = '';
   private constructor(readonly dir: string, readonly socket: string, private readonly child: ChildProcess) {}
 
-  /** dockerd driving the containerd-compatible daemon at `containerdAddress`. */
-  static async start(containerdAddress: string): Promise<Dockerd> {
+  /** dockerd driving the containerd-compatible daemon at `containerdAddress` (`extraArgs` added to its own). */
+  static async start(containerdAddress: string, extraArgs: string[] = []): Promise<Dockerd> {
     const dir = mkdtempSync(join(process.env.BERTH_TEST_TMP ?? tmpdir(), 'dockerd-'));
     const socket = join(dir, 'docker.sock');
     writeFileSync(join(dir, 'daemon.json'), '{}\n');
     mkdirSync(join(dir, 'exec'), { mode: 0o700 });
     const child = spawn('dockerd', ['--containerd', containerdAddress, '--config-file', join(dir, 'daemon.json'), '--data-root', join(dir, 'data'),
       '--exec-root', join(dir, 'exec'), '-H', `unix://${socket}`, '--pidfile', join(dir, 'docker.pid'), '--iptables=false', '--ip-masq=false',
-      '--bridge=none', '--userland-proxy=false'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      '--bridge=none', '--userland-proxy=false', ...extraArgs], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const d = new Dockerd(dir, socket, child);
     const keep = (b: Buffer) => { d.log = (d.log + b.toString()).slice(-200_000); };
     child.stdout!.on('data', keep);

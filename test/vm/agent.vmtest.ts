@@ -163,6 +163,59 @@ it('a container from a host-made plan runs in the guest: output, exit status, gu
   t.deepEqual((await agent.ping()).containers, []);
 });
 
+const goodInterface = { name: 'eth0', mac: '02:42:ac:14:00:02', mtu: 1500, addresses: [{ address: '172.20.0.2', prefixLen: 16 }] };
+const goodRoute = { destination: '', gateway: '172.20.0.1', device: 'eth0', source: '', scope: 0, metric: 0 };
+
+it('ConfigureNetwork refuses bad input with an error naming the field, before changing anything', async (t) => {
+  const agent = vm!.agent;
+  const refused = async (config: Parameters<AgentClient['configureNetwork']>[0], message: RegExp) => {
+    const err = await t.throwsAsync(agent.configureNetwork(config));
+    t.regex(err!.message, message);
+    t.regex(err!.message, /^(?!.*free network device)/, 'refused before looking at the devices');
+  };
+  const iface = (edit: Partial<typeof goodInterface>) => ({ interfaces: [{ ...goodInterface, ...edit }], routes: [] });
+  await refused(iface({ addresses: [{ address: '172.20.0.2', prefixLen: 33 }] }), /interfaces\[0\] \(eth0\): addresses\[0\]: prefix_len 33 is more than 32 for an IPv4 address/);
+  await refused(iface({ addresses: [{ address: 'fd00::2', prefixLen: 129 }] }), /prefix_len 129 is more than 128 for an IPv6 address/);
+  await refused(iface({ addresses: [{ address: '300.1.1.1', prefixLen: 8 }] }), /addresses\[0\]: "300\.1\.1\.1" is not an IPv4 or IPv6 address/);
+  await refused(iface({ mac: '02:42:ac:14:00' }), /interfaces\[0\] \(eth0\): mac "02:42:ac:14:00": want a unicast address/);
+  await refused(iface({ mac: '01:00:5e:00:00:01' }), /mac "01:00:5e:00:00:01": want a unicast address/);
+  await refused(iface({ mtu: 0 }), /interfaces\[0\] \(eth0\): mtu 0: want 68 to 65535/);
+  await refused(iface({ name: 'lo' }), /interfaces\[0\]: name "lo": want a device name/);
+  await refused(iface({ name: 'a/b' }), /name "a\/b"/);
+  await refused({ interfaces: [goodInterface, goodInterface], routes: [] }, /interfaces\[1\]: name eth0 is taken by interfaces\[0\]/);
+  await refused({ interfaces: [goodInterface], routes: [{ ...goodRoute, device: 'eth1' }] }, /routes\[0\]: device "eth1" is not one of the request's interfaces/);
+  await refused({ interfaces: [goodInterface], routes: [{ ...goodRoute, gateway: '' }] }, /routes\[0\]: a default route needs a gateway/);
+  await refused({ interfaces: [goodInterface], routes: [{ ...goodRoute, destination: '10.0.0.0' }] }, /routes\[0\]: destination "10\.0\.0\.0": want address\/prefix_len/);
+  await refused({ interfaces: [goodInterface], routes: [{ ...goodRoute, destination: '10.0.0.0/40' }] }, /routes\[0\]: destination 10\.0\.0\.0\/40: the prefix is more than 32/);
+  await refused({ interfaces: [goodInterface], routes: [{ ...goodRoute, destination: '10.0.0.0/8', gateway: 'fd00::1' }] }, /routes\[0\]: the destination, gateway and source are not all IPv4/);
+});
+
+it('ConfigureNetwork: a route the kernel refuses undoes the rest; then the device, configured, is what a container in the sandbox\'s namespace sees', async (t) => {
+  const agent = vm!.agent;
+  const unreachable = { ...goodRoute, destination: '10.9.0.0/16', gateway: '192.168.77.1' };
+  await t.throwsAsync(agent.configureNetwork({ interfaces: [goodInterface], routes: [unreachable] }),
+    { message: /routes\[0\]: adding 10\.9\.0\.0\/16 via 192\.168\.77\.1 dev eth0: Network is unreachable/ });
+  // The device went back: the same request without the bad route takes it.
+  await agent.configureNetwork({ interfaces: [goodInterface], routes: [goodRoute] });
+  const c = guestContainer('c-net', ['/bin/sh', '-c', 'ip addr show eth0; ip route; echo ---; cat /proc/net/dev'], (spec) => {
+    spec.linux!.namespaces = spec.linux!.namespaces!.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/run/berth/sandbox.netns' } : ns));
+  });
+  await agent.createContainer({ containerId: 'c-net', initPlan: c.initPlan, cgroupPath: cgroupOf('c-net'), stdio: { stdout: true } });
+  const out = agent.readAll({ containerId: 'c-net' });
+  const waited = agent.waitProcess({ containerId: 'c-net' });
+  await agent.startContainer('c-net');
+  t.is((await waited).exitStatus, 0);
+  const text = (await out).toString();
+  await agent.removeContainer('c-net');
+  t.regex(text, /link\/ether 02:42:ac:14:00:02 /);
+  t.regex(text, /mtu 1500 /);
+  t.regex(text, /inet 172\.20\.0\.2\/16 brd 172\.20\.255\.255 /);
+  t.regex(text, /^default via 172\.20\.0\.1 dev eth0/m);
+  const devices = text.split('---\n')[1]!.split('\n').slice(2).filter(Boolean).map((l) => l.trim().split(':')[0]).sort();
+  t.deepEqual(devices, ['eth0', 'lo'], "the sandbox's namespace has loopback and the configured device");
+  await t.throwsAsync(agent.configureNetwork({ interfaces: [goodInterface], routes: [] }), { message: /the guest has 0 free network device\(s\) for 1 interface\(s\)/ });
+});
+
 /** How much of the guest's memory QEMU holds resident (KiB): the Rss of its memfd mapping. */
 function guestResidentKiB(qemuPid: number): number {
   const smaps = readFileSync(`/proc/${qemuPid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
@@ -340,7 +393,7 @@ it('an OOM kill in a container is reported by GetOOMEvent', async (t) => {
 it('random payloads for every method are answered with statuses, and the agent serves on', async (t) => {
   const methods = ['Ping', 'CreateSandbox', 'CreateContainer', 'StartContainer', 'RemoveContainer', 'ExecProcess', 'SignalProcess', 'WaitProcess',
     'ListProcesses', 'UpdateContainer', 'StatsContainer', 'PauseContainer', 'ResumeContainer', 'WriteStdin', 'ReadStdout', 'ReadStderr',
-    'CloseStdin', 'TtyWinResize'];
+    'CloseStdin', 'TtyWinResize', 'ConfigureNetwork'];
   // A deterministic generator: the same bytes every run.
   let seed = 42;
   const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };

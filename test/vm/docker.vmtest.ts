@@ -1,10 +1,12 @@
 // Docker Engine (Debian's dockerd 20.10) on berthd with Docker's containers in VMs, as a platform team would set it
 // up: Docker always asks for io.containerd.runc.v2 with runc's options, and berthd's policy puts every container of
 // Docker's namespace (`moby`) in the vm class. What a user checks: the kernel seen is the guest's, exit codes come
-// through, `docker stop` ends a sleeping container.
+// through, `docker stop` ends a sleeping container, and a container on a user-defined bridge network has Docker's
+// address in the guest: the host and its neighbours reach it there; with --network none it has loopback only.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vmImage } from '../../runtimes/vm/initramfs.ts';
@@ -47,6 +49,9 @@ const docker = async (t: ExecutionContext) => {
 
 test.after.always(async () => {
   const e = await env?.catch(() => undefined);
+  // The network's bridge is a host device: it goes with the network, not with dockerd.
+  for (const name of ['web', 'web-client']) await e?.dockerd.docker('rm', '-f', name);
+  await e?.dockerd.docker('network', 'rm', NETWORK);
   await e?.dockerd.stop();
   await e?.berthd.stop();
   if (e) removeTree(e.dir);
@@ -79,4 +84,78 @@ maybe('docker stop ends a sleeping container in a VM; Docker\'s network sandbox 
   t.log(`docker stop took ${Date.now() - began} ms`);
   t.is(ok(t, await d.docker('inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'sleeper')).trim(), 'exited 137');
   ok(t, await d.docker('rm', 'sleeper'));
+});
+
+const NETWORK = 'berth-vmnet';
+const SUBNET = '10.213.7.0/24';
+const WEB_IP = '10.213.7.10';
+
+/** What this host may lack for a VM's network: a tap device, and tc's ingress redirect (sch_ingress, cls_u32,
+ * act_mirred), tried in a scratch network namespace. */
+const netSkip = (() => {
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun: QEMU cannot make its tap';
+  try {
+    execFileSync('unshare', ['--net', 'sh', '-c', 'tc qdisc add dev lo ingress && tc filter add dev lo parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev lo'], { stdio: 'pipe' });
+  } catch (err) {
+    return `tc cannot redirect between interfaces here (sch_ingress, cls_u32, act_mirred): ${(err as { stderr?: Buffer }).stderr?.toString().trim()}`;
+  }
+  return undefined;
+})();
+const maybeNet = hasDockerd && !netSkip ? test.serial : test.serial.skip;
+if (hasDockerd && netSkip) test(`VM networking tests skipped: ${netSkip}`, (t) => t.pass());
+
+/** GETs url from the host until it answers (the container's server may not listen yet), or fails after timeoutMs. */
+async function fetchFromHost(url: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        const req = get(url, { timeout: 5000 }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c) => { body += c; }).on('end', () => resolve(body)).on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out'))).on('error', reject);
+      });
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`GET ${url}: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+maybeNet('a VM container on a user-defined bridge network has Docker\'s address in the guest; the host and a neighbour VM fetch a page from it', async (t) => {
+  const d = await docker(t);
+  ok(t, await d.docker('network', 'create', '--subnet', SUBNET, NETWORK));
+  ok(t, await d.docker('run', '-d', '--name', 'web', '--network', NETWORK, '--ip', WEB_IP, IMAGE,
+    'sh', '-c', 'mkdir -p /www && echo served-from-the-vm > /www/index.html && exec httpd -f -p 80 -h /www'));
+  const began = Date.now();
+  t.is(await fetchFromHost(`http://${WEB_IP}/index.html`, 30_000), 'served-from-the-vm\n', 'the host fetched the page from the container\'s address');
+  t.log(`the host's first answer from the VM's httpd came ${Date.now() - began} ms after docker run returned`);
+
+  // Inside: the guest's kernel, Docker's address and MAC on eth0, Docker's default route.
+  t.is(ok(t, await d.docker('exec', 'web', 'uname', '-r')), `${vmImage().kernelRelease}\n`);
+  const mac = ok(t, await d.docker('inspect', '-f', `{{(index .NetworkSettings.Networks "${NETWORK}").MacAddress}}`, 'web')).trim();
+  const addr = ok(t, await d.docker('exec', 'web', 'ip', 'addr', 'show', 'eth0'));
+  t.regex(addr, new RegExp(`inet ${WEB_IP.replace(/\./g, '\\.')}/24 `), addr);
+  t.true(addr.includes(`link/ether ${mac} `), `eth0 has Docker's MAC ${mac}: ${addr}`);
+  t.regex(ok(t, await d.docker('exec', 'web', 'ip', 'route')), /^default via 10\.213\.7\.1 dev eth0/m);
+  t.regex(ok(t, await d.docker('exec', 'web', 'cat', '/proc/net/fib_trie')), /10\.213\.7\.10\n\s+\/32 host LOCAL/);
+
+  // A second VM container on the network reaches the first, and the first reaches it back.
+  t.is(ok(t, await d.docker('run', '--rm', '--network', NETWORK, IMAGE, 'wget', '-qO-', `http://${WEB_IP}/index.html`)), 'served-from-the-vm\n');
+  ok(t, await d.docker('run', '-d', '--name', 'web-client', '--network', NETWORK, IMAGE,
+    'sh', '-c', 'mkdir -p /www && echo the-neighbour > /www/index.html && exec httpd -f -p 8080 -h /www'));
+  const neighbour = ok(t, await d.docker('inspect', '-f', `{{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`, 'web-client')).trim();
+  let back = '';
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline && back !== 'the-neighbour\n'; await new Promise((r) => setTimeout(r, 250))) {
+    back = (await d.docker('exec', 'web', 'wget', '-qO-', `http://${neighbour}:8080/index.html`)).stdout;
+  }
+  t.is(back, 'the-neighbour\n', `web fetched from the neighbour at ${neighbour}`);
+  ok(t, await d.docker('rm', '-f', 'web', 'web-client'));
+});
+
+maybeNet('a VM container with --network none has loopback only', async (t) => {
+  const d = await docker(t);
+  const dev = ok(t, await d.docker('run', '--rm', '--network', 'none', IMAGE, 'cat', '/proc/net/dev'));
+  t.deepEqual(dev.split('\n').slice(2).filter(Boolean).map((l) => l.trim().split(':')[0]), ['lo']);
 });

@@ -124,6 +124,10 @@ test('the rootfs and bind sources reach the guest through the share; plans name 
   t.deepEqual(find('cgroup2'), [['cgroup2', '/sys/fs/cgroup/vmtest/c1']]);
   t.deepEqual(find('execfifo'), [['execfifo', '/run/berth-agent/c1/exec.fifo']]);
   t.deepEqual(find('mode'), [['mode', 'create']]);
+  // The spec asks for a network namespace of its own: the container joins the sandbox's (the VM's network), and
+  // creates none.
+  t.deepEqual(find('join'), [['join', String(0x40000000), '/run/berth/sandbox.netns']]);
+  t.is(Number(find('clone')[0]![1]) & 0x40000000, 0);
   const mounts = find('mount');
   t.truthy(mounts.find((m) => m[1] === data.source && m[2] === '/data'), 'the volume is bound from its share path');
   t.truthy(mounts.find((m) => m[1] === '/sys/fs/cgroup/vmtest/c1' && m[2] === '/sys/fs/cgroup'), "the cgroup mount shows the guest's directory");

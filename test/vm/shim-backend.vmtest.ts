@@ -1,7 +1,7 @@
 // The vm backend through containerd-shim-berth-v2 (containerd's runc options binary_name "vm"): the task API tests
 // every backend passes (test/shim/backend-suite.ts), proof that the container runs in a VM, warm pool, groups
-// sharing a VM, and the faults: a bad spec refused before a VM boots, a killed shim taking its VM along, a guest
-// that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
+// sharing a VM, and the faults: a bad spec refused before a VM boots, a network hook leaving more than the VM can
+// connect, a killed shim taking its VM along, a guest that stops answering, a VM that dies under its container. Each test boots its own VMs (TCG: keep them few).
 import test from 'ava';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { constants, copyFileSync, createWriteStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -269,6 +269,24 @@ test.serial('vm: hooks of the runtime namespace run on the host with the pid of 
   t.not(netns, execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).trim(), "QEMU's network namespace is its own");
   t.deepEqual(lines.slice(1, 3).map((l) => l[1]), [pid, pid]);
   t.is(lines[3]![1], '0', 'poststop: the container is stopped');
+});
+
+test.serial('vm: a network hook that leaves two interfaces in QEMU\'s namespace fails Create, naming them, and leaves nothing behind', async (t) => {
+  const h = await shimHarness(t);
+  const id = uid();
+  // A veth pair made inside QEMU's namespace: two interfaces for a VM with one network device.
+  const script = 's=$(cat); pid=$(echo "$s" | sed -n \'s/.*"pid":\\([0-9]*\\).*/\\1/p\'); nsenter --net=/proc/$pid/ns/net ip link add berth-a type veth peer name berth-b';
+  const bundle = makeBundle(join(h.dir, id), { args: ['/bin/true'], edit: (s) => {
+    s.linux.cgroupsPath = `/${id}`;
+    s.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', script] }] };
+  } });
+  const client = await h.start(bundle.dir, id);
+  await t.throwsAsync(h.call(client, 'Create', { id, bundle: bundle.dir, options: h.options(VM) }),
+    { message: /the sandbox's network: QEMU's namespace has 2 interfaces \(berth-[ab], berth-[ab]\): a VM has one network device/ });
+  const shimPid = (await h.call(client, 'Connect', {})).shimPid;
+  await until('the VM to end', () => vmProcesses(shimPid).length === 0, 10_000);
+  t.deepEqual(readdirSync(`/run/berth/vm/${h.ns}`).filter((n) => n.startsWith(`sandbox-${shimPid}-`)), []);
+  t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(`/sandbox-${shimPid}-`), 'no bind left');
 });
 
 test.serial('vm: a container whose program is not there fails Create with the reason from the guest, and its VM is gone', async (t) => {
