@@ -32,7 +32,8 @@ export interface VmOptions {
   accel?: Accel | 'auto';
   /** TCG's translated-code cache (MiB): what an idle emulated VM keeps resident beside its guest memory (QEMU's
    * default, 1 GiB, fills to ~36 MiB by the agent's first answer; 16 saves ~20 MiB of PSS per VM at no
-   * measurable boot cost here; a busy guest may want more). */
+   * measurable boot cost here; a busy guest may want more; at 8, 200 fork+execs of busybox took 3x as long: the
+   * translations of the kernel's and busybox's hot paths no longer fit). */
   tcgCacheMiB?: number;
   /** A virtio-net device on a tap (TAP_NAME) in QEMU's network namespace: true by default where /dev/net/tun
    * exists. */
