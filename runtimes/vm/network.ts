@@ -30,7 +30,10 @@ function inNetns(pid: number, argv: string[], input?: string): Promise<string> {
         : (stderr.trim() || err.message).replace(/^nsenter: failed to execute (\S+): No such file or directory$/, '$1 (iproute2) is not installed');
       reject(new Error(`${argv.slice(0, 2).join(' ')}: ${why}`));
     });
-    child.stdin?.end(input ?? '');
+    // The tool may exit before reading its stdin (ip never reads it): a write then fails with EPIPE, which would
+    // otherwise be an unhandled 'error' event and end the shim.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
 }
 
