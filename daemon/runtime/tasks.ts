@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { sysAddon } from '../../api/sys-addon.ts';
 import { errAlreadyExists, errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
+import { detachAll } from '../../api/mounting.ts';
 import { removeLeftAside, removeSoon } from '../../api/remove-soon.ts';
 import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
 import { NAMESPACE_KEY, TtrpcClient } from '../../api/ttrpc/client.ts';
@@ -148,8 +149,14 @@ export class TaskManager {
     } catch (err) {
       // The client gets the error too, but an operator reads the daemon's log (dockerd shows only its own).
       this.o.log.warn({ ns, id: container.id, runtime: container.runtime.name, err }, 'task create failed');
-      rmSync(bundle, { recursive: true, force: true });
-      rmSync(work, { recursive: true, force: true });
+      // A shim that died midway leaves the rootfs mounted: detach it. The cleanup never hides why the create failed.
+      try {
+        detachAll(join(bundle, 'rootfs'));
+        rmSync(bundle, { recursive: true, force: true });
+        rmSync(work, { recursive: true, force: true });
+      } catch (cleanup) {
+        this.o.log.warn({ ns, id: container.id, bundle, err: cleanup }, 'the bundle of a failed create was not removed');
+      }
       throw err;
     } finally {
       this.creating.delete(k);

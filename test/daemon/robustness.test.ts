@@ -98,3 +98,22 @@ test.serial('200 create/start/wait/delete cycles, 8 at a time, leave nothing beh
   t.true(readdirSync('/proc/self/fd').length <= fdsBefore + 8, `daemon fds ${fdsBefore} -> ${readdirSync('/proc/self/fd').length}`);
   t.deepEqual(readdirSync(join(d.config.state, 'io.containerd.runtime.v2.task', 'default')), [], 'no bundles left');
 });
+
+test.serial("a shim that dies in the middle of a task's Create: the client is told the shim went away, and the rootfs mount and bundle go", async (t) => {
+  const d = await startDaemon(t);
+  const c = d.client('default');
+  const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  const parent = `berth-shimdies-${process.pid}`;
+  t.teardown(() => removeParent(parent));
+  const spec = defaultSpec(['/bin/true']);
+  spec.linux.cgroupsPath = `/${parent}/dies`;
+  // Hooks of the runtime's namespace run from the shim: this one kills it after the rootfs is mounted.
+  spec.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', 'kill -9 $PPID'] }] };
+  await c.call(CONTAINERS, 'Create', { container: { id: 'dies', runtime: { name: 'io.containerd.berth.v2' }, spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Spec', value: Buffer.from(JSON.stringify(spec)) } } });
+  const err = await t.throwsAsync(c.call(TASKS, 'Create', { containerId: 'dies', rootfs: [{ type: 'bind', source: rootfs, options: ['rbind', 'ro'] }] }));
+  t.regex(err!.message, /closed/, 'the error says the shim connection closed');
+  t.notRegex(err!.message, /EBUSY/);
+  t.is(mountCount(d.config.state), 0, 'the rootfs mount is gone');
+  t.false(existsSync(join(d.config.state, 'io.containerd.runtime.v2.task', 'default', 'dies')), 'the bundle is gone');
+  t.deepEqual((await c.call(TASKS, 'List', {})).tasks, []);
+});
