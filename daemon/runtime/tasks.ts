@@ -10,7 +10,6 @@ import type { Logger } from 'pino';
 import { sysAddon } from '../../api/sys-addon.ts';
 import { errAlreadyExists, errFailedPrecondition, errNotFound, isNotFound } from '../../api/errdefs.ts';
 import type { Mount } from '../../api/mount.ts';
-import { detachAll } from '../../api/mounting.ts';
 import { removeLeftAside, removeSoon } from '../../api/remove-soon.ts';
 import { toTimestamp, type AnyMessage } from '../../api/proto.ts';
 import { NAMESPACE_KEY, TtrpcClient } from '../../api/ttrpc/client.ts';
@@ -137,8 +136,11 @@ export class TaskManager {
         });
         task.pid = created.pid;
       } catch (err) {
-        // A shim of its own goes with the failed task; a group's shim serves others.
-        if (!group) await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
+        // A shim that died midway gets containerd's `<shim> delete`: it force-deletes what the backend made and
+        // unmounts the rootfs. Else a shim of its own goes with the failed task; a group's shim serves others.
+        if (client.closed) {
+          await deleteShim(shim, this.shimOptions(ns, container.id, bundle)).catch((e) => this.o.log.warn({ ns, id: container.id, err: e }, 'shim delete failed'));
+        } else if (!group) await this.call(task, 'Shutdown', { id: container.id, now: true }).catch(() => undefined);
         this.connections.release(client);
         shimLog?.destroy();
         throw err;
@@ -149,9 +151,8 @@ export class TaskManager {
     } catch (err) {
       // The client gets the error too, but an operator reads the daemon's log (dockerd shows only its own).
       this.o.log.warn({ ns, id: container.id, runtime: container.runtime.name, err }, 'task create failed');
-      // A shim that died midway leaves the rootfs mounted: detach it. The cleanup never hides why the create failed.
+      // The cleanup never hides why the create failed.
       try {
-        detachAll(join(bundle, 'rootfs'));
         rmSync(bundle, { recursive: true, force: true });
         rmSync(work, { recursive: true, force: true });
       } catch (cleanup) {
