@@ -63,7 +63,8 @@ function ok(t: ExecutionContext, r: RunResult, code = 0): string {
 }
 
 const maybe = hasDockerd ? test.serial : test.serial.skip;
-if (!hasDockerd) test('dockerd is not installed (scripts/setup.sh installs docker.io): Docker-on-vm tests skipped', (t) => t.pass());
+// The reason a group is skipped, as a skipped test's title (a passing placeholder would count as a check).
+if (!hasDockerd) test.skip('dockerd is not installed (scripts/setup.sh installs docker.io): Docker-on-vm tests skipped', () => undefined);
 
 maybe('docker run: uname -r prints the guest kernel\'s release, not the host\'s; exit codes come through', async (t) => {
   const d = await docker(t);
@@ -102,7 +103,7 @@ const netSkip = (() => {
   return undefined;
 })();
 const maybeNet = hasDockerd && !netSkip ? test.serial : test.serial.skip;
-if (hasDockerd && netSkip) test(`VM networking tests skipped: ${netSkip}`, (t) => t.pass());
+if (hasDockerd && netSkip) test.skip(`VM networking tests skipped: ${netSkip}`, () => undefined);
 
 /** GETs url from the host until it answers (the container's server may not listen yet), or fails after timeoutMs. */
 async function fetchFromHost(url: string, timeoutMs: number): Promise<string> {
