@@ -107,9 +107,10 @@ async function waitForPath(path: string, timeoutMs: number, exited: Promise<void
 
 function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMiB' | 'network'>> & { accel: Accel; image: VmImage; agentSocket: string; consoleLog: string; fsSocket?: string; tag: string }): string[] {
   // Rings at the size QEMU's devices declare (its MMIO transport offers 1024 entries, and virtio-console fills each
-  // with a page: native/guest-kernel/patches).
+  // with a page: native/guest-kernel/patches). Per-CPU memory in pages, not 2 MiB units: each new per-CPU chunk
+  // carries a zeroed memcg array twice its unit's size, 4 MiB of every guest's memory with 2 MiB units.
   const append = ['console=ttyS0', ...(process.env.BERTH_VM_LOUD ? [] : ['quiet']), 'panic=-1', 'reboot=t', 'rdinit=/init',
-    'virtio_mmio.max_queue_size=128',
+    'virtio_mmio.max_queue_size=128', 'percpu_alloc=page',
     ...(process.env.BERTH_VM_APPEND ? [process.env.BERTH_VM_APPEND] : [])];
   // Emulated, the guest's TSC calibration against the PIT can time out and leave the kernel without a
   // clocksource: give it the TSC's rate instead. An emulated CPU does not speculate: its guest needs no
