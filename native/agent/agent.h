@@ -74,10 +74,15 @@ void h_pause_container(uint32_t, const uint8_t *, size_t);
 void h_resume_container(uint32_t, const uint8_t *, size_t);
 void h_get_oom_event(uint32_t, const uint8_t *, size_t);
 void h_configure_network(uint32_t, const uint8_t *, size_t);
+void h_relay_dns(uint32_t, const uint8_t *, size_t);
+void h_read_dns_query(uint32_t, const uint8_t *, size_t);
+void h_answer_dns_query(uint32_t, const uint8_t *, size_t);
 
 /* --- the sandbox's network (net.c) --- */
 /* Makes the network namespace the sandbox's containers join (once; CreateSandbox). -1 with the reason in err. */
 int net_sandbox_init(char *err, size_t errlen);
+/* A non-blocking socket in the sandbox's network namespace: -1 with errno (ENOENT: there is none yet). */
+int net_sandbox_socket(int domain, int type);
 
 /* --- containers and processes (procs.c) --- */
 struct proc;

@@ -159,6 +159,31 @@ int net_sandbox_init(char *err, size_t errlen)
 	return 0;
 }
 
+int net_sandbox_socket(int domain, int type)
+{
+	if (sandbox_ns < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	int ours = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (ours < 0)
+		return -1;
+	int fd = -1, e = 0;
+	if (setns(sandbox_ns, CLONE_NEWNET) == 0) {
+		fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		e = errno;
+		if (setns(ours, CLONE_NEWNET) < 0) {
+			logmsg("returning to the agent's network namespace: %s", strerror(errno));
+			reboot_now();
+		}
+	} else {
+		e = errno;
+	}
+	close(ours);
+	errno = e;
+	return fd;
+}
+
 /* --- the request, checked whole before anything changes --- */
 struct addr {
 	int family;

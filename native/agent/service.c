@@ -38,6 +38,9 @@ static const struct {
 	{ "TtyWinResize", h_tty_win_resize },
 	{ "GetOOMEvent", h_get_oom_event },
 	{ "ConfigureNetwork", h_configure_network },
+	{ "RelayDns", h_relay_dns },
+	{ "ReadDnsQuery", h_read_dns_query },
+	{ "AnswerDnsQuery", h_answer_dns_query },
 };
 
 handler_fn handler_of(const char *method)

@@ -99,6 +99,7 @@ class VmRuntime implements OciRuntime {
       await runHooks('prestart', spec.hooks?.prestart, hookState(c, 'creating'));
       await runHooks('createRuntime', spec.hooks?.createRuntime, hookState(c, 'creating'));
       await sandbox.connectNetwork();
+      await sandbox.relayDns(spec);
       shim.containers.set(req.id, c);
       return followVmProcess({ agent: sandbox.agent, containerId: req.id, execId: '', pid, stdio: req.stdio, terminal: !!req.terminal, lost: sandbox.ended });
     } catch (err) {

@@ -33,6 +33,8 @@ export interface NetworkConfig { interfaces: NetworkInterface[]; routes: Network
 /** Cgroup file writes, and a device program that replaces the container's. */
 export interface ContainerUpdate { writes?: CgroupWrite[]; deviceProgram?: Uint8Array }
 
+export interface DnsQuery { id: number; server: string; tcp: boolean; message: Buffer }
+
 export class AgentClient {
   private constructor(readonly ttrpc: TtrpcClient) {}
 
@@ -108,6 +110,20 @@ export class AgentClient {
    * sandbox; in the sandbox's network namespace, which CreateSandbox made). */
   configureNetwork(config: NetworkConfig, opts?: CallOptions): Promise<void> {
     return this.call<unknown>('ConfigureNetwork', config, opts).then(() => undefined);
+  }
+  /** Serves DNS on loopback addresses of the sandbox's network namespace, each query relayed through the host
+   * (readDnsQuery, answerDnsQuery). */
+  relayDns(addresses: string[], opts?: CallOptions): Promise<void> {
+    return this.call<unknown>('RelayDns', { addresses }, opts).then(() => undefined);
+  }
+  /** The next DNS query a container sent to a relayed address (a long poll). */
+  readDnsQuery(opts?: CallOptions): Promise<DnsQuery> {
+    return this.call<Partial<DnsQuery>>('ReadDnsQuery', {}, opts)
+      .then((q) => ({ id: q.id ?? 0, server: q.server ?? '', tcp: !!q.tcp, message: Buffer.from(q.message ?? []) }));
+  }
+  /** The server's answer to a query; an empty one: there is none. */
+  answerDnsQuery(id: number, message: Uint8Array, opts?: CallOptions): Promise<void> {
+    return this.call<unknown>('AnswerDnsQuery', { id, message }, opts).then(() => undefined);
   }
   /** The id of the next container whose cgroup saw an OOM kill. */
   getOOMEvent(opts?: CallOptions): Promise<string> { return this.call<{ containerId: string }>('GetOOMEvent', {}, opts).then((r) => r.containerId); }

@@ -4,14 +4,16 @@
 // what the runtime's hooks gave QEMU's namespace, connected once (network.ts).
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError, ErrorCode } from '../../api/errdefs.ts';
+import { BerthError, ErrorCode, codeOf } from '../../api/errdefs.ts';
 import { removeTree } from '../../api/remove-soon.ts';
 import type { AgentClient } from './agent-client.ts';
 import { processStartTime } from '../proc.ts';
 import { Share } from './guest-plan.ts';
+import { DnsRelay, loopbackNameservers } from './dns-relay.ts';
 import { connectSandboxNetwork } from './network.ts';
 import { launchVm, type Vm } from './qemu.ts';
 import type { VmSize } from './sizing.ts';
+import type { Spec } from '../oci/spec.ts';
 import { AGENT_CALL_TIMEOUT_MS } from './vm-process.ts';
 
 const SHARE_TAG = 'berth';
@@ -27,6 +29,8 @@ export class Sandbox {
   private destroying: Promise<void> | undefined;
   /** Connecting the network, in turn for concurrent creates; true once connected. */
   private networking: Promise<boolean> = Promise.resolve(false);
+  /** The DNS relay for loopback nameservers, once a container has one. */
+  private dns: Promise<DnsRelay | undefined> = Promise.resolve(undefined);
 
   /** OOM kills per container, as the agent reports them (GetOOMEvent). */
   readonly oomKills = new Map<string, number>();
@@ -57,6 +61,21 @@ export class Sandbox {
     return turn.then(() => undefined);
   }
 
+  /** Relays the container's loopback nameservers (Docker's embedded resolver) to the guest: dns-relay.ts. */
+  relayDns(spec: Pick<Spec, 'mounts'>): Promise<void> {
+    const servers = loopbackNameservers(spec);
+    if (!servers.length) return Promise.resolve();
+    const turn = this.dns.catch(() => undefined).then(async (relay) => {
+      if (!relay) return DnsRelay.start(this.vm.pid, this.vm.agent, servers);
+      await relay.add(servers);
+      return relay;
+    });
+    this.dns = turn;
+    return turn.then(() => undefined, (err: Error) => {
+      throw new BerthError(codeOf(err) === ErrorCode.Unknown ? ErrorCode.Internal : codeOf(err), `vm: DNS for the nameserver ${servers.join(', ')} of the container's resolv.conf: ${err.message}`);
+    });
+  }
+
   /** Boots a VM whose state and share live under `root` (sandbox-<shim pid>-<n>), and waits until its agent
    * serves the share. */
   static async boot(root: string, size: VmSize): Promise<Sandbox> {
@@ -85,6 +104,7 @@ export class Sandbox {
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
       await this.vm.stop().catch(() => undefined);
+      (await this.dns.catch(() => undefined))?.stop();
       for (const id of this.containers) await this.share.removeContainer(id).catch(() => undefined);
       await this.share.close();
       await removeTree(this.dir);

@@ -2,7 +2,7 @@
 // of emulated CPU), a second one is booted by a child process that is then killed.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { withDefaultDevices } from '../../runtimes/cgroups/device-rules.ts';
 import { compileDeviceRules } from '../../runtimes/cgroups/devices-bpf.ts';
 import { defaultSpec } from '../helpers/bundle.ts';
 import { makeBusyboxRootfs } from '../helpers/rootfs.ts';
+import { dnsAddresses, dnsAnswer, dnsQuery, dnsQuestion } from '../helpers/dns.ts';
 
 const skip = !kernelSource() ? 'no /usr/src/linux-source-*.tar.xz to build the guest kernel from (scripts/setup.sh installs linux-source-6.1)' : undefined;
 const state = mkdtempSync('/tmp/berth-vmt-');
@@ -216,6 +217,56 @@ it('ConfigureNetwork: a route the kernel refuses undoes the rest; then the devic
   await t.throwsAsync(agent.configureNetwork({ interfaces: [goodInterface], routes: [] }), { message: /the guest has 0 free network device\(s\) for 1 interface\(s\)/ });
 });
 
+it('RelayDns refuses what is not a loopback address, and more than three; AnswerDnsQuery refuses an id nobody waits on', async (t) => {
+  const agent = vm!.agent;
+  await t.throwsAsync(agent.relayDns([]), { message: /RelayDns: no addresses/ });
+  await t.throwsAsync(agent.relayDns(['10.0.0.1']), { message: /RelayDns: addresses\[0\] 10\.0\.0\.1 is not a loopback address \(127\.0\.0\.0\/8 or ::1\)/ });
+  await t.throwsAsync(agent.relayDns(['127.0.0.11', 'ns.example']), { message: /addresses\[1\] ns\.example is not a loopback address/ });
+  await t.throwsAsync(agent.relayDns(['fd00::1']), { message: /addresses\[0\] fd00::1 is not a loopback address/ });
+  await t.throwsAsync(agent.relayDns(['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4']), { message: /RelayDns: more than 3 addresses/ });
+  await t.throwsAsync(agent.answerDnsQuery(4242, dnsQuery(1, 'x.test')), { message: /AnswerDnsQuery: no query 4242 waits for an answer/ });
+});
+
+it("RelayDns: a container's queries to relayed loopback addresses, over UDP (nslookup, IPv4 and IPv6) and TCP (nc), come to the host, and its answers go back", async (t) => {
+  const agent = vm!.agent;
+  await agent.relayDns(['127.0.0.11', '::1']);
+  await agent.relayDns(['127.0.0.11']); // served already: kept
+  const names = { 'web.berth.test': '10.1.2.3', 'six.berth.test': '10.7.8.9', 'tcp.berth.test': '10.4.5.6' };
+  const asked: string[] = [];
+  void (async () => {
+    for (;;) {
+      let q;
+      try { q = await agent.readDnsQuery(); } catch { return; }
+      const { name, type } = dnsQuestion(q.message);
+      asked.push(`${q.server} ${q.tcp ? 'tcp' : 'udp'} ${name} ${type}`);
+      await agent.answerDnsQuery(q.id, dnsAnswer(q.message, names));
+    }
+  })();
+  const c = guestContainer('c-dns', ['/bin/sh', '-c',
+    'nslookup web.berth.test 127.0.0.11; nslookup six.berth.test ::1; nslookup nosuch.berth.test 127.0.0.11; echo ---; nc 127.0.0.11 53 < /query.bin | od -An -v -tx1'], (spec) => {
+    spec.linux!.namespaces = spec.linux!.namespaces!.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/run/berth/sandbox.netns' } : ns));
+  });
+  const query = dnsQuery(0x4b1d, 'tcp.berth.test');
+  writeFileSync(join(c.rootfs, 'query.bin'), Buffer.concat([Buffer.from([0, query.length]), query]));
+  await agent.createContainer({ containerId: 'c-dns', initPlan: c.initPlan, cgroupPath: cgroupOf('c-dns'), stdio: { stdout: true } });
+  const out = agent.readAll({ containerId: 'c-dns' });
+  const waited = agent.waitProcess({ containerId: 'c-dns' });
+  await agent.startContainer('c-dns');
+  await waited;
+  const [udp, tcp] = (await out).toString().split('---\n') as [string, string];
+  await agent.removeContainer('c-dns');
+  t.regex(udp, /Name:\s+web\.berth\.test\s+Address:\s+10\.1\.2\.3/, udp);
+  t.regex(udp, /Name:\s+six\.berth\.test\s+Address:\s+10\.7\.8\.9/, udp);
+  t.regex(udp, /can't find nosuch\.berth\.test: Non-existent domain|NXDOMAIN/, udp);
+  const answer = Buffer.from(tcp.replace(/\s+/g, ''), 'hex');
+  t.is(answer.readUInt16BE(0), answer.length - 2, 'the answer comes with its TCP length prefix');
+  t.is(dnsQuestion(answer.subarray(2)).id, 0x4b1d);
+  t.deepEqual(dnsAddresses(answer.subarray(2)), ['10.4.5.6']);
+  t.true(asked.includes('127.0.0.11 udp web.berth.test 1'), asked.join('; '));
+  t.true(asked.includes('::1 udp six.berth.test 1'), asked.join('; '));
+  t.true(asked.includes('127.0.0.11 tcp tcp.berth.test 1'), asked.join('; '));
+});
+
 /** How much of the guest's memory QEMU holds resident (KiB): the Rss of its memfd mapping. */
 function guestResidentKiB(qemuPid: number): number {
   const smaps = readFileSync(`/proc/${qemuPid}/smaps`, 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
@@ -393,7 +444,7 @@ it('an OOM kill in a container is reported by GetOOMEvent', async (t) => {
 it('random payloads for every method are answered with statuses, and the agent serves on', async (t) => {
   const methods = ['Ping', 'CreateSandbox', 'CreateContainer', 'StartContainer', 'RemoveContainer', 'ExecProcess', 'SignalProcess', 'WaitProcess',
     'ListProcesses', 'UpdateContainer', 'StatsContainer', 'PauseContainer', 'ResumeContainer', 'WriteStdin', 'ReadStdout', 'ReadStderr',
-    'CloseStdin', 'TtyWinResize', 'ConfigureNetwork'];
+    'CloseStdin', 'TtyWinResize', 'ConfigureNetwork', 'RelayDns', 'AnswerDnsQuery'];
   // A deterministic generator: the same bytes every run.
   let seed = 42;
   const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };

@@ -124,7 +124,7 @@ async function fetchFromHost(url: string, timeoutMs: number): Promise<string> {
   }
 }
 
-maybeNet('a VM container on a user-defined bridge network has Docker\'s address in the guest; the host and a neighbour VM fetch a page from it', async (t) => {
+maybeNet('a VM container on a user-defined bridge network has Docker\'s address in the guest; the host and a neighbour VM fetch a page from it, by address and by name', async (t) => {
   const d = await docker(t);
   ok(t, await d.docker('network', 'create', '--subnet', SUBNET, NETWORK));
   ok(t, await d.docker('run', '-d', '--name', 'web', '--network', NETWORK, '--ip', WEB_IP, IMAGE,
@@ -152,6 +152,14 @@ maybeNet('a VM container on a user-defined bridge network has Docker\'s address 
     back = (await d.docker('exec', 'web', 'wget', '-qO-', `http://${neighbour}:8080/index.html`)).stdout;
   }
   t.is(back, 'the-neighbour\n', `web fetched from the neighbour at ${neighbour}`);
+
+  // Names on the network resolve through Docker's embedded resolver, which listens in QEMU's network namespace
+  // (127.0.0.11): the guest's relay reaches it, for a running container and for a new one.
+  t.regex(ok(t, await d.docker('exec', 'web', 'cat', '/etc/resolv.conf')), /^nameserver 127\.0\.0\.11$/m);
+  const looked = ok(t, await d.docker('exec', 'web', 'nslookup', 'web-client'));
+  t.regex(looked, new RegExp(`Address:\\s+${neighbour.replace(/\./g, '\\.')}`), looked);
+  t.is(ok(t, await d.docker('exec', 'web', 'wget', '-qO-', 'http://web-client:8080/index.html')), 'the-neighbour\n');
+  t.is(ok(t, await d.docker('run', '--rm', '--network', NETWORK, IMAGE, 'wget', '-qO-', 'http://web/index.html')), 'served-from-the-vm\n');
   ok(t, await d.docker('rm', '-f', 'web', 'web-client'));
 });
 
