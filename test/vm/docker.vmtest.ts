@@ -50,8 +50,8 @@ const docker = async (t: ExecutionContext) => {
 test.after.always(async () => {
   const e = await env?.catch(() => undefined);
   // The network's bridge is a host device: it goes with the network, not with dockerd.
-  for (const name of ['web', 'web-client']) await e?.dockerd.docker('rm', '-f', name);
-  await e?.dockerd.docker('network', 'rm', NETWORK);
+  for (const name of ['web', 'web-client', 'web6']) await e?.dockerd.docker('rm', '-f', name);
+  for (const network of [NETWORK, NETWORK6]) await e?.dockerd.docker('network', 'rm', network);
   await e?.dockerd.stop();
   await e?.berthd.stop();
   if (e) removeTree(e.dir);
@@ -161,6 +161,21 @@ maybeNet('a VM container on a user-defined bridge network has Docker\'s address 
   t.is(ok(t, await d.docker('exec', 'web', 'wget', '-qO-', 'http://web-client:8080/index.html')), 'the-neighbour\n');
   t.is(ok(t, await d.docker('run', '--rm', '--network', NETWORK, IMAGE, 'wget', '-qO-', 'http://web/index.html')), 'served-from-the-vm\n');
   ok(t, await d.docker('rm', '-f', 'web', 'web-client'));
+});
+
+const NETWORK6 = 'berth-vmnet6';
+const WEB6 = 'fd00:b3:7::10';
+
+maybeNet('on a dual-stack network a VM container has Docker\'s IPv6 address and route too; the host fetches a page from it over IPv6', async (t) => {
+  const d = await docker(t);
+  ok(t, await d.docker('network', 'create', '--ipv6', '--subnet', '10.213.8.0/24', '--subnet', 'fd00:b3:7::/64', NETWORK6));
+  ok(t, await d.docker('run', '-d', '--name', 'web6', '--network', NETWORK6, '--ip6', WEB6, IMAGE,
+    'sh', '-c', 'mkdir -p /www && echo served-over-ipv6 > /www/index.html && exec httpd -f -p 80 -h /www'));
+  t.is(await fetchFromHost(`http://[${WEB6}]/index.html`, 30_000), 'served-over-ipv6\n');
+  const addr = ok(t, await d.docker('exec', 'web6', 'ip', '-6', 'addr', 'show', 'eth0'));
+  t.regex(addr, /inet6 fd00:b3:7::10\/64 scope global/, addr);
+  t.regex(ok(t, await d.docker('exec', 'web6', 'ip', '-6', 'route')), /^default via fd00:b3:7::1 dev eth0/m);
+  ok(t, await d.docker('rm', '-f', 'web6'));
 });
 
 maybeNet('a VM container with --network none has loopback only', async (t) => {
