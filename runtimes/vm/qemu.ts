@@ -107,7 +107,8 @@ async function waitForPath(path: string, timeoutMs: number, exited: Promise<void
 
 function qemuArgs(o: Required<Pick<VmOptions, 'memoryMiB' | 'cpus' | 'tcgCacheMiB' | 'network'>> & { accel: Accel; image: VmImage; agentSocket: string; consoleLog: string; fsSocket?: string; tag: string }): string[] {
   // Rings at the size QEMU's devices declare (its MMIO transport offers 1024 entries, and virtio-console fills each
-  // with a page: native/guest-kernel/patches). Per-CPU memory in pages, not 2 MiB units: each new per-CPU chunk
+  // with a page: native/guest-kernel/patches; virtio-net's rings too: bench:vm-net moved 145-155 MiB/s with 128
+  // entries, 148-177 with 1024, within its noise, for up to 4 MiB more of receive buffers). Per-CPU memory in pages, not 2 MiB units: each new per-CPU chunk
   // carries a zeroed memcg array twice its unit's size, 4 MiB of every guest's memory with 2 MiB units.
   const append = ['console=ttyS0', ...(process.env.BERTH_VM_LOUD ? [] : ['quiet']), 'panic=-1', 'reboot=t', 'rdinit=/init',
     'virtio_mmio.max_queue_size=128', 'percpu_alloc=page',
