@@ -389,6 +389,24 @@ void h_read_dns_query(uint32_t stream, const uint8_t *payload, size_t len)
 	answer_waiter();
 }
 
+/* The answer a UDP client gets when the host has none (no server on the address, none in time): SERVFAIL for its
+ * question, at once, rather than a wait for its own timeout. */
+static void send_servfail(const struct query *q)
+{
+	uint8_t out[DNS_HEADER + 255 + 4];
+	size_t end = DNS_HEADER;
+	while (end < q->len && q->msg[end] && !(q->msg[end] & 0xc0) && end + 1 + q->msg[end] < sizeof out - 5)
+		end += 1 + q->msg[end];
+	int question = q->msg[5] == 1 && q->msg[4] == 0 && end + 5 <= q->len && !q->msg[end];
+	end = question ? end + 5 : DNS_HEADER;
+	memcpy(out, q->msg, end);
+	out[2] = (uint8_t)(0x80 | (q->msg[2] & 0x79)); /* a response; the query's opcode and RD */
+	out[3] = 0x82;				 /* RA, SERVFAIL */
+	memset(out + 4, 0, 8);
+	out[5] = question ? 1 : 0;
+	sendto(q->srv->udp, out, end, 0, (const struct sockaddr *)&q->from, q->fromlen);
+}
+
 void h_answer_dns_query(uint32_t stream, const uint8_t *payload, size_t len)
 {
 	struct pb_msg m;
@@ -412,6 +430,8 @@ void h_answer_dns_query(uint32_t stream, const uint8_t *payload, size_t len)
 		/* A client that has gone is not an error of the host's. */
 		if (n)
 			sendto(q->srv->udp, msg, n, 0, (struct sockaddr *)&q->from, q->fromlen);
+		else
+			send_servfail(q);
 		query_free(q);
 	} else {
 		struct conn *c = q->conn;
