@@ -521,6 +521,39 @@ static int spare_main(char **argv)
 	return monitor_main(argc, args, staged);
 }
 
+static int wait_loop(void)
+{
+	for (;;) {
+		int st;
+		pid_t pid = waitpid(-1, &st, 0);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			/* No children left and the watched process never appeared. */
+			return finish(255, 1);
+		}
+		int done = reaped(pid, st);
+		if (done >= 0)
+			return done;
+	}
+}
+
+/* What the command left beside the watched process was reparented to us (runsc's gofer, which ends just after
+ * its sandbox; a daemon of a container without a PID namespace): reaped for a while after the exit is reported,
+ * rather than left to the host's init, whose reaping may lag (and `runsc delete` waits for the gofer's pid to go). */
+#define LEFTOVER_MS 2000
+static void reap_leftovers(void)
+{
+	for (int waited = 0;; waited += 5) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+		if (pid > 0 || (pid < 0 && errno == EINTR))
+			continue;
+		if (pid < 0 || waited >= LEFTOVER_MS)
+			return; /* none left, or they outlive us as before */
+		usleep(5000);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--spare") == 0)
@@ -630,19 +663,7 @@ static int monitor_main(int argc, char **argv, pid_t forked_pid)
 	watched = pid_file ? 0 : child;
 	if (watched)
 		notify("pid %ld\n", watched);
-	if (console_path || discard >= 0)
-		return poll_loop(sigfd, listener);
-	for (;;) {
-		int st;
-		pid_t pid = waitpid(-1, &st, 0);
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			/* No children left and the watched process never appeared. */
-			return finish(255, 1);
-		}
-		int done = reaped(pid, st);
-		if (done >= 0)
-			return done;
-	}
+	int code = console_path || discard >= 0 ? poll_loop(sigfd, listener) : wait_loop();
+	reap_leftovers();
+	return code;
 }
