@@ -98,7 +98,9 @@ class VmRuntime implements OciRuntime {
       const c: VmContainer = { id: req.id, bundle: req.bundle, sandbox, spec, cgroup, pid };
       await runHooks('prestart', spec.hooks?.prestart, hookState(c, 'creating'));
       await runHooks('createRuntime', spec.hooks?.createRuntime, hookState(c, 'creating'));
-      await sandbox.connectNetwork();
+      // QEMU's network namespace is berth's own, made empty at launch: only these hooks put anything there, so
+      // without them there is nothing to look for (reading it costs three nsenter runs).
+      if (spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length) await sandbox.connectNetwork();
       await sandbox.relayDns(spec);
       shim.containers.set(req.id, c);
       return followVmProcess({ agent: sandbox.agent, containerId: req.id, execId: '', pid, stdio: req.stdio, terminal: !!req.terminal, lost: sandbox.ended });
