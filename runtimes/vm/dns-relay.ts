@@ -39,18 +39,33 @@ function queryFrame(q: DnsQuery): Buffer {
   return Buffer.concat([head, server, q.message]);
 }
 
+/** A forwarder that dies (killed) is started again, this many times at most. */
+const FORWARDER_RESTARTS = 5;
+
 export class DnsRelay {
-  private readonly forwarder: ChildProcess;
+  private forwarder!: ChildProcess;
   private pending = Buffer.alloc(0);
-  private stopped = false;
+  private done = false;
+  private restarts = 0;
   readonly servers = new Set<string>();
 
-  private constructor(qemuPid: number, private readonly agent: AgentClient) {
-    this.forwarder = spawn(nativeBinary('berth-dns-forward'), [`/proc/${qemuPid}/ns/net`], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.forwarder.stdin!.on('error', () => undefined);
-    this.forwarder.stdout!.on('data', (chunk: Buffer) => this.onAnswers(chunk));
-    this.forwarder.once('exit', () => this.stop());
+  private constructor(private readonly qemuPid: number, private readonly agent: AgentClient) {
+    this.startForwarder();
     void this.relay();
+  }
+
+  private startForwarder(): void {
+    const forwarder = spawn(nativeBinary('berth-dns-forward'), [`/proc/${this.qemuPid}/ns/net`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.forwarder = forwarder;
+    this.pending = Buffer.alloc(0);
+    forwarder.stdin!.on('error', () => undefined);
+    forwarder.stdout!.on('data', (chunk: Buffer) => { if (this.forwarder === forwarder) this.onAnswers(chunk); });
+    // Queries it held are lost (their clients ask again); later ones go to its successor.
+    forwarder.once('exit', () => {
+      if (this.done) return;
+      if (this.restarts++ < FORWARDER_RESTARTS) this.startForwarder();
+      else this.stop();
+    });
   }
 
   /** Has the agent serve `servers` (loopback addresses) and relays their queries until stop(). */
@@ -74,11 +89,11 @@ export class DnsRelay {
   }
 
   private async relay(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.done) {
       let q: DnsQuery;
       // The agent's end (the VM stopped) ends the relay.
       try { q = await this.agent.readDnsQuery(); } catch { this.stop(); return; }
-      if (!this.stopped) this.forwarder.stdin!.write(queryFrame(q));
+      if (!this.done) this.forwarder.stdin!.write(queryFrame(q));
     }
   }
 
@@ -94,9 +109,12 @@ export class DnsRelay {
     }
   }
 
+  /** The relay has ended: stopped, its forwarder gone, or the agent unreachable. */
+  get stopped(): boolean { return this.done; }
+
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.done) return;
+    this.done = true;
     this.forwarder.stdin!.end();
     this.forwarder.kill('SIGKILL');
   }

@@ -66,7 +66,8 @@ export class Sandbox {
     const servers = loopbackNameservers(spec);
     if (!servers.length) return Promise.resolve();
     const turn = this.dns.catch(() => undefined).then(async (relay) => {
-      if (!relay) return DnsRelay.start(this.vm.pid, this.vm.agent, servers);
+      // A relay that ended (its forwarder killed again and again) starts afresh: the agent keeps its addresses.
+      if (!relay || relay.stopped) return DnsRelay.start(this.vm.pid, this.vm.agent, servers);
       await relay.add(servers);
       return relay;
     });

@@ -5,7 +5,7 @@
 // address in the guest: the host and its neighbours reach it there; with --network none it has loopback only.
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,6 +124,14 @@ async function fetchFromHost(url: string, timeoutMs: number): Promise<string> {
   }
 }
 
+/** The DNS forwarders (berth-dns-forward) of shims serving the berthd whose files are under `dir`. */
+function dnsForwardersOf(dir: string): number[] {
+  const cmdline = (pid: string | number) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
+  const parent = (pid: string) => { try { return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]!; } catch { return ''; } };
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p))
+    .filter((p) => cmdline(p).split('\0')[0]!.endsWith('/berth-dns-forward') && cmdline(parent(p)).includes(dir)).map(Number);
+}
+
 maybeNet('a VM container on a user-defined bridge network has Docker\'s address in the guest; the host and a neighbour VM fetch a page from it, by address and by name', async (t) => {
   const d = await docker(t);
   ok(t, await d.docker('network', 'create', '--subnet', SUBNET, NETWORK));
@@ -160,6 +168,17 @@ maybeNet('a VM container on a user-defined bridge network has Docker\'s address 
   t.regex(looked, new RegExp(`Address:\\s+${neighbour.replace(/\./g, '\\.')}`), looked);
   t.is(ok(t, await d.docker('exec', 'web', 'wget', '-qO-', 'http://web-client:8080/index.html')), 'the-neighbour\n');
   t.is(ok(t, await d.docker('run', '--rm', '--network', NETWORK, IMAGE, 'wget', '-qO-', 'http://web/index.html')), 'served-from-the-vm\n');
+
+  // A relay's forwarder that is killed is started again: names still resolve.
+  const forwarders = dnsForwardersOf((await env!).dir);
+  t.true(forwarders.length >= 2, `a forwarder per VM container on the network: ${forwarders.join(', ')}`);
+  for (const pid of forwarders) process.kill(pid, 'SIGKILL');
+  let again = '';
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline && !again.includes(neighbour); await new Promise((r) => setTimeout(r, 250))) {
+    again = (await d.docker('exec', 'web', 'nslookup', 'web-client')).stdout;
+  }
+  t.regex(again, new RegExp(`Address:\\s+${neighbour.replace(/\./g, '\\.')}`), again);
+  t.false(dnsForwardersOf((await env!).dir).some((pid) => forwarders.includes(pid)));
   ok(t, await d.docker('rm', '-f', 'web', 'web-client'));
 });
 
