@@ -15,14 +15,20 @@ export interface VmImage {
   initramfs: string;
   /** The guest kernel's loadable modules (*.ko), for what a container may load into its own kernel. */
   modulesDir: string;
+  /** The cached kernel build the image was copied from (guest-kernel.ts keys it by source, config and patches). */
+  kernelBuild?: string;
 }
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Writes dist/vm/{vmlinux,modules/,initramfs.cpio,manifest.json} unless they are newer than their sources. */
+/** Writes dist/vm/{vmlinux,modules/,initramfs.cpio,manifest.json} unless they are newer than their sources and
+ * were made from the kernel build the sources name now (a checkout that goes back to an older configuration finds
+ * its kernel in the cache, older than the image, and must still get it). */
 export function buildVmImage(outDir = join(repoRoot, 'dist', 'vm'), agent = join(repoRoot, 'native', 'build', 'berth-agent')): VmImage {
   const k = guestKernel();
-  const image: VmImage = { kernel: join(outDir, 'vmlinux'), kernelRelease: k.release, initramfs: join(outDir, 'initramfs.cpio'), modulesDir: join(outDir, 'modules') };
+  const image: VmImage = {
+    kernel: join(outDir, 'vmlinux'), kernelRelease: k.release, initramfs: join(outDir, 'initramfs.cpio'), modulesDir: join(outDir, 'modules'), kernelBuild: dirname(k.vmlinux),
+  };
   const manifest = join(outDir, 'manifest.json');
   const fresh = existsSync(manifest) && existsSync(image.initramfs) && readFileSync(manifest, 'utf8') === JSON.stringify(image) &&
     statSync(image.initramfs).mtimeMs >= Math.max(statSync(agent).mtimeMs, statSync(k.vmlinux).mtimeMs, statSync(fileURLToPath(import.meta.url)).mtimeMs);

@@ -1,9 +1,10 @@
 // The vm sandbox's boot files as npm run build leaves them (no VM is booted here).
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { vmImage } from '../../runtimes/vm/initramfs.ts';
-import { GUEST_CONFIG, kernelSource } from '../../runtimes/vm/guest-kernel.ts';
+import { buildVmImage, vmImage } from '../../runtimes/vm/initramfs.ts';
+import { GUEST_CONFIG, guestKernel, kernelSource } from '../../runtimes/vm/guest-kernel.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const it = kernelSource() ? test : test.skip;
 if (!kernelSource()) console.log('skipped: no /usr/src/linux-source-*.tar.xz (scripts/setup.sh installs linux-source-6.1), so npm run build made no vm image');
@@ -49,4 +50,19 @@ it('a missing image names the build step', (t) => {
   try { t.throws(() => vmImage(), { message: /npm run build/ }); } finally {
     if (saved === undefined) delete process.env.BERTH_VM_DIR; else process.env.BERTH_VM_DIR = saved;
   }
+});
+
+it('an image made from another kernel build is made again, even when it is newer than the kernel now named', (t) => {
+  const dir = tempDir(t, 'vm-image-');
+  const image = buildVmImage(dir);
+  t.is(image.kernelBuild, join(guestKernel().vmlinux, '..'));
+  // As if a checkout of another configuration had built it last: another kernel in place, the manifest naming its build.
+  writeFileSync(image.kernel, 'another kernel');
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...image, kernelBuild: '/var/cache/berth/guest-kernel/0123456789abcdef' }));
+  const made = statSync(image.initramfs).mtimeMs;
+  const again = buildVmImage(dir);
+  t.deepEqual(again, image);
+  t.true(readFileSync(again.kernel).equals(readFileSync(guestKernel().vmlinux)), 'the kernel is the build the sources name');
+  t.true(statSync(again.initramfs).mtimeMs >= made);
+  t.is(buildVmImage(dir).kernel, image.kernel, 'and then it is fresh');
 });
