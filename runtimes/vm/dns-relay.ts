@@ -25,7 +25,8 @@ export function loopbackNameservers(spec: Pick<Spec, 'mounts'>): string[] {
   let text: string;
   try { text = readFileSync(mount.source!, 'utf8'); } catch { return []; }
   const servers = [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!).slice(0, MAX_NAMESERVERS);
-  return servers.filter(isLoopback);
+  // In the agent's text form (an IPv6 address compressed), which its queries name.
+  return servers.filter(isLoopback).map((ip) => (isIP(ip) === 6 ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip));
 }
 
 /** Frames for berth-dns-forward (native/dns_forward.c). */
@@ -93,7 +94,8 @@ export class DnsRelay {
       let q: DnsQuery;
       // The agent's end (the VM stopped) ends the relay.
       try { q = await this.agent.readDnsQuery(); } catch { this.stop(); return; }
-      if (!this.done) this.forwarder.stdin!.write(queryFrame(q));
+      // Only the servers this relay named: a misbehaving guest does not get the host to ask anything else.
+      if (!this.done && this.servers.has(q.server)) this.forwarder.stdin!.write(queryFrame(q));
     }
   }
 
