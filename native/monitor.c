@@ -541,17 +541,20 @@ static int wait_loop(void)
 /* What the command left beside the watched process was reparented to us (runsc's gofer, which ends just after
  * its sandbox; a daemon of a container without a PID namespace): reaped for a while after the exit is reported,
  * rather than left to the host's init, whose reaping may lag (and `runsc delete` waits for the gofer's pid to go). */
-#define LEFTOVER_MS 2000
+#define LEFTOVER_S 2
+static void leftover_deadline(int sig)
+{
+	(void)sig;
+}
+
 static void reap_leftovers(void)
 {
-	for (int waited = 0;; waited += 5) {
-		pid_t pid = waitpid(-1, NULL, WNOHANG);
-		if (pid > 0 || (pid < 0 && errno == EINTR))
-			continue;
-		if (pid < 0 || waited >= LEFTOVER_MS)
-			return; /* none left, or they outlive us as before */
-		usleep(5000);
-	}
+	/* No SA_RESTART: the alarm ends the blocking wait. */
+	struct sigaction sa = { .sa_handler = leftover_deadline };
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(LEFTOVER_S);
+	while (waitpid(-1, NULL, 0) > 0)
+		; /* until none is left (ECHILD) or the alarm (EINTR): what outlives it outlives us, as before */
 }
 
 int main(int argc, char **argv)

@@ -48,6 +48,12 @@ struct waiter {
 };
 /* Bumps on each host disconnect: a waiter from an older epoch has no one to answer to. */
 extern uint64_t ttrpc_epoch;
+/* Whether the waiter's call still waits for an answer (and its host is still there). */
+int live(const struct waiter *w);
+struct waiter waiter_of(uint32_t stream, uint32_t len);
+/* Makes `stream` the call waiting in w; an older call still waiting there (its caller gave up on it) is answered
+ * CANCELLED, so that nothing is ever answered to nobody. */
+void waiter_replace(struct waiter *w, uint32_t stream, uint32_t len, const char *call);
 
 /* --- handlers (service.c, procs.c, cgroup.c) --- */
 typedef void (*handler_fn)(uint32_t stream, const uint8_t *payload, size_t len);

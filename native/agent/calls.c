@@ -209,10 +209,7 @@ static void read_stream(uint32_t stream, const uint8_t *payload, size_t len, int
 		return;
 	struct out_stream *s = which == 1 ? &p->out : &p->err;
 	uint64_t want = pb_u64(&m, 3);
-	/* A newer read supersedes one still waiting (its caller gave up on it), so no output goes to nobody. */
-	if (live(&s->w))
-		reply_err(s->w.stream, ST_CANCELLED, "%s: superseded by a newer read", call);
-	s->w = waiter_of(stream, want && want < READ_MAX ? (uint32_t)want : READ_MAX);
+	waiter_replace(&s->w, stream, want && want < READ_MAX ? (uint32_t)want : READ_MAX, call);
 	answer_read(p, s);
 }
 

@@ -293,7 +293,7 @@ static uint64_t oom_kills(struct container *c)
 
 static void answer_oom(void)
 {
-	if (!oom_queued || !(oom_waiter.stream && oom_waiter.epoch == ttrpc_epoch))
+	if (!oom_queued || !live(&oom_waiter))
 		return;
 	struct buf res = { 0 };
 	pb_put_str(&res, 1, oom_queue[0]);
@@ -352,8 +352,6 @@ void h_get_oom_event(uint32_t stream, const uint8_t *payload, size_t len)
 {
 	(void)payload;
 	(void)len;
-	if (oom_waiter.stream && oom_waiter.epoch == ttrpc_epoch)
-		reply_err(oom_waiter.stream, ST_CANCELLED, "GetOOMEvent: superseded by a newer call");
-	oom_waiter = (struct waiter){ stream, 0, ttrpc_epoch };
+	waiter_replace(&oom_waiter, stream, 0, "GetOOMEvent");
 	answer_oom();
 }

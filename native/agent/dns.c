@@ -128,7 +128,7 @@ static struct query *query_new(struct server *srv, const uint8_t *msg, size_t le
 /* Gives the waiting ReadDnsQuery the oldest query not yet read. */
 static void answer_waiter(void)
 {
-	if (!dns_waiter.stream || dns_waiter.epoch != ttrpc_epoch)
+	if (!live(&dns_waiter))
 		return;
 	struct query *oldest = NULL;
 	for (int i = 0; i < MAX_QUERIES; i++)
@@ -383,9 +383,7 @@ void h_read_dns_query(uint32_t stream, const uint8_t *payload, size_t len)
 {
 	(void)payload;
 	(void)len;
-	if (dns_waiter.stream && dns_waiter.epoch == ttrpc_epoch)
-		reply_err(dns_waiter.stream, ST_CANCELLED, "ReadDnsQuery: superseded by a newer call");
-	dns_waiter = (struct waiter){ stream, 0, ttrpc_epoch };
+	waiter_replace(&dns_waiter, stream, 0, "ReadDnsQuery");
 	answer_waiter();
 }
 

@@ -35,16 +35,6 @@ static struct {
 } early[64];
 static unsigned nearly;
 
-int live(const struct waiter *w)
-{
-	return w->stream && w->epoch == ttrpc_epoch;
-}
-
-struct waiter waiter_of(uint32_t stream, uint32_t len)
-{
-	return (struct waiter){ stream, len, ttrpc_epoch };
-}
-
 void containers_list(struct buf *out, uint32_t field)
 {
 	for (struct container *c = containers; c; c = c->next)

@@ -40,8 +40,6 @@ struct proc {
 
 extern struct proc *procs;
 
-int live(const struct waiter *w);
-struct waiter waiter_of(uint32_t stream, uint32_t len);
 /* The process named by fields 1 (container) and 2 (exec id, empty for the init), or NULL having replied. */
 struct proc *proc_of_request(uint32_t stream, const struct pb_msg *m, const char *call);
 void answer_read(struct proc *p, struct out_stream *s);

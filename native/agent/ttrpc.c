@@ -235,3 +235,20 @@ void ttrpc_flush(int timeout_ms)
 		flush_some();
 	}
 }
+
+int live(const struct waiter *w)
+{
+	return w->stream && w->epoch == ttrpc_epoch;
+}
+
+struct waiter waiter_of(uint32_t stream, uint32_t len)
+{
+	return (struct waiter){ stream, len, ttrpc_epoch };
+}
+
+void waiter_replace(struct waiter *w, uint32_t stream, uint32_t len, const char *call)
+{
+	if (live(w))
+		reply_err(w->stream, ST_CANCELLED, "%s: superseded by a newer call", call);
+	*w = waiter_of(stream, len);
+}
