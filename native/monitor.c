@@ -549,6 +549,9 @@ static void leftover_deadline(int sig)
 
 static void reap_leftovers(void)
 {
+	/* Nothing of ours stays open meanwhile (the client's stdio or pty, the notify pipe, our stderr): readers see
+	 * their end as soon as the exit is reported. */
+	syscall(SYS_close_range, 0, ~0U, 0);
 	/* No SA_RESTART: the alarm ends the blocking wait. */
 	struct sigaction sa = { .sa_handler = leftover_deadline };
 	sigaction(SIGALRM, &sa, NULL);
